@@ -1,0 +1,334 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// applyMappings reads the nats-server mappings block:
+//
+//	mappings {
+//	  "foo": "bar"                  # plain
+//	  "src.*": "dst.$1"             # with wildcard reference
+//	  "w": [ {destination: "a", weight: "50%"}, {destination: "b", weight: 50} ]
+//	  "one": {destination: "c", weight: 10}   # single weighted destination
+//	}
+//
+// Subject syntax and weight sums are checked by Validate, so mappings built
+// in code get the same checks.
+func applyMappings(l *loader, s *Server, v value) {
+	block, ok := v.raw.(map[string]any)
+	if !ok {
+		l.bad(v, "expected a block { \"source\": \"destination\", ... }, got %s", describe(v.raw))
+		return
+	}
+	sources := make([]string, 0, len(block))
+	for src := range block {
+		sources = append(sources, src)
+	}
+	// The parser returns a Go map, so file order is lost anyway; sorting
+	// makes the result, and the error order, reproducible.
+	sort.Strings(sources)
+
+	for _, src := range sources {
+		ev := v.child(mappingPath(src), block[src])
+		l.set[ev.path] = ev
+		if dests, ok := l.destinations(ev); ok {
+			s.Mappings = append(s.Mappings, Mapping{Source: src, Destinations: dests})
+		}
+	}
+}
+
+func mappingPath(src string) string { return fmt.Sprintf("mappings[%q]", src) }
+
+func (l *loader) destinations(v value) ([]Destination, bool) {
+	switch r := v.raw.(type) {
+	case string:
+		return []Destination{{Subject: r, Weight: 100}}, true
+	case map[string]any:
+		d, ok := l.weighted(v)
+		return []Destination{d}, ok
+	case []any:
+		if len(r) == 0 {
+			l.bad(v, "the list of destinations is empty: give at least one {destination: \"...\", weight: 100}")
+			return nil, false
+		}
+		dests := make([]Destination, 0, len(r))
+		good := true
+		for i, raw := range r {
+			d, ok := l.weighted(v.child(fmt.Sprintf("%s[%d]", v.path, i), raw))
+			good = good && ok
+			dests = append(dests, d)
+		}
+		return dests, good
+	}
+	l.bad(v, "expected a destination subject or a list of {destination, weight}, got %s", describe(v.raw))
+	return nil, false
+}
+
+// weighted reads one {destination: "a", weight: "50%"} entry.
+func (l *loader) weighted(v value) (Destination, bool) {
+	m, ok := v.raw.(map[string]any)
+	if !ok {
+		l.bad(v, "expected {destination: \"...\", weight: N}, got %s", describe(v.raw))
+		return Destination{}, false
+	}
+	v.line = firstLine(m, v)
+
+	var d Destination
+	var haveDest, haveWeight bool
+	good := true
+	fields := make([]string, 0, len(m))
+	for k := range m {
+		fields = append(fields, k)
+	}
+	sort.Strings(fields)
+	for _, k := range fields {
+		fv := v.child(v.path+"."+k, m[k])
+		switch strings.ToLower(k) {
+		case "destination", "dest":
+			if haveDest {
+				l.bad(fv, " repeats the destination: keep one of destination and dest")
+				good = false
+				continue
+			}
+			subject, ok := l.str(fv)
+			d.Subject, haveDest, good = subject, ok, good && ok
+		case "weight":
+			w, ok := l.weight(fv)
+			d.Weight, haveWeight, good = w, ok, good && ok
+		case "cluster":
+			l.bad(fv, " is not supported: cluster-scoped mappings need nats-server clusters, which frontdoors do not form; remove it")
+			good = false
+		default:
+			l.bad(fv, " is not a field of a mapping destination: use destination and weight")
+			good = false
+		}
+	}
+	if !haveDest && good {
+		l.bad(v, "missing destination: write {destination: \"subject\", weight: N}")
+		good = false
+	}
+	if !haveWeight && good {
+		l.bad(v, "missing weight for destination %q: add weight: 1 to 100", d.Subject)
+		good = false
+	}
+	return d, good
+}
+
+// firstLine points a list element at its first field rather than its
+// closing brace, which is where the parser puts it.
+func firstLine(m map[string]any, v value) int {
+	line := v.line
+	for _, raw := range m {
+		if f := v.child("", raw); f.file == v.file && f.line > 0 && f.line < line {
+			line = f.line
+		}
+	}
+	return line
+}
+
+// weight accepts 50 or "50%".
+func (l *loader) weight(v value) (uint8, bool) {
+	var n int64
+	switch r := v.raw.(type) {
+	case int64:
+		n = r
+	case string:
+		var err error
+		n, err = strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(r), "%")), 10, 64)
+		if err != nil {
+			l.bad(v, "%q is not a weight: write a percentage such as 50 or \"50%%\"", r)
+			return 0, false
+		}
+	default:
+		l.bad(v, "expected a percentage such as 50 or \"50%%\", got %s", describe(v.raw))
+		return 0, false
+	}
+	if n < 1 || n > 100 {
+		l.bad(v, "%d is not a weight: it is a percentage from 1 to 100", n)
+		return 0, false
+	}
+	return uint8(n), true
+}
+
+// checkMapping validates one mapping the way the frontdoor will use it.
+func checkMapping(m Mapping) []problem {
+	key := mappingPath(m.Source)
+	var ps []problem
+	bad := func(format string, args ...any) {
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+	}
+	wildcards, fullWildcard, err := sourceInfo(m.Source)
+	if err != nil {
+		bad("source %v", err)
+		return ps
+	}
+	if len(m.Destinations) == 0 {
+		bad("has no destination")
+		return ps
+	}
+	total := 0
+	seen := make(map[string]bool)
+	for _, d := range m.Destinations {
+		if d.Weight < 1 || d.Weight > 100 {
+			bad("destination %q has weight %d: weights are percentages from 1 to 100", d.Subject, d.Weight)
+		}
+		total += int(d.Weight)
+		if seen[d.Subject] {
+			bad("destination %q is listed twice: merge the entries and add their weights", d.Subject)
+		}
+		seen[d.Subject] = true
+		if err := checkDestination(d.Subject, wildcards, fullWildcard); err != nil {
+			bad("destination %q %v", d.Subject, err)
+		}
+	}
+	if total > 100 {
+		bad("weights add up to %d%%, more than 100%%: lower them", total)
+	}
+	return ps
+}
+
+// sourceInfo checks a subscription-style subject and counts its wildcards.
+// A token is a wildcard only when it is exactly * or >, as in NATS.
+func sourceInfo(subject string) (wildcards int, fullWildcard bool, err error) {
+	if subject == "" {
+		return 0, false, fmt.Errorf("is empty")
+	}
+	tokens := strings.Split(subject, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return 0, false, fmt.Errorf("%q has an empty token", subject)
+		case strings.ContainsAny(t, " \t\r\n\f"):
+			return 0, false, fmt.Errorf("%q contains white space", subject)
+		case t == "*":
+			wildcards++
+		case t == ">":
+			if i != len(tokens)-1 {
+				return 0, false, fmt.Errorf("%q has > before its last token", subject)
+			}
+			fullWildcard = true
+		}
+	}
+	return wildcards, fullWildcard, nil
+}
+
+// transformArgs gives, per destination function, how many arguments it
+// takes and which of them are wildcard positions in the source. Functions
+// follow nats-server's subject transforms; arguments past the first are
+// only checked for being numbers where the function needs numbers.
+var transformArgs = map[string]struct {
+	min, max int  // argument count; max -1 = any
+	firstIdx int  // index of the first wildcard-position argument, -1 = none
+	allIdx   bool // every argument from firstIdx on is a wildcard position
+	numeric  bool // every argument must be an integer
+}{
+	"wildcard":       {1, 1, 0, false, true},
+	"partition":      {1, -1, 1, true, true},
+	"splitfromleft":  {2, 2, 0, false, true},
+	"splitfromright": {2, 2, 0, false, true},
+	"slicefromleft":  {2, 2, 0, false, true},
+	"slicefromright": {2, 2, 0, false, true},
+	"left":           {2, 2, 0, false, true},
+	"right":          {2, 2, 0, false, true},
+	"split":          {2, 2, 0, false, false},
+	"random":         {1, 1, -1, false, true},
+}
+
+// checkDestination checks a destination transform against its source's
+// wildcards, so a mapping that could never be applied fails at start-up
+// rather than on the first matching message.
+func checkDestination(dest string, wildcards int, fullWildcard bool) error {
+	if dest == "" {
+		return fmt.Errorf("is empty")
+	}
+	tokens := strings.Split(dest, ".")
+	endsFull := false
+	refersTo := func(arg string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(arg))
+		if err != nil {
+			return fmt.Errorf("refers to wildcard %q, which is not a number", arg)
+		}
+		if n < 1 || n > wildcards {
+			return fmt.Errorf("refers to wildcard %d, but the source has %d * wildcard(s)", n, wildcards)
+		}
+		return nil
+	}
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return fmt.Errorf("has an empty token")
+		case t == "*":
+			return fmt.Errorf("contains *: copy a source wildcard with $1 or {{wildcard(1)}}")
+		case t == ">":
+			if i != len(tokens)-1 {
+				return fmt.Errorf("has > before its last token")
+			}
+			endsFull = true
+		case strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") && len(t) > 4:
+			if err := checkFunction(t, refersTo); err != nil {
+				return err
+			}
+		case strings.ContainsAny(t, " \t\r\n\f"):
+			return fmt.Errorf("contains white space")
+		case len(t) > 1 && t[0] == '$':
+			// $1 refers to a wildcard; $name is a literal token, as in nats-server.
+			if _, err := strconv.Atoi(t[1:]); err == nil {
+				if err := refersTo(t[1:]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if fullWildcard != endsFull {
+		return fmt.Errorf("must end in > exactly when the source does")
+	}
+	return nil
+}
+
+// checkFunction checks a {{name(args)}} destination token.
+func checkFunction(t string, refersTo func(string) error) error {
+	body := strings.TrimSpace(t[2 : len(t)-2])
+	open := strings.IndexByte(body, '(')
+	if open < 0 || !strings.HasSuffix(body, ")") {
+		return fmt.Errorf("token %s is not of the form {{function(arguments)}}", t)
+	}
+	name := strings.ToLower(strings.TrimSpace(body[:open]))
+	spec, ok := transformArgs[name]
+	if !ok {
+		return fmt.Errorf("token %s uses unknown function %q", t, name)
+	}
+	var args []string
+	if inner := strings.TrimSpace(body[open+1 : len(body)-1]); inner != "" {
+		args = strings.Split(inner, ",")
+	}
+	if len(args) < spec.min || (spec.max >= 0 && len(args) > spec.max) {
+		return fmt.Errorf("token %s has %d argument(s), %s takes %s", t, len(args), name, argCount(spec.min, spec.max))
+	}
+	for i, a := range args {
+		isIdx := spec.firstIdx >= 0 && (i == spec.firstIdx || (spec.allIdx && i > spec.firstIdx))
+		if isIdx {
+			if err := refersTo(a); err != nil {
+				return fmt.Errorf("token %s %v", t, err)
+			}
+			continue
+		}
+		if _, err := strconv.Atoi(strings.TrimSpace(a)); spec.numeric && err != nil {
+			return fmt.Errorf("token %s: argument %q is not a number", t, strings.TrimSpace(a))
+		}
+	}
+	return nil
+}
+
+func argCount(lo, hi int) string {
+	switch {
+	case hi < 0:
+		return fmt.Sprintf("at least %d", lo)
+	case lo == hi:
+		return strconv.Itoa(lo)
+	}
+	return fmt.Sprintf("%d to %d", lo, hi)
+}

@@ -1,0 +1,83 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// check returns every range or consistency problem, keyed by the canonical
+// configuration key so the loader can point at the line that set it.
+func (s *Server) check() []problem {
+	var ps []problem
+	bad := func(key, format string, args ...any) {
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+	}
+
+	if s.Host == "" {
+		bad("host", "is empty: use 0.0.0.0 to listen on every interface")
+	}
+	if s.Port < -1 || s.Port > 65535 {
+		bad("port", "%d is out of range: use 0..65535, or -1 for a free port", s.Port)
+	}
+	if strings.ContainsAny(s.ServerName, " \t\r\n") {
+		bad("server_name", "%q contains white space, which monitoring and logs cannot show unambiguously", s.ServerName)
+	}
+	if strings.ContainsAny(s.ClientAdvertise, " \t\r\n") {
+		bad("client_advertise", "%q contains white space: give host or host:port", s.ClientAdvertise)
+	}
+	if s.HTTPPort < -1 || s.HTTPPort > 65535 {
+		bad("http_port", "%d is out of range: use 0 to turn monitoring off, 1..65535, or -1 for a free port", s.HTTPPort)
+	}
+	if s.HTTPPort != 0 && s.HTTPHost == "" {
+		bad("http_host", "is empty: use 0.0.0.0 to listen on every interface")
+	}
+
+	switch {
+	case s.MaxPayload <= 0:
+		bad("max_payload", "%d must be positive", s.MaxPayload)
+	case s.MaxPayload > maxPayloadLimit:
+		bad("max_payload", "%d is more than the 64MB limit: larger messages should be chunked by the application", s.MaxPayload)
+	case int64(s.MaxPayload) > s.MaxPending && s.MaxPending > 0:
+		// A message larger than the pending buffer could never be delivered.
+		ps = append(ps, problem{key: "max_payload", related: "max_pending",
+			msg: fmt.Sprintf("%d is more than max_pending (%d): raise max_pending or lower max_payload", s.MaxPayload, s.MaxPending)})
+	}
+	if s.MaxControlLine <= 0 {
+		bad("max_control_line", "%d must be positive", s.MaxControlLine)
+	}
+	if s.MaxConnections < 1 {
+		bad("max_connections", "%d must be at least 1", s.MaxConnections)
+	}
+	if s.MaxPending <= 0 {
+		bad("max_pending", "%d must be positive", s.MaxPending)
+	}
+	if s.MaxSubscriptions < 0 {
+		bad("max_subscriptions", "%d must not be negative (0 means unlimited)", s.MaxSubscriptions)
+	}
+
+	if s.PingInterval <= 0 {
+		bad("ping_interval", "%v must be positive", s.PingInterval)
+	}
+	if s.MaxPingsOut < 1 {
+		bad("ping_max", "%d must be at least 1: it counts unanswered PINGs before the connection is closed", s.MaxPingsOut)
+	}
+	if s.WriteDeadline <= 0 {
+		bad("write_deadline", "%v must be positive", s.WriteDeadline)
+	}
+	if s.LameDuckDuration <= 0 {
+		bad("lame_duck_duration", "%v must be positive", s.LameDuckDuration)
+	}
+	if s.LameDuckGracePeriod < 0 {
+		bad("lame_duck_grace_period", "%v must not be negative", s.LameDuckGracePeriod)
+	}
+
+	seen := make(map[string]bool)
+	for _, m := range s.Mappings {
+		if seen[m.Source] {
+			bad(mappingPath(m.Source), "is mapped twice: keep one entry")
+		}
+		seen[m.Source] = true
+		ps = append(ps, checkMapping(m)...)
+	}
+	return ps
+}

@@ -1,0 +1,3 @@
+module github.com/switchyard-io/switchyard/proto
+
+go 1.26.0

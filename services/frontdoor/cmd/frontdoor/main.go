@@ -1,0 +1,74 @@
+// Command frontdoor runs a Switchyard frontdoor: the client-facing NATS
+// server. Flags follow nats-server's where they overlap.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/services/frontdoor"
+	"github.com/switchyard-io/switchyard/services/frontdoor/internal/cli"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	opts, err := cli.Parse(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "frontdoor: %v\n", err)
+		return 2
+	}
+	if opts.ShowVersion {
+		fmt.Printf("switchyard frontdoor %s (nats-server %s compatible)\n", cli.SwitchyardVersion(), frontdoor.Version)
+		return 0
+	}
+	cfg := opts.Config
+	log, err := logging.New(logging.Options{File: cfg.LogFile, Logtime: cfg.Logtime, Debug: cfg.Debug, Trace: cfg.Trace, Name: "frontdoor"})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "frontdoor: %v\n", err)
+		return 1
+	}
+	defer log.Close()
+	fd, err := frontdoor.New(cfg, log)
+	if err != nil {
+		log.Fatalf("%v", err)
+		return 1
+	}
+	log.Infof("Starting Switchyard frontdoor %s (nats-server %s compatible)", cli.SwitchyardVersion(), frontdoor.Version)
+	if opts.ConfigFile != "" {
+		log.Infof("Using configuration file: %s", opts.ConfigFile)
+	}
+	if err := fd.Start(); err != nil {
+		log.Fatalf("%v", err)
+		return 1
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			next, err := opts.Reload()
+			if err == nil {
+				err = fd.Reload(next)
+			}
+			if err != nil {
+				log.Errorf("Failed to reload server configuration: %v", err)
+			}
+		case syscall.SIGUSR2:
+			log.Infof("Received signal %v: lame duck mode", sig)
+			fd.LameDuck()
+			return 0
+		default:
+			log.Infof("Trapped %q signal", sig)
+			fd.Stop()
+			return 0
+		}
+	}
+	return 0
+}

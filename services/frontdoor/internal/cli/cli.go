@@ -1,0 +1,201 @@
+// Package cli turns the frontdoor's flags, environment and configuration
+// file into a Config: defaults, then the file, then SWITCHYARD_* variables,
+// then flags (nats-server's flag names where they overlap).
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/services/frontdoor/internal/core"
+)
+
+// SwitchyardVersion is this build's version.
+func SwitchyardVersion() string { return core.SwitchyardVersion }
+
+// Options is the parsed command line.
+type Options struct {
+	Config      config.Server
+	ConfigFile  string
+	ShowVersion bool
+	// overlay re-applies environment and flags over a freshly read file.
+	overlay func(*config.Server) error
+}
+
+// Reload reads the configuration file again with the same environment and
+// flags on top (SIGHUP).
+func (o *Options) Reload() (config.Server, error) {
+	cfg := config.Default()
+	if o.ConfigFile != "" {
+		loaded, err := config.Load(o.ConfigFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = *loaded
+	}
+	if err := o.overlay(&cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// envKeys maps SWITCHYARD_* variables to the flag they stand for.
+var envKeys = []struct{ env, flag string }{
+	{"SWITCHYARD_HOST", "addr"},
+	{"SWITCHYARD_PORT", "port"},
+	{"SWITCHYARD_SERVER_NAME", "server_name"},
+	{"SWITCHYARD_HTTP_PORT", "http_port"},
+	{"SWITCHYARD_CLIENT_ADVERTISE", "client_advertise"},
+	{"SWITCHYARD_LOG_FILE", "log"},
+	{"SWITCHYARD_DEBUG", "debug"},
+	{"SWITCHYARD_TRACE", "trace"},
+}
+
+// Parse reads args and the environment (through getenv).
+func Parse(args []string, getenv func(string) string) (*Options, error) {
+	o := &Options{}
+	fs := flag.NewFlagSet("frontdoor", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		host, name, advertise, logFile string
+		port, httpPort                 int
+		debug, trace, dv, logtime      bool
+		noAdvertise                    bool
+	)
+	str := func(p *string, usage string, names ...string) {
+		for _, n := range names {
+			fs.StringVar(p, n, "", usage)
+		}
+	}
+	num := func(p *int, usage string, names ...string) {
+		for _, n := range names {
+			fs.IntVar(p, n, 0, usage)
+		}
+	}
+	boolean := func(p *bool, usage string, names ...string) {
+		for _, n := range names {
+			fs.BoolVar(p, n, false, usage)
+		}
+	}
+	str(&o.ConfigFile, "configuration file (nats-server format)", "c", "config")
+	str(&host, "client listen host", "a", "addr", "net")
+	num(&port, "client port (-1 for a random port)", "p", "port")
+	str(&name, "server name", "n", "name", "server_name")
+	num(&httpPort, "monitoring port", "m", "http_port")
+	str(&advertise, "client URL to advertise to other frontdoors", "client_advertise")
+	boolean(&noAdvertise, "do not advertise this frontdoor to clients", "no_advertise")
+	str(&logFile, "log file", "l", "log", "log_file")
+	boolean(&debug, "debug logging", "D", "debug")
+	boolean(&trace, "protocol tracing", "V", "trace")
+	boolean(&dv, "debug and trace", "DV")
+	boolean(&logtime, "timestamps in logs", "T", "logtime")
+	boolean(&o.ShowVersion, "print the version", "v", "version")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w (flags follow nats-server: -c file, -a host, -p port, -m http_port, -n name, -D, -V)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	any := func(names ...string) bool {
+		for _, n := range names {
+			if set[n] {
+				return true
+			}
+		}
+		return false
+	}
+	if o.ConfigFile == "" {
+		o.ConfigFile = getenv("SWITCHYARD_CONFIG")
+	}
+
+	o.overlay = func(cfg *config.Server) error {
+		for _, e := range envKeys {
+			v := getenv(e.env)
+			if v == "" {
+				continue
+			}
+			if err := applyEnv(cfg, e.flag, v); err != nil {
+				return fmt.Errorf("%s=%q: %w", e.env, v, err)
+			}
+		}
+		if any("a", "addr", "net") {
+			cfg.Host = host
+		}
+		if any("p", "port") {
+			cfg.Port = port
+		}
+		if any("n", "name", "server_name") {
+			cfg.ServerName = name
+		}
+		if any("m", "http_port") {
+			cfg.HTTPPort = httpPort
+		}
+		if any("client_advertise") {
+			cfg.ClientAdvertise = advertise
+		}
+		if any("no_advertise") {
+			cfg.NoAdvertise = noAdvertise
+		}
+		if any("l", "log", "log_file") {
+			cfg.LogFile = logFile
+		}
+		if any("D", "debug") {
+			cfg.Debug = debug
+		}
+		if any("V", "trace") {
+			cfg.Trace = trace
+		}
+		if dv {
+			cfg.Debug, cfg.Trace = true, true
+		}
+		if any("T", "logtime") {
+			cfg.Logtime = logtime
+		}
+		return nil
+	}
+	cfg, err := o.Reload()
+	if err != nil {
+		return nil, err
+	}
+	o.Config = cfg
+	return o, nil
+}
+
+func applyEnv(cfg *config.Server, key, v string) error {
+	switch key {
+	case "addr":
+		cfg.Host = v
+	case "server_name":
+		cfg.ServerName = v
+	case "client_advertise":
+		cfg.ClientAdvertise = v
+	case "log":
+		cfg.LogFile = v
+	case "port", "http_port":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not a port number")
+		}
+		if key == "port" {
+			cfg.Port = n
+		} else {
+			cfg.HTTPPort = n
+		}
+	case "debug", "trace":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not true/false")
+		}
+		if key == "debug" {
+			cfg.Debug = b
+		} else {
+			cfg.Trace = b
+		}
+	}
+	return nil
+}

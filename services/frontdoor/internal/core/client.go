@@ -1,0 +1,462 @@
+package core
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/protocol"
+	"github.com/switchyard-io/switchyard/pkg/subject"
+)
+
+// connectOpts is the CONNECT JSON. verbose and pedantic default to true when
+// absent, as in nats-server.
+type connectOpts struct {
+	Verbose      bool   `json:"verbose"`
+	Pedantic     bool   `json:"pedantic"`
+	TLSRequired  bool   `json:"tls_required"`
+	Echo         bool   `json:"echo"`
+	Headers      bool   `json:"headers"`
+	NoResponders bool   `json:"no_responders"`
+	Name         string `json:"name"`
+	Lang         string `json:"lang"`
+	Version      string `json:"version"`
+	Protocol     int    `json:"protocol"`
+	User         string `json:"user,omitempty"`
+	Pass         string `json:"pass,omitempty"`
+	AuthToken    string `json:"auth_token,omitempty"`
+	JWT          string `json:"jwt,omitempty"`
+	Nkey         string `json:"nkey,omitempty"`
+	Sig          string `json:"sig,omitempty"`
+}
+
+func defaultConnectOpts() connectOpts {
+	return connectOpts{Verbose: true, Pedantic: true, Echo: true}
+}
+
+// subscription is one SUB of one client.
+type subscription struct {
+	client    *client
+	subject   string
+	queue     string
+	sid       string
+	max       atomic.Int64 // auto-unsubscribe after this many (0: never)
+	delivered atomic.Int64
+}
+
+// client is one client connection. Its reader goroutine is the only
+// goroutine it owns; writes happen on a short-lived writer goroutine that
+// exists only while output is queued (see outbound).
+type client struct {
+	srv   *Server
+	id    uint64
+	conn  net.Conn
+	start time.Time
+	host  string
+	port  int
+
+	// Reader-owned state.
+	parser   *protocol.Parser
+	cache    *subject.Cache[subscription]
+	opts     connectOpts
+	connectd bool
+	sentPong bool
+	pcd      map[*client]struct{} // clients this read delivered to
+	lastPcd  *client
+	inMsgs   int64
+	inBytes  int64
+	cfgGen   uint64
+
+	mu          sync.Mutex // guards subs and the fields monitoring reads
+	subs        map[string]*subscription
+	name, lang  string
+	version     string
+	lastActive  time.Time
+	closeReason string
+	rtt         time.Duration
+	pingSent    time.Time
+
+	out outbound
+
+	headers     atomic.Bool // opts.Headers, read by publishers
+	statInMsgs  atomic.Int64
+	statInBytes atomic.Int64
+	pingsOut    atomic.Int32
+	closed      atomic.Bool
+	pingTimer   *time.Timer
+}
+
+func newClient(s *Server, conn net.Conn, id uint64) *client {
+	c := &client{srv: s, id: id, conn: conn, start: time.Now(), opts: defaultConnectOpts()}
+	c.lastActive = c.start
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		c.host, c.port = a.IP.String(), a.Port
+	}
+	c.parser = protocol.New(c)
+	c.cfgGen = s.cfgGen.Load()
+	c.applyLimits(s.Config())
+	c.cache = subject.NewCache(s.sublist)
+	c.subs = map[string]*subscription{}
+	return c
+}
+
+func (c *client) applyLimits(cfg *Config) {
+	c.parser.MaxControlLine = int(cfg.MaxControlLine)
+	c.parser.MaxPayload = int(cfg.MaxPayload)
+}
+
+// Read buffer sizes: start small so idle connections cost little, grow while
+// reads fill the buffer, shrink back when traffic calms.
+const (
+	minReadBuf = 512
+	maxReadBuf = 64 << 10
+)
+
+// readLoop is the connection's goroutine: read, parse, deliver, then flush
+// every connection this read delivered to.
+func (c *client) readLoop() {
+	defer c.srv.wg.Done()
+	buf := make([]byte, minReadBuf)
+	short := 0
+	for {
+		n, err := c.conn.Read(buf)
+		if n > 0 {
+			if g := c.srv.cfgGen.Load(); g != c.cfgGen {
+				c.cfgGen = g
+				c.applyLimits(c.srv.Config())
+			}
+			now := time.Now()
+			c.mu.Lock()
+			c.lastActive = now
+			c.mu.Unlock()
+			perr := c.parser.Parse(buf[:n])
+			c.flushDelivered()
+			if c.inMsgs > 0 {
+				c.statInMsgs.Add(c.inMsgs)
+				c.statInBytes.Add(c.inBytes)
+				c.inMsgs, c.inBytes = 0, 0
+			}
+			if perr != nil {
+				c.protocolError(perr)
+				return
+			}
+			switch {
+			case n == len(buf) && len(buf) < maxReadBuf:
+				buf = make([]byte, len(buf)*2)
+				short = 0
+			case n < len(buf)/2 && len(buf) > minReadBuf:
+				if short++; short > 2 {
+					buf = make([]byte, len(buf)/2)
+					short = 0
+				}
+			}
+		}
+		if err != nil {
+			reason := "Client Closed"
+			if !errors.Is(err, net.ErrClosed) && !isEOF(err) {
+				reason = "Read Error"
+			}
+			c.closeConnection(reason, false)
+			return
+		}
+	}
+}
+
+// protocolError reports a parse error the way nats-server does.
+func (c *client) protocolError(err error) {
+	switch err {
+	case protocol.ErrUnknownOp:
+		c.sendErrAndClose("Unknown Protocol Operation", "Parse Error")
+	case protocol.ErrControlLineTooLong:
+		c.sendErrAndClose("maximum control line exceeded", "Maximum Control Line Exceeded")
+	case protocol.ErrMaxPayload:
+		c.sendErrAndClose("Maximum Payload Violation", "Maximum Message Payload Exceeded")
+	case errCloseQuietly:
+		c.closeConnection("Protocol Violation", true)
+	case errNoRespondersNoHeaders:
+		c.sendErrAndClose("no responders requires headers support", "No Responders Requires Headers")
+	default:
+		c.srv.log.Debugf("%s - closing: %v", c, err)
+		c.closeConnection("Protocol Violation", true)
+	}
+}
+
+var (
+	errCloseQuietly          = errors.New("close")
+	errNoRespondersNoHeaders = errors.New("no responders requires headers")
+)
+
+func (c *client) String() string {
+	return c.host + ":" + strconv.Itoa(c.port) + " - cid:" + strconv.FormatUint(c.id, 10)
+}
+
+// queueSelf queues protocol bytes to this client; they go out at the end of
+// the current read.
+func (c *client) queueSelf(b []byte) {
+	c.out.appendRaw(b)
+	c.markDelivered(c)
+}
+
+func (c *client) sendErr(msg string) {
+	c.queueSelf([]byte("-ERR '" + msg + "'\r\n"))
+}
+
+func (c *client) sendErrAndClose(msg, reason string) {
+	c.srv.log.Debugf("%s - %s", c, msg)
+	c.out.appendRaw([]byte("-ERR '" + msg + "'\r\n"))
+	c.closeConnection(reason, true)
+}
+
+var (
+	okBytes   = []byte("+OK\r\n")
+	pongBytes = []byte("PONG\r\n")
+	pingBytes = []byte("PING\r\n")
+)
+
+// markDelivered records that dst has new output to flush after this read.
+func (c *client) markDelivered(dst *client) {
+	if dst == c.lastPcd {
+		return
+	}
+	c.lastPcd = dst
+	if c.pcd == nil {
+		c.pcd = make(map[*client]struct{}, 4)
+	}
+	c.pcd[dst] = struct{}{}
+}
+
+func (c *client) flushDelivered() {
+	for dst := range c.pcd {
+		dst.flush()
+		delete(c.pcd, dst)
+	}
+	c.lastPcd = nil
+}
+
+// flush starts a writer for queued output unless one is running.
+func (c *client) flush() {
+	o := &c.out
+	o.mu.Lock()
+	if o.writing || o.closed || len(o.chunks) == 0 {
+		o.mu.Unlock()
+		return
+	}
+	o.writing = true
+	o.mu.Unlock()
+	go c.writeLoop()
+}
+
+// writeLoop drains the outbound queue and exits when it is empty, so an idle
+// connection keeps no writer goroutine.
+func (c *client) writeLoop() {
+	o := &c.out
+	for {
+		o.mu.Lock()
+		if len(o.chunks) == 0 || (o.closed && !o.drainThenClose) {
+			o.writing = false
+			closeNow := o.drainThenClose
+			o.mu.Unlock()
+			if closeNow {
+				c.conn.Close()
+			}
+			return
+		}
+		bufs := o.take()
+		o.mu.Unlock()
+
+		wd := c.srv.Config().WriteDeadline
+		if wd > 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(wd))
+		}
+		n, err := writeBuffers(c.conn, bufs)
+
+		o.mu.Lock()
+		o.recycle(bufs, n)
+		o.mu.Unlock()
+		if err != nil {
+			o.mu.Lock()
+			o.writing = false
+			o.mu.Unlock()
+			reason := "Write Error"
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				reason = "Slow Consumer (Write Deadline)"
+				c.srv.log.Warnf("%s - slow consumer: write deadline %v exceeded, closing", c, wd)
+			}
+			c.closeConnection(reason, false)
+			c.conn.Close()
+			return
+		}
+	}
+}
+
+// closeConnection ends the connection once. With flush, queued output (an
+// -ERR) is written before the socket closes.
+func (c *client) closeConnection(reason string, flush bool) {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	c.closeReason = reason
+	c.mu.Unlock()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+
+	o := &c.out
+	o.mu.Lock()
+	o.closed = true
+	var bufs [][]byte
+	closeSocket := true
+	if flush {
+		if o.writing {
+			o.drainThenClose = true
+			closeSocket = false
+		} else {
+			bufs = o.take()
+		}
+	}
+	o.mu.Unlock()
+	if len(bufs) > 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeBuffers(c.conn, bufs)
+	}
+	if closeSocket {
+		c.conn.Close()
+	}
+
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[string]*subscription{}
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.srv.sublist.Remove(sub.subject, sub.queue, sub)
+	}
+	c.srv.removeClient(c, reason)
+}
+
+// --- protocol.Handler ---
+
+func (c *client) Connect(arg []byte) error {
+	opts := defaultConnectOpts()
+	if err := json.Unmarshal(arg, &opts); err != nil {
+		return errCloseQuietly
+	}
+	if opts.NoResponders && !opts.Headers {
+		return errNoRespondersNoHeaders
+	}
+	c.opts = opts
+	c.connectd = true
+	c.parser.Headers = opts.Headers
+	c.headers.Store(opts.Headers)
+	c.mu.Lock()
+	c.name, c.lang, c.version = opts.Name, opts.Lang, opts.Version
+	c.mu.Unlock()
+	c.srv.log.Tracef("%s - <<- [CONNECT %s]", c, arg)
+	if opts.Verbose {
+		c.queueSelf(okBytes)
+	}
+	return nil
+}
+
+func (c *client) Ping() error {
+	c.queueSelf(pongBytes)
+	if c.opts.Protocol >= 1 && c.connectd && !c.sentPong {
+		// nats-server follows the first PONG with an INFO that confirms
+		// the connection's account (clients use it to learn they are in).
+		c.sentPong = true
+		info := c.srv.baseInfo()
+		info.ClientID, info.ClientIP = c.id, c.host
+		info.ConnectInfo, info.RemoteAccount = true, globalAccount
+		c.queueSelf(infoLine(&info))
+	}
+	return nil
+}
+
+func (c *client) Pong() error {
+	c.pingsOut.Store(0)
+	c.mu.Lock()
+	if !c.pingSent.IsZero() {
+		c.rtt = time.Since(c.pingSent)
+		c.pingSent = time.Time{}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *client) Err(arg []byte) error {
+	c.srv.log.Debugf("%s - client sent -ERR %s", c, arg)
+	return errCloseQuietly
+}
+
+func (c *client) Sub(subj, queue, sid []byte) error {
+	if !subject.ValidSubscribe(subj) || (queue != nil && !validQueue(queue)) {
+		c.sendErr("Invalid Subject")
+		return nil
+	}
+	cfg := c.srv.Config()
+	c.mu.Lock()
+	if _, dup := c.subs[string(sid)]; dup {
+		c.mu.Unlock() // nats-server ignores a SUB that reuses a live sid
+		if c.opts.Verbose {
+			c.queueSelf(okBytes)
+		}
+		return nil
+	}
+	if cfg.MaxSubscriptions > 0 && len(c.subs) >= cfg.MaxSubscriptions {
+		c.mu.Unlock()
+		c.sendErr("Maximum Subscriptions Exceeded")
+		return nil
+	}
+	sub := &subscription{client: c, subject: string(subj), queue: string(queue), sid: string(sid)}
+	c.subs[sub.sid] = sub
+	c.mu.Unlock()
+	c.srv.sublist.Insert(sub.subject, sub.queue, sub)
+	if c.opts.Verbose {
+		c.queueSelf(okBytes)
+	}
+	return nil
+}
+
+func validQueue(q []byte) bool {
+	for _, b := range q {
+		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+			return false
+		}
+	}
+	return len(q) > 0
+}
+
+func (c *client) Unsub(sid []byte, max int64) error {
+	c.mu.Lock()
+	sub := c.subs[string(sid)]
+	c.mu.Unlock()
+	if sub != nil {
+		if max > 0 && sub.delivered.Load() < max {
+			sub.max.Store(max)
+		} else {
+			c.removeSub(sub)
+		}
+	}
+	if c.opts.Verbose {
+		c.queueSelf(okBytes)
+	}
+	return nil
+}
+
+// removeSub drops a subscription; safe from any goroutine and idempotent.
+func (c *client) removeSub(sub *subscription) {
+	c.mu.Lock()
+	cur, ok := c.subs[sub.sid]
+	if ok && cur == sub {
+		delete(c.subs, sub.sid)
+	}
+	c.mu.Unlock()
+	if ok && cur == sub {
+		c.srv.sublist.Remove(sub.subject, sub.queue, sub)
+	}
+}

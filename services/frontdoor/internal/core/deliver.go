@@ -1,0 +1,118 @@
+package core
+
+import (
+	"math/rand/v2"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
+)
+
+// Pub is the hot path: PUB / HPUB from this client.
+func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
+	c.inMsgs++
+	c.inBytes += int64(len(msg))
+	if c.opts.Pedantic && !subject.ValidPublish(subj) {
+		c.sendErr("Invalid Publish Subject")
+		return nil
+	}
+	if c.opts.Verbose {
+		c.queueSelf(okBytes)
+	}
+	if m := c.srv.mappings.Load(); m != nil {
+		if mapped, ok := m.apply(subj); ok {
+			subj = mapped
+		}
+	}
+	r := c.cache.Match(subj)
+	delivered := !r.Empty() && c.deliverAll(r, subj, reply, headerLen, msg)
+	if !delivered && len(reply) > 0 && c.opts.NoResponders {
+		c.sendNoResponders(subj, reply)
+	}
+	return nil
+}
+
+// deliverAll sends the message to every plain subscriber and to one member
+// of each queue group. It reports whether anyone received it.
+func (c *client) deliverAll(r *subject.Result[subscription], subj, reply []byte, headerLen int, msg []byte) bool {
+	delivered := false
+	for _, sub := range r.Plain {
+		if sub.client == c && !c.opts.Echo {
+			continue
+		}
+		if c.deliver(sub, subj, reply, headerLen, msg) {
+			delivered = true
+		}
+	}
+	for i := range r.Queues {
+		members := r.Queues[i].Members
+		// Start at a random member and take the first that accepts, so a
+		// member that just auto-unsubscribed or closed is passed over.
+		start := 0
+		if len(members) > 1 {
+			start = rand.IntN(len(members))
+		}
+		for k := range members {
+			sub := members[(start+k)%len(members)]
+			if sub.client == c && !c.opts.Echo {
+				continue
+			}
+			if c.deliver(sub, subj, reply, headerLen, msg) {
+				delivered = true
+				break
+			}
+		}
+	}
+	return delivered
+}
+
+// deliver queues one message to one subscription.
+func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, msg []byte) bool {
+	dst := sub.client
+	if max := sub.max.Load(); max > 0 {
+		n := sub.delivered.Add(1)
+		if n > max {
+			return false
+		}
+		if n == max {
+			defer dst.removeSub(sub)
+		}
+	} else {
+		sub.delivered.Add(1)
+	}
+	if headerLen >= 0 && !dst.headers.Load() {
+		// A subscriber that did not negotiate headers gets the payload only.
+		msg = msg[headerLen:]
+		headerLen = -1
+	}
+	pending := dst.out.appendMsg(subj, sub.sid, reply, headerLen, msg)
+	if pending == 0 {
+		return false
+	}
+	if limit := c.srv.Config().MaxPending; limit > 0 && int64(pending) > limit {
+		c.srv.log.Warnf("%s - slow consumer: %d bytes pending exceeds max_pending %d, closing", dst, pending, limit)
+		go dst.closeConnection("Slow Consumer (Pending Bytes)", false)
+		return true
+	}
+	c.markDelivered(dst)
+	return true
+}
+
+// sendNoResponders answers a request nobody can serve with a 503 status on
+// the requester's own reply subscription, as nats-server does.
+func (c *client) sendNoResponders(subj, reply []byte) {
+	var own *subscription
+	for _, sub := range c.cache.Match(reply).Plain {
+		if sub.client == c {
+			own = sub
+			break
+		}
+	}
+	if own == nil {
+		return
+	}
+	hdr := make([]byte, 0, 48+len(subj))
+	hdr = append(hdr, "NATS/1.0 503\r\nNats-Subject: "...)
+	hdr = append(hdr, subj...)
+	hdr = append(hdr, "\r\n\r\n"...)
+	c.out.appendMsg(reply, own.sid, nil, len(hdr), hdr)
+	c.markDelivered(c)
+}

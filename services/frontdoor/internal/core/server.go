@@ -1,0 +1,311 @@
+// Package core is the frontdoor's NATS server: the accept loop, client
+// connections, the subject trie and delivery. See LOCKS.md for lock order.
+package core
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/subject"
+)
+
+// Config is the frontdoor's configuration: the nats-server keys it owns.
+type Config = config.Server
+
+// maxClosedConns bounds the closed-connection history /connz?state=closed
+// shows, as nats-server's default does.
+const maxClosedConns = 10000
+
+// firstPingInterval: nats-server pings a new client after at most 2 s so a
+// dead peer is found quickly, then every ping_interval.
+const firstPingInterval = 2 * time.Second
+
+// Server is one frontdoor's client-facing NATS server.
+type Server struct {
+	log     *logging.Logger
+	cfg     atomic.Pointer[Config]
+	id      string
+	name    string
+	start   time.Time
+	sublist *subject.Sublist[subscription]
+
+	mappings atomic.Pointer[mappingTable]
+
+	mu           sync.Mutex // guards clients, closed, listeners
+	clients      map[uint64]*client
+	closed       []*ClosedConn
+	listener     net.Listener
+	httpListener net.Listener
+	httpServer   *http.Server
+	reqStats     httpStats
+	loadedAt     atomic.Pointer[time.Time]
+	cfgGen       atomic.Uint64 // bumped by Reload; readers re-apply limits
+
+	nextCID       atomic.Uint64
+	wg            sync.WaitGroup
+	ready         chan struct{}
+	shutdown      atomic.Bool
+	lameDuck      atomic.Bool
+	slowConsumers    atomic.Int64
+	staleConnections atomic.Int64
+	totals           totals
+}
+
+// totals keeps the traffic of closed connections so /varz counts all time.
+type totals struct {
+	inMsgs, inBytes, outMsgs, outBytes atomic.Int64
+}
+
+// New validates cfg and prepares a server; Start opens the port.
+func New(cfg Config, log *logging.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kp, err := nkeys.CreateServer()
+	if err != nil {
+		return nil, fmt.Errorf("creating server identity: %w", err)
+	}
+	id, _ := kp.PublicKey()
+	s := &Server{
+		log:     log,
+		id:      id,
+		name:    cfg.ServerName,
+		start:   time.Now(),
+		sublist: subject.NewSublist[subscription](),
+		clients: map[uint64]*client{},
+		ready:   make(chan struct{}),
+	}
+	if s.name == "" {
+		s.name = id
+	}
+	if err := s.setConfig(&cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) setConfig(cfg *Config) error {
+	m, err := compileMappings(cfg.Mappings)
+	if err != nil {
+		return err
+	}
+	s.cfg.Store(cfg)
+	s.mappings.Store(m)
+	now := time.Now()
+	s.loadedAt.Store(&now)
+	return nil
+}
+
+func (s *Server) configLoadTime() time.Time { return *s.loadedAt.Load() }
+
+// Config returns the configuration in force.
+func (s *Server) Config() *Config { return s.cfg.Load() }
+
+// ID is the server's NKey-style id.
+func (s *Server) ID() string { return s.id }
+
+// Name is server_name (the id when unset).
+func (s *Server) Name() string { return s.name }
+
+// Start listens on the client port and accepts in the background.
+func (s *Server) Start() error {
+	cfg := s.Config()
+	port := cfg.Port
+	if port == -1 {
+		port = 0
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for clients on %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	s.listener = l
+	s.mu.Unlock()
+	s.log.Infof("Listening for client connections on %s", l.Addr())
+	s.log.Infof("Server is ready")
+	s.wg.Add(1)
+	go s.acceptLoop(l)
+	close(s.ready)
+	return nil
+}
+
+// Ready is closed once the client port is open.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the client listener's address.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
+}
+
+func (s *Server) acceptLoop(l net.Listener) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			if delay = max(2*delay, 5*time.Millisecond); delay > time.Second {
+				delay = time.Second
+			}
+			s.log.Errorf("Temporary client accept error (%v), sleeping %v", err, delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.accept(conn)
+	}
+}
+
+func (s *Server) accept(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	cfg := s.Config()
+	c := newClient(s, conn, s.nextCID.Add(1))
+	info := s.baseInfo()
+	info.ClientID, info.ClientIP = c.id, c.host
+	c.out.appendRaw(infoLine(&info))
+
+	s.mu.Lock()
+	if s.shutdown.Load() || s.lameDuck.Load() {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	if cfg.MaxConnections > 0 && len(s.clients) >= cfg.MaxConnections {
+		s.mu.Unlock()
+		s.log.Warnf("%s - refused: maximum connections (%d) exceeded; raise max_connections or add frontdoors", c, cfg.MaxConnections)
+		c.out.appendRaw([]byte("-ERR 'maximum connections exceeded'\r\n"))
+		c.closed.Store(true)
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeBuffers(conn, c.out.take())
+		conn.Close()
+		return
+	}
+	s.clients[c.id] = c
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.log.Debugf("%s - client connection created", c)
+
+	c.pingTimer = time.AfterFunc(min(cfg.PingInterval, firstPingInterval), c.pingTimerFired)
+	c.flush()
+	go c.readLoop()
+}
+
+// pingTimerFired sends a server PING, closing connections that left too
+// many unanswered.
+func (c *client) pingTimerFired() {
+	if c.closed.Load() {
+		return
+	}
+	cfg := c.srv.Config()
+	if int(c.pingsOut.Load())+1 > cfg.MaxPingsOut {
+		c.srv.log.Debugf("%s - stale connection: %d pings unanswered, closing", c, c.pingsOut.Load())
+		c.srv.staleConnections.Add(1)
+		c.out.appendRaw([]byte("-ERR 'Stale Connection'\r\n"))
+		c.closeConnection("Stale Connection", true)
+		return
+	}
+	c.pingsOut.Add(1)
+	c.mu.Lock()
+	c.pingSent = time.Now()
+	c.mu.Unlock()
+	c.out.appendRaw(pingBytes)
+	c.flush()
+	c.pingTimer.Reset(cfg.PingInterval)
+}
+
+// removeClient is called once per connection as it closes.
+func (s *Server) removeClient(c *client, reason string) {
+	s.mu.Lock()
+	_, ok := s.clients[c.id]
+	delete(s.clients, c.id)
+	if ok {
+		s.closed = append(s.closed, c.closedSnapshot(reason))
+		if len(s.closed) > maxClosedConns {
+			s.closed = s.closed[len(s.closed)-maxClosedConns:]
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.totals.inMsgs.Add(c.statInMsgs.Load())
+	s.totals.inBytes.Add(c.statInBytes.Load())
+	c.out.mu.Lock()
+	s.totals.outMsgs.Add(c.out.msgs)
+	s.totals.outBytes.Add(c.out.bytes)
+	c.out.mu.Unlock()
+	if len(reason) > 13 && reason[:13] == "Slow Consumer" {
+		s.slowConsumers.Add(1)
+	}
+	s.log.Debugf("%s - client connection closed: %s", c, reason)
+	s.wg.Done()
+}
+
+// Shutdown closes the listener and every client, and waits for them.
+func (s *Server) Shutdown() {
+	if !s.shutdown.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	l := s.listener
+	clients := make([]*client, 0, len(s.clients))
+	for _, c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+	if l != nil {
+		l.Close()
+	}
+	if hs := s.httpServer; hs != nil {
+		hs.Close()
+	}
+	for _, c := range clients {
+		c.closeConnection("Server Shutdown", true)
+	}
+	s.wg.Wait()
+	s.log.Infof("Server Exiting..")
+}
+
+// NumClients is the number of open client connections.
+func (s *Server) NumClients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+func (s *Server) advertise() (string, int) {
+	cfg := s.Config()
+	port := cfg.Port
+	if a, ok := s.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	return cfg.Host, port
+}
+
+// connectURLs lists the client URLs of other frontdoors; a lone frontdoor
+// has none (the router tier will fill this in).
+func (s *Server) connectURLs() []string { return nil }
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }

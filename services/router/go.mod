@@ -1,0 +1,3 @@
+module github.com/switchyard-io/switchyard/services/router
+
+go 1.26.0

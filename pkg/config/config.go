@@ -240,8 +240,11 @@ func fromMap(m map[string]any, file string) (*Server, error) {
 		for _, k := range []string{p.key, setVia[p.key], p.related} {
 			if v, ok := l.set[k]; ok && k != "" {
 				p.file, p.line = v.file, v.line
-				if k != p.key {
+				switch k {
+				case setVia[p.key]:
 					p.msg = fmt.Sprintf("%s (set by %s)", p.msg, showKey(v.path))
+				case p.related:
+					p.msg = fmt.Sprintf("%s (see %s)", p.msg, showKey(v.path))
 				}
 				break
 			}

@@ -360,7 +360,7 @@ func TestConfigBadValuesFromFile(t *testing.T) {
 
 	// Relations name both keys and point at the one in the file.
 	_, err = Parse("\nmax_pending: 512KB")
-	requireErrLines(t, err, `line 2: "max_payload": 1048576 is more than max_pending (524288)`, `(set by "max_pending")`)
+	requireErrLines(t, err, `line 2: "max_payload": 1048576 is more than max_pending (524288)`, `(see "max_pending")`)
 
 	for conf, want := range map[string]string{
 		`port: "4222"`:          `"port": expected a whole number, got the string "4222"`,

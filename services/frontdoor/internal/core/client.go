@@ -119,7 +119,6 @@ const (
 // readLoop is the connection's goroutine: read, parse, deliver, then flush
 // every connection this read delivered to.
 func (c *client) readLoop() {
-	defer c.srv.wg.Done()
 	buf := make([]byte, minReadBuf)
 	short := 0
 	for {

@@ -5,10 +5,19 @@
 // Handler without copying; only operations split across reads are copied into
 // the parser's own scratch space, which is reused. Steady state allocates
 // nothing.
+//
+// What it accepts and refuses, and when, follows nats-server's byte-at-a-time
+// parser (server/parser.go): case-insensitive names, blanks as spaces or tabs,
+// bare '\n' line ends, text after PING/PONG/+OK ignored, CONNECT and INFO
+// without a blank. The outcome never depends on how the stream is cut into
+// reads (FuzzParser checks it). One deliberate difference: nats-server takes
+// a '\n' right after "PUB " (or "CONNECT") as the first byte of the
+// arguments; here it ends the line.
 package protocol
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 )
 
@@ -18,10 +27,12 @@ type Handler interface {
 	// Connect receives the JSON argument of CONNECT.
 	Connect(arg []byte) error
 	// Pub receives PUB (headerLen < 0) and HPUB. msg holds the header block
-	// (msg[:headerLen]) followed by the payload.
+	// (msg[:headerLen]) followed by the payload. An HPUB with an empty
+	// header block arrives as a PUB.
 	Pub(subject, reply []byte, headerLen int, msg []byte) error
 	Sub(subject, queue, sid []byte) error
-	// Unsub receives UNSUB; max is 0 when absent.
+	// Unsub receives UNSUB; max is 0 when absent or not a number (which
+	// nats-server takes as "unsubscribe now").
 	Unsub(sid []byte, max int64) error
 	Ping() error
 	Pong() error
@@ -39,8 +50,8 @@ var (
 	ErrControlLineTooLong = errors.New("maximum control line exceeded")
 	// ErrMaxPayload: -ERR 'Maximum Payload Violation', then closed.
 	ErrMaxPayload = errors.New("Maximum Payload Violation")
-	// ErrBadArgs: wrong argument count or a bad number; nats-server closes
-	// these connections without an -ERR.
+	// ErrBadArgs: wrong argument count, a bad number or an INFO that is not
+	// JSON; nats-server closes these connections without an -ERR.
 	ErrBadArgs = errors.New("protocol argument error")
 	// ErrHeadersNotEnabled: HPUB from a client that did not ask for
 	// headers; closed without -ERR.
@@ -53,6 +64,14 @@ const (
 	opNone op = iota
 	opPub
 	opHPub
+	opSub
+	opUnsub
+	opPing
+	opPong
+	opConnect
+	opInfo
+	opOK
+	opErr
 )
 
 // Parser holds the state between reads. Configure the limits before the
@@ -68,7 +87,11 @@ type Parser struct {
 
 	h Handler
 
-	line []byte // a control line split across reads
+	// A control line split across reads. For PING, PONG and +OK it holds
+	// only the operation name and skipRest drops the bytes up to the
+	// newline, so no line can grow without bound.
+	line     []byte
+	skipRest bool
 
 	// A PUB/HPUB whose payload is split across reads.
 	pending   op
@@ -103,12 +126,14 @@ func (p *Parser) Parse(buf []byte) error {
 		}
 		line := buf[:i]
 		if len(p.line) > 0 {
-			p.line = append(p.line, line...)
+			if !p.skipRest {
+				p.line = append(p.line, line...)
+			}
 			line = p.line
 		}
 		buf = buf[i+1:]
 		n, err := p.controlLine(line, buf)
-		p.line = p.line[:0]
+		p.resetLine()
 		if err != nil {
 			return err
 		}
@@ -117,18 +142,50 @@ func (p *Parser) Parse(buf []byte) error {
 	return nil
 }
 
-// holdPartialLine keeps an incomplete control line for the next read,
-// refusing it early when it can no longer be valid.
-func (p *Parser) holdPartialLine(buf []byte) error {
-	p.line = append(p.line, buf...)
-	if !knownOpPrefix(p.line) {
-		p.line = p.line[:0]
-		return ErrUnknownOp
+// maxHeldLine is the largest line buffer kept between lines; a longer one
+// (only a burst of blanks can make it) is dropped rather than pinned.
+const maxHeldLine = 16 << 10
+
+func (p *Parser) resetLine() {
+	p.line, p.skipRest = p.line[:0], false
+	if cap(p.line) > maxHeldLine {
+		p.line = nil
 	}
-	_, args := splitOp(p.line)
+}
+
+// holdPartialLine keeps an incomplete control line for the next read,
+// refusing it as early as nats-server would: an operation name that cannot
+// be completed, or arguments already over the limit.
+func (p *Parser) holdPartialLine(buf []byte) error {
+	if p.skipRest {
+		return nil
+	}
+	p.line = append(p.line, buf...)
+	s, argStart, st := classify(p.line, false)
+	switch st {
+	case unknownOp:
+		p.resetLine()
+		return ErrUnknownOp
+	case needMore:
+		return nil // at most len("CONNECT") bytes
+	}
+	nameEnd := len(s.name)
+	if s.rule == restIgnored {
+		p.line, p.skipRest = p.line[:nameEnd], true
+		return nil
+	}
+	args := p.line[argStart:]
+	if n := len(args); n > 0 && args[n-1] == '\r' {
+		args = args[:n-1] // may be the end of the line; not counted
+	}
 	if len(args) > p.MaxControlLine {
-		p.line = p.line[:0]
+		p.resetLine()
 		return ErrControlLineTooLong
+	}
+	if argStart > nameEnd+1 {
+		// Keep one blank of a run, so a stream of blanks cannot grow
+		// the line: nats-server accepts any number of them.
+		p.line = append(p.line[:nameEnd+1], p.line[argStart:]...)
 	}
 	return nil
 }
@@ -139,70 +196,50 @@ func (p *Parser) controlLine(line, rest []byte) (int, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
-	name, args := splitOp(line)
-	if len(args) > p.MaxControlLine {
+	s, argStart, st := classify(line, true)
+	if st != matched {
+		return 0, ErrUnknownOp
+	}
+	args := line[argStart:]
+	if s.rule != restIgnored && len(args) > p.MaxControlLine {
 		return 0, ErrControlLineTooLong
 	}
-	if len(name) == len(line) && len(name) != 4 {
-		// Only PING, PONG, +OK and -ERR stand alone; nats-server wants a
-		// blank after every other operation name.
-		if !(len(name) == 3 && name[0] == '+' && upper2(name[1:], 'O', 'K')) &&
-			!(len(name) > 4 && (upper4(name, 'P', 'I', 'N', 'G') || upper4(name, 'P', 'O', 'N', 'G'))) {
-			return 0, ErrUnknownOp
+	switch s.kind {
+	case opPub:
+		return p.pub(args, rest, false)
+	case opHPub:
+		if !p.Headers {
+			return 0, ErrHeadersNotEnabled
 		}
-	}
-	switch len(name) {
-	case 3:
-		if upper3(name, 'P', 'U', 'B') {
-			return p.pub(args, rest, false)
-		}
-		if upper3(name, 'S', 'U', 'B') {
-			return 0, p.sub(args)
-		}
-		if name[0] == '+' && upper2(name[1:], 'O', 'K') {
-			return 0, nil
-		}
-	case 4:
-		if upper4(name, 'H', 'P', 'U', 'B') {
-			if !p.Headers {
-				return 0, ErrHeadersNotEnabled
-			}
-			return p.pub(args, rest, true)
-		}
-		if upper4(name, 'P', 'I', 'N', 'G') {
-			return 0, p.h.Ping()
-		}
-		if upper4(name, 'P', 'O', 'N', 'G') {
-			return 0, p.h.Pong()
-		}
-		if name[0] == '-' && upper3(name[1:], 'E', 'R', 'R') {
-			return 0, p.h.Err(args)
-		}
-		if upper4(name, 'I', 'N', 'F', 'O') {
-			return 0, nil // clients have nothing to tell a server in INFO
-		}
-	case 5:
-		if upper4(name, 'U', 'N', 'S', 'U') && upper(name[4]) == 'B' {
-			return 0, p.unsub(args)
-		}
-	case 7:
-		if upper4(name, 'C', 'O', 'N', 'N') && upper3(name[4:], 'E', 'C', 'T') {
-			return 0, p.h.Connect(args)
-		}
-	}
-	// nats-server ignores what follows PING / PONG on the same line.
-	if len(name) > 4 && (upper4(name, 'P', 'I', 'N', 'G') || upper4(name, 'P', 'O', 'N', 'G')) {
-		if upper(name[1]) == 'I' {
-			return 0, p.h.Ping()
-		}
+		return p.pub(args, rest, true)
+	case opSub:
+		return 0, p.sub(args)
+	case opUnsub:
+		return 0, p.unsub(args)
+	case opPing:
+		return 0, p.h.Ping()
+	case opPong:
 		return 0, p.h.Pong()
+	case opConnect:
+		return 0, p.h.Connect(args)
+	case opInfo:
+		// Clients have nothing to tell a server in INFO, but nats-server
+		// decodes it and closes the connection when that fails.
+		if !validInfo(args) {
+			return 0, ErrBadArgs
+		}
+		return 0, nil
+	case opErr:
+		return 0, p.h.Err(args)
 	}
-	return 0, ErrUnknownOp
+	return 0, nil // +OK
 }
 
 func (p *Parser) pub(args, rest []byte, headers bool) (int, error) {
 	var a [4][]byte
-	n := splitArgs(args, a[:])
+	// nats-server splits PUB arguments on spaces and tabs only: a stray
+	// '\r' stays inside a field (and makes a size invalid).
+	n := splitArgs(args, a[:], false)
 	var subject, reply, hdr, size []byte
 	hasReply := false
 	switch {
@@ -227,6 +264,11 @@ func (p *Parser) pub(args, rest []byte, headers bool) (int, error) {
 		if headerLen < 0 || headerLen > total {
 			return 0, ErrBadArgs
 		}
+		if headerLen == 0 {
+			// nats-server treats an empty header block as none and
+			// delivers MSG, not HMSG.
+			headerLen = -1
+		}
 	}
 	if total > p.MaxPayload {
 		return 0, ErrMaxPayload
@@ -239,6 +281,9 @@ func (p *Parser) pub(args, rest []byte, headers bool) (int, error) {
 			reply = nil
 		}
 		return total + 2, p.h.Pub(subject, reply, headerLen, rest[:total])
+	}
+	if len(rest) == total+1 && rest[total] != '\r' {
+		return 0, ErrUnknownOp // refused before the rest arrives, as nats-server does
 	}
 	// Split payload: keep copies of the arguments until it is complete.
 	p.pending = opPub
@@ -256,6 +301,10 @@ func (p *Parser) fillPayload(buf []byte) (int, error) {
 	need := p.size + 2 - len(p.msg)
 	if len(buf) < need {
 		p.msg = append(p.msg, buf...)
+		if len(p.msg) > p.size && p.msg[p.size] != '\r' {
+			p.pending = opNone
+			return 0, ErrUnknownOp
+		}
 		return len(buf), nil
 	}
 	p.msg = append(p.msg, buf[:need]...)
@@ -276,7 +325,7 @@ func (p *Parser) fillPayload(buf []byte) (int, error) {
 
 func (p *Parser) sub(args []byte) error {
 	var a [3][]byte
-	switch splitArgs(args, a[:]) {
+	switch splitArgs(args, a[:], true) {
 	case 2:
 		return p.h.Sub(a[0], nil, a[1])
 	case 3:
@@ -287,40 +336,40 @@ func (p *Parser) sub(args []byte) error {
 
 func (p *Parser) unsub(args []byte) error {
 	var a [2][]byte
-	switch splitArgs(args, a[:]) {
+	switch splitArgs(args, a[:], true) {
 	case 1:
 		return p.h.Unsub(a[0], 0)
 	case 2:
+		// nats-server reads a bad max as "no max": the subscription
+		// ends now and the connection stays open.
 		max := parseSize(a[1])
 		if max < 0 {
-			return ErrBadArgs
+			max = 0
 		}
 		return p.h.Unsub(a[0], int64(max))
 	}
 	return ErrBadArgs
 }
 
-// splitOp separates the operation name from its arguments.
-func splitOp(line []byte) (name, args []byte) {
-	for i, b := range line {
-		if b == ' ' || b == '\t' {
-			args = line[i+1:]
-			for len(args) > 0 && (args[0] == ' ' || args[0] == '\t') {
-				args = args[1:]
-			}
-			return line[:i], args
-		}
+// validInfo reports whether nats-server would decode an INFO argument: a
+// JSON object or null. (It would also refuse a known field of the wrong
+// type; that is not checked.)
+func validInfo(arg []byte) bool {
+	for len(arg) > 0 && (arg[0] == ' ' || arg[0] == '\t' || arg[0] == '\r' || arg[0] == '\n') {
+		arg = arg[1:]
 	}
-	return line, nil
+	return len(arg) > 0 && (arg[0] == '{' || arg[0] == 'n') && json.Valid(arg)
 }
 
-// splitArgs splits on runs of blanks into out and returns how many fields
-// there were; more fields than out holds return len(out)+1.
-func splitArgs(args []byte, out [][]byte) int {
+// splitArgs splits on runs of blanks (with crlf, also on '\r' and '\n')
+// into out and returns how many fields there were; more fields than out
+// holds return len(out)+1.
+func splitArgs(args []byte, out [][]byte, crlf bool) int {
 	n := 0
 	start := -1
 	for i := 0; i <= len(args); i++ {
-		blank := i == len(args) || args[i] == ' ' || args[i] == '\t' || args[i] == '\r' || args[i] == '\n'
+		blank := i == len(args) || args[i] == ' ' || args[i] == '\t' ||
+			(crlf && (args[i] == '\r' || args[i] == '\n'))
 		if blank {
 			if start >= 0 {
 				if n == len(out) {
@@ -337,9 +386,10 @@ func splitArgs(args []byte, out [][]byte) int {
 	return n
 }
 
-// parseSize parses a non-negative decimal; -1 on anything else or overflow.
+// parseSize parses a non-negative decimal of at most 9 digits, as
+// nats-server does; -1 on anything else.
 func parseSize(b []byte) int {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 || len(b) > 9 {
 		return -1
 	}
 	n := 0
@@ -359,50 +409,121 @@ func upper(b byte) byte {
 	return b
 }
 
-func upper2(b []byte, c0, c1 byte) bool { return upper(b[0]) == c0 && upper(b[1]) == c1 }
-func upper3(b []byte, c0, c1, c2 byte) bool {
-	return upper(b[0]) == c0 && upper(b[1]) == c1 && upper(b[2]) == c2
-}
-func upper4(b []byte, c0, c1, c2, c3 byte) bool {
-	return upper(b[0]) == c0 && upper(b[1]) == c1 && upper(b[2]) == c2 && upper(b[3]) == c3
+func isBlank(b byte) bool { return b == ' ' || b == '\t' }
+
+// How an operation's name is followed, as nats-server's state machine has it.
+type argRule uint8
+
+const (
+	argsAfterBlank argRule = iota // PUB foo 5: at least one blank, then the arguments
+	argsAfterName                 // CONNECT{...}: blanks optional
+	restIgnored                   // PING, PONG, +OK: anything up to the newline is ignored
+)
+
+type opSpec struct {
+	name string // upper case
+	kind op
+	rule argRule
 }
 
-var opNames = []string{"PUB", "HPUB", "SUB", "UNSUB", "PING", "PONG", "CONNECT", "INFO", "+OK", "-ERR"}
+var (
+	specPub     = opSpec{"PUB", opPub, argsAfterBlank}
+	specHPub    = opSpec{"HPUB", opHPub, argsAfterBlank}
+	specSub     = opSpec{"SUB", opSub, argsAfterBlank}
+	specUnsub   = opSpec{"UNSUB", opUnsub, argsAfterBlank}
+	specPing    = opSpec{"PING", opPing, restIgnored}
+	specPong    = opSpec{"PONG", opPong, restIgnored}
+	specConnect = opSpec{"CONNECT", opConnect, argsAfterName}
+	specInfo    = opSpec{"INFO", opInfo, argsAfterName}
+	specOK      = opSpec{"+OK", opOK, restIgnored}
+	specErr     = opSpec{"-ERR", opErr, argsAfterBlank}
+)
 
-// knownOpPrefix reports whether an incomplete line can still become a valid
-// operation, so garbage is refused without waiting for a newline.
-func knownOpPrefix(line []byte) bool {
-	name, _ := splitOp(line)
-	complete := len(name) < len(line)
-	if n := len(name); n > 0 && name[n-1] == '\r' && !complete {
-		name, complete = name[:n-1], true
+type matchState uint8
+
+const (
+	matched  matchState = iota
+	needMore            // a prefix of a valid line (only when incomplete)
+	unknownOp
+)
+
+// classify finds the operation a line starts with, ignoring ASCII case, and
+// where its arguments start (after the blanks). complete says the line has
+// ended; otherwise a line that may still become valid is needMore.
+func classify(line []byte, complete bool) (*opSpec, int, matchState) {
+	if len(line) == 0 {
+		if complete {
+			return nil, 0, unknownOp
+		}
+		return nil, 0, needMore
 	}
-	for _, op := range opNames {
-		if len(name) > len(op) {
-			if (op == "PING" || op == "PONG") && prefixFold(name, op) {
-				return true
+	// The hot path first: "PUB " in upper case.
+	if len(line) > 4 && line[0] == 'P' && line[1] == 'U' && line[2] == 'B' && isBlank(line[3]) {
+		i := 4
+		for i < len(line) && isBlank(line[i]) {
+			i++
+		}
+		return &specPub, i, matched
+	}
+	var s *opSpec
+	switch upper(line[0]) {
+	case 'P':
+		if len(line) == 1 {
+			if complete {
+				return nil, 0, unknownOp
 			}
-			continue
+			return nil, 0, needMore
 		}
-		if complete && len(name) != len(op) {
-			continue
+		switch upper(line[1]) {
+		case 'U':
+			s = &specPub
+		case 'I':
+			s = &specPing
+		case 'O':
+			s = &specPong
+		default:
+			return nil, 0, unknownOp
 		}
-		if prefixFold([]byte(op), string(name)) {
-			return true
+	case 'H':
+		s = &specHPub
+	case 'S':
+		s = &specSub
+	case 'U':
+		s = &specUnsub
+	case 'C':
+		s = &specConnect
+	case 'I':
+		s = &specInfo
+	case '+':
+		s = &specOK
+	case '-':
+		s = &specErr
+	default:
+		return nil, 0, unknownOp
+	}
+	n := len(s.name)
+	for i := 0; i < n && i < len(line); i++ {
+		if upper(line[i]) != s.name[i] {
+			return nil, 0, unknownOp
 		}
 	}
-	return false
-}
-
-// prefixFold reports whether s starts with prefix, ignoring ASCII case.
-func prefixFold(s []byte, prefix string) bool {
-	if len(prefix) > len(s) {
-		return false
+	if len(line) < n || (s.rule == argsAfterBlank && len(line) == n) {
+		if complete {
+			return nil, 0, unknownOp
+		}
+		return nil, 0, needMore
 	}
-	for i := 0; i < len(prefix); i++ {
-		if upper(s[i]) != upper(prefix[i]) {
-			return false
+	i := n
+	switch s.rule {
+	case restIgnored:
+		return s, len(line), matched
+	case argsAfterBlank:
+		if !isBlank(line[n]) {
+			return nil, 0, unknownOp
 		}
 	}
-	return true
+	for i < len(line) && isBlank(line[i]) {
+		i++
+	}
+	return s, i, matched
 }

@@ -66,6 +66,7 @@ type client struct {
 	connectd bool
 	sentPong bool
 	pcd      map[*client]struct{} // clients this read delivered to
+	stallOn  []*client            // congested subscribers to wait for after this read
 	lastPcd  *client
 	inMsgs   int64
 	inBytes  int64
@@ -81,6 +82,7 @@ type client struct {
 	pingSent    time.Time
 
 	out outbound
+	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
 
 	headers     atomic.Bool // opts.Headers, read by publishers
 	statInMsgs  atomic.Int64
@@ -93,8 +95,12 @@ type client struct {
 func newClient(s *Server, conn net.Conn, id uint64) *client {
 	c := &client{srv: s, id: id, conn: conn, start: time.Now(), opts: defaultConnectOpts()}
 	c.lastActive = c.start
+	c.out.lastProgress = c.start
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.host, c.port = a.IP.String(), a.Port
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		c.raw = newRawWriter(tc)
 	}
 	c.parser = protocol.New(c)
 	c.cfgGen = s.cfgGen.Load()
@@ -134,6 +140,7 @@ func (c *client) readLoop() {
 			c.mu.Unlock()
 			perr := c.parser.Parse(buf[:n])
 			c.flushDelivered()
+			c.waitForSlowSubscribers()
 			if c.inMsgs > 0 {
 				c.statInMsgs.Add(c.inMsgs)
 				c.statInBytes.Add(c.inBytes)
@@ -228,6 +235,16 @@ func (c *client) markDelivered(dst *client) {
 	c.pcd[dst] = struct{}{}
 }
 
+// waitForSlowSubscribers pauses this publisher's reading until congested
+// subscribers catch up (or prove stuck); see outbound's flow control.
+func (c *client) waitForSlowSubscribers() {
+	for i, dst := range c.stallOn {
+		dst.out.waitDrain()
+		c.stallOn[i] = nil
+	}
+	c.stallOn = c.stallOn[:0]
+}
+
 func (c *client) flushDelivered() {
 	for dst := range c.pcd {
 		dst.flush()
@@ -245,6 +262,30 @@ func (c *client) flush() {
 		return
 	}
 	o.writing = true
+	if c.raw != nil && o.pending <= inlineWriteMax {
+		// Small output (a reply, a few messages): try to write it right
+		// here without blocking, saving the hand-off to a writer goroutine.
+		// Whatever the socket does not take goes to the writer.
+		bufs := o.take()
+		o.mu.Unlock()
+		n := c.raw.tryWritev(bufs)
+		o.mu.Lock()
+		rest := advance(bufs, n)
+		o.pending -= n
+		if n > 0 {
+			o.progressed(time.Now())
+		}
+		if len(rest) == 0 && len(o.chunks) == 0 {
+			o.writing = false
+			recycleChunks(bufs)
+			o.mu.Unlock()
+			return
+		}
+		o.chunks = append(rest, o.chunks...)
+		o.mu.Unlock()
+		go c.writeLoop()
+		return
+	}
 	o.mu.Unlock()
 	go c.writeLoop()
 }
@@ -264,7 +305,7 @@ func (c *client) writeLoop() {
 			}
 			return
 		}
-		bufs := o.take()
+		bufs := o.takeBatch()
 		o.mu.Unlock()
 
 		wd := c.srv.Config().WriteDeadline
@@ -275,6 +316,9 @@ func (c *client) writeLoop() {
 
 		o.mu.Lock()
 		o.recycle(bufs, n)
+		if n > 0 {
+			o.progressed(time.Now())
+		}
 		o.mu.Unlock()
 		if err != nil {
 			o.mu.Lock()
@@ -309,6 +353,10 @@ func (c *client) closeConnection(reason string, flush bool) {
 	o := &c.out
 	o.mu.Lock()
 	o.closed = true
+	if o.drained != nil {
+		close(o.drained)
+		o.drained = nil
+	}
 	var bufs [][]byte
 	closeSocket := true
 	if flush {

@@ -93,7 +93,24 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 		return true
 	}
 	c.markDelivered(dst)
+	if dst != c && pending > highWater && !c.stallingOn(dst) {
+		dst.out.mu.Lock()
+		congested := dst.out.congested(pending)
+		dst.out.mu.Unlock()
+		if congested {
+			c.stallOn = append(c.stallOn, dst)
+		}
+	}
 	return true
+}
+
+func (c *client) stallingOn(dst *client) bool {
+	for _, s := range c.stallOn {
+		if s == dst {
+			return true
+		}
+	}
+	return false
 }
 
 // sendNoResponders answers a request nobody can serve with a 503 status on

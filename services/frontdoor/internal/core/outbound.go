@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // chunkSize is the unit of outbound buffering. Messages are appended into
@@ -29,6 +30,71 @@ type outbound struct {
 	drainThenClose bool
 
 	msgs, bytes int64 // delivered messages and payload bytes (out_msgs, out_bytes)
+
+	// Flow control (see client.waitForSlowSubscribers).
+	lastProgress time.Time     // when the socket last took bytes
+	stuck        bool          // no progress while a publisher waited
+	drained      chan struct{} // closed when pending falls to lowWater
+}
+
+// Flow control between a fast publisher and a slower subscriber: past
+// highWater queued bytes the publisher's reader pauses until the queue falls
+// to lowWater, so a subscriber that keeps reading sets the pace instead of
+// being cut off at max_pending. A subscriber that takes nothing for
+// stuckAfter is stuck: nobody waits for it again (until it moves), its queue
+// grows to max_pending and it is cut, while every other subscriber goes on
+// at full speed.
+const (
+	highWater     = 4 << 20
+	lowWater      = 1 << 20
+	stuckAfter    = 200 * time.Millisecond
+	maxWriteBatch = 256 << 10 // bytes per writev, so progress is seen often
+)
+
+// progressed records that the socket took bytes. Caller holds mu.
+func (o *outbound) progressed(now time.Time) {
+	o.lastProgress = now
+	o.stuck = false
+	if o.drained != nil && (o.pending <= lowWater || o.closed) {
+		close(o.drained)
+		o.drained = nil
+	}
+}
+
+// waitDrain blocks while the queue is above lowWater and the subscriber is
+// neither closed nor stuck.
+func (o *outbound) waitDrain() {
+	var timer *time.Timer
+	o.mu.Lock()
+	for o.pending > lowWater && !o.closed && !o.stuck {
+		if o.drained == nil {
+			o.drained = make(chan struct{})
+		}
+		ch := o.drained
+		o.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(stuckAfter)
+		} else {
+			timer.Reset(stuckAfter)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+		}
+		o.mu.Lock()
+		if time.Since(o.lastProgress) >= stuckAfter {
+			o.stuck = true
+		}
+	}
+	o.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+}
+
+// congested reports whether a publisher should wait for this queue.
+func (o *outbound) congested(pending int) bool {
+	return pending > highWater && !o.stuck
 }
 
 // tail returns the last chunk with room for n more bytes, adding one if
@@ -110,10 +176,39 @@ func (o *outbound) take() [][]byte {
 	return bufs
 }
 
+// takeBatch hands the writer up to maxWriteBatch bytes of chunks (at least
+// one chunk). Caller holds mu.
+func (o *outbound) takeBatch() [][]byte {
+	k, size := 0, 0
+	for k < len(o.chunks) && (k == 0 || size+len(o.chunks[k]) <= maxWriteBatch) {
+		size += len(o.chunks[k])
+		k++
+	}
+	if k == len(o.chunks) {
+		return o.take()
+	}
+	bufs := append(o.spare[:0], o.chunks[:k]...)
+	o.spare = nil
+	n := copy(o.chunks, o.chunks[k:])
+	clear(o.chunks[n:])
+	o.chunks = o.chunks[:n]
+	return bufs
+}
+
 // recycle returns written chunks to the pool and keeps the slice for
 // reuse. Caller holds mu.
 func (o *outbound) recycle(bufs [][]byte, written int) {
 	o.pending -= written
+	recycleChunks(bufs)
+	o.spare = bufs[:0]
+}
+
+// inlineWriteMax is the most queued output a publisher's goroutine writes
+// itself (non-blocking) before leaving it to a writer goroutine; above it
+// the hand-off lets reading and writing run on different cores.
+const inlineWriteMax = 8 << 10
+
+func recycleChunks(bufs [][]byte) {
 	for i, c := range bufs {
 		if cap(c) == chunkSize {
 			c = c[:0]
@@ -121,7 +216,24 @@ func (o *outbound) recycle(bufs [][]byte, written int) {
 		}
 		bufs[i] = nil
 	}
-	o.spare = bufs[:0]
+}
+
+// advance drops the first n written bytes from bufs, returning what is left
+// (a new slice; the partly written chunk is resliced and leaves the pool).
+func advance(bufs [][]byte, n int) [][]byte {
+	var rest [][]byte
+	for _, b := range bufs {
+		switch {
+		case n >= len(b):
+			n -= len(b)
+		case n > 0:
+			rest = append(rest, b[n:])
+			n = 0
+		default:
+			rest = append(rest, b)
+		}
+	}
+	return rest
 }
 
 // writeBuffers writes bufs with one writev and reports the bytes written.

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// RunInfo is the context printed with the table in docs/benchmarks.md.
+type RunInfo struct {
+	Command         string
+	Started         time.Time
+	Elapsed         time.Duration
+	Machine         Machine
+	LoadAvgEnd      string
+	Runs            int
+	Quick           bool
+	NatsCLIVersion  string
+	ReferenceVer    string
+	GoVersion       string
+	SwitchyardPath  string
+	SwitchyardSHA   string
+	GitHead         string
+	SwitchyardIsRef bool // the reference binary stood in for Switchyard
+}
+
+// WriteDoc renders docs/benchmarks.md. The whole file is generated: figures
+// and the command that made them must never drift apart.
+func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# Benchmarks\n\n")
+	p("Switchyard against the reference nats-server on the same machine, with the same\n")
+	p("client tool and the same workloads. This file is written by `make bench`\n")
+	p("(`tools/cmd/bench`); rerun it rather than editing the figures.\n\n")
+	if info.SwitchyardIsRef {
+		p("> **Note:** in this run the reference nats-server stood in for Switchyard\n")
+		p("> (harness self-check): ratios near 1.00 show the noise floor, not Switchyard.\n\n")
+	}
+	if info.Quick {
+		p("> **Note:** `-quick` run: one round with small message counts; indicative only.\n\n")
+	}
+	p("## Results\n\n")
+	res.WriteMarkdownTable(w)
+	p("\nRatio = switchyard / reference, computed per round and then the median over rounds.\n")
+	p("For throughput higher is better (ratio > 1 means Switchyard is faster); for latency and\n")
+	p("memory lower is better (ratio < 1 means Switchyard is lower). Spread is the smallest and\n")
+	p("largest per-round ratio.\n\n")
+
+	p("## Run\n\n")
+	p("- Command (from the repository root): `%s`\n", info.Command)
+	p("- Date: %s\n", info.Started.UTC().Format("2006-01-02 15:04 MST"))
+	p("- Wall time: %s for %d round(s) of every workload on both servers\n", info.Elapsed.Round(time.Second), info.Runs)
+	p("- Machine: %d CPUs (nproc), %s, %s RAM, %s\n", info.Machine.CPUs, info.Machine.CPUModel, info.Machine.Memory, info.Machine.Kernel)
+	p("- Load average at start / end: %s / %s\n", info.Machine.LoadAvg, info.LoadAvgEnd)
+	if busy := busyNote(info.Machine); busy != "" {
+		p("- **Warning:** %s\n", busy)
+	}
+	p("- Client tool: natscli %s (`nats bench`); latency and queue-group helpers: nats.go v1.55.0; %s\n", info.NatsCLIVersion, info.GoVersion)
+	p("- Reference: %s\n", info.ReferenceVer)
+	p("- Switchyard: `%s` (sha256 %s), tree at %s\n\n", info.SwitchyardPath, info.SwitchyardSHA, info.GitHead)
+
+	p("## Method\n\n")
+	p("Each measurement starts a fresh server process on free 127.0.0.1 ports (`-a 127.0.0.1 -p PORT\n")
+	p("-m MONITOR_PORT`), runs one workload against it and kills it. Within a round the reference\n")
+	p("is measured first and Switchyard right after, and rounds alternate reference, Switchyard,\n")
+	p("reference, Switchyard... so both see the same machine state. Only one server runs at a time,\n")
+	p("but clients and server share the same %d cores, as they do in every single-machine benchmark.\n\n", info.Machine.CPUs)
+	for _, wl := range workloads {
+		var names []string
+		for _, m := range wl.Metrics {
+			names = append(names, m.Name)
+		}
+		p("- **%s**: %s.\n", strings.Join(names, "; "), wl.How)
+	}
+	p("\nSubscribers are known to be ready when the server's `/varz` `subscriptions` count has risen\n")
+	p("(natscli's subscriber prints nothing until done); the request/reply responder is probed with\n")
+	p("requests until it answers. A subscriber still short of messages long after the publisher has\n")
+	p("finished counts as a failed measurement (lost messages), not a slow one.\n")
+}

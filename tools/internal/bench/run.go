@@ -1,0 +1,304 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config is everything `make bench` can be told.
+type Config struct {
+	Root       string // repository root; found from the working directory when empty
+	Switchyard string // server under test; <root>/bin/frontdoor when empty
+	Reference  string // reference server; the pinned nats-server in <root>/.tools/bin when empty
+	NatsCLI    string // natscli; the pinned one in <root>/.tools/bin when empty
+	Runs       int
+	Quick      bool
+	WriteDoc   bool
+	DocPath    string // <root>/docs/benchmarks.md when empty
+	Timeout    time.Duration
+	Only       string // regexp over workload keys
+}
+
+// RegisterFlags binds the flags of tools/cmd/bench.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Root, "root", "", "repository root (default: nearest parent directory holding go.work)")
+	fs.StringVar(&c.Switchyard, "switchyard", "", "Switchyard server binary, taking nats-server's -a/-p/-m flags (default <root>/bin/frontdoor)")
+	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into <root>/.tools/bin)")
+	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into <root>/.tools/bin)")
+	fs.IntVar(&c.Runs, "runs", 5, "rounds per workload; each round measures reference then Switchyard")
+	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
+	fs.BoolVar(&c.WriteDoc, "write-doc", false, "write the results to docs/benchmarks.md (make bench sets it)")
+	fs.StringVar(&c.DocPath, "doc", "", "where -write-doc writes (default <root>/docs/benchmarks.md)")
+	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, reqrep-16B, idle-conns)")
+}
+
+// Validate names the bad flag.
+func (c *Config) Validate() error {
+	if c.Runs < 1 {
+		return fmt.Errorf("-runs must be at least 1, got %d", c.Runs)
+	}
+	if c.Timeout < time.Second {
+		return fmt.Errorf("-timeout must be at least 1s, got %s", c.Timeout)
+	}
+	if _, err := regexp.Compile(c.Only); err != nil {
+		return fmt.Errorf("-only: %w", err)
+	}
+	return nil
+}
+
+// Main runs the whole benchmark: install tools, measure, print, write docs.
+// It returns an error when setup fails or any measurement failed, after the
+// table has been printed.
+func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	started := time.Now()
+	root, err := findRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+	plan := DefaultPlan(cfg.Quick)
+	runs := cfg.Runs
+	if cfg.Quick {
+		runs = 1
+	}
+	if limit, err := raiseFileLimit(65536); err != nil || limit < uint64(plan.IdleConns)+1024 {
+		return fmt.Errorf("open-file limit is %d (%v); %d idle connections need at least %d: raise `ulimit -Hn`",
+			limit, err, plan.IdleConns, plan.IdleConns+1024)
+	}
+
+	toolsDir := filepath.Join(root, ".tools")
+	binDir := filepath.Join(toolsDir, "bin")
+	if err := ensureIgnored(toolsDir); err != nil {
+		return err
+	}
+	natsPath, refPath := cfg.NatsCLI, cfg.Reference
+	if natsPath == "" {
+		if natsPath, err = NatsCLI.Ensure(ctx, binDir, log); err != nil {
+			return err
+		}
+	}
+	if refPath == "" {
+		if refPath, err = NatsServer.Ensure(ctx, binDir, log); err != nil {
+			return err
+		}
+	}
+	syPath := cfg.Switchyard
+	if syPath == "" {
+		syPath = filepath.Join(root, "bin", "frontdoor")
+	}
+	if st, err := os.Stat(syPath); err != nil || st.IsDir() {
+		return fmt.Errorf("Switchyard server binary %s not found: build it first, or pass -switchyard PATH", syPath)
+	}
+
+	only := regexp.MustCompile(cfg.Only)
+	var workloads []Workload
+	for _, w := range Workloads(plan) {
+		if only.MatchString(w.Key) {
+			workloads = append(workloads, w)
+		}
+	}
+	if len(workloads) == 0 {
+		return fmt.Errorf("-only %q matches no workload", cfg.Only)
+	}
+
+	info := RunInfo{
+		Command:        "go run ./tools/cmd/bench " + strings.Join(args, " "),
+		Started:        started,
+		Machine:        describeMachine(),
+		Runs:           runs,
+		Quick:          cfg.Quick,
+		NatsCLIVersion: Version(ctx, natsPath),
+		ReferenceVer:   Version(ctx, refPath),
+		GoVersion:      runtime.Version(),
+		SwitchyardPath: syPath,
+		SwitchyardSHA:  fileDigest(syPath),
+		GitHead:        gitHead(ctx, root),
+	}
+	info.SwitchyardIsRef = info.SwitchyardSHA == fileDigest(refPath)
+	if rel, err := filepath.Rel(root, syPath); err == nil && !strings.HasPrefix(rel, "..") {
+		info.SwitchyardPath = rel
+	}
+	fmt.Fprintf(log, "natscli %s, reference %s (%s), switchyard %s; %d round(s), %d CPUs, load %s\n",
+		info.NatsCLIVersion, info.ReferenceVer, refPath, syPath, runs, info.Machine.CPUs, info.Machine.LoadAvg)
+
+	if busy := busyNote(info.Machine); busy != "" {
+		fmt.Fprintln(log, "warning: "+busy)
+	}
+
+	// Wall time covers the measurements only, not a first-time tool install.
+	measureStart := time.Now()
+	h := &Harness{CLI: CLI{Path: natsPath, Timeout: cfg.Timeout}, Log: log}
+	bins := [2]string{refPath, syPath}
+	if err := preflight(ctx, h, bins); err != nil {
+		return err
+	}
+	res, err := measure(ctx, h, workloads, runs, bins, log)
+	if err != nil {
+		if res != nil && len(res.Rows) > 0 {
+			// Interrupted: show what was measured, but never put a partial run
+			// into the docs.
+			fmt.Fprintln(out, "\nPartial results:")
+			res.WriteTable(out)
+		}
+		return err
+	}
+	info.Elapsed = time.Since(measureStart)
+	info.LoadAvgEnd = loadAvg()
+
+	fmt.Fprintln(out)
+	res.WriteTable(out)
+	fmt.Fprintf(out, "\n%d round(s) in %s; ratio = switchyard/reference per round, median over rounds.\n", runs, info.Elapsed.Round(time.Second))
+
+	if cfg.WriteDoc {
+		docPath := cfg.DocPath
+		if docPath == "" {
+			docPath = filepath.Join(root, "docs", "benchmarks.md")
+		}
+		var b bytes.Buffer
+		WriteDoc(&b, info, workloads, res)
+		if err := os.WriteFile(docPath, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", docPath, err)
+		}
+		fmt.Fprintf(out, "wrote %s\n", docPath)
+	}
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%d measurement(s) failed (listed under the table)", len(res.Failures))
+	}
+	return nil
+}
+
+// measure runs every workload for every round, reference then Switchyard,
+// each on a fresh server. A failed measurement is recorded and the run goes
+// on; a server that does not start, or an interrupt, stops everything (on an
+// interrupt the results so far are returned with the error).
+func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bins [2]string, log io.Writer) (*Results, error) {
+	res := &Results{}
+	for _, w := range workloads {
+		rows := make([]*Row, len(w.Metrics))
+		for i, spec := range w.Metrics {
+			rows[i] = &Row{Spec: spec}
+			for s := range rows[i].Values {
+				rows[i].Values[s] = nanSlice(runs)
+			}
+			res.Rows = append(res.Rows, rows[i])
+		}
+		for round := 0; round < runs; round++ {
+			for side, bin := range bins {
+				vals, err := measureOnce(ctx, h, w, sides[side], bin)
+				if ctx.Err() != nil {
+					return res, fmt.Errorf("interrupted: %w", ctx.Err())
+				}
+				var startErr *serverStartError
+				if errors.As(err, &startErr) {
+					return nil, startErr.err
+				}
+				if err == nil && len(vals) != len(w.Metrics) {
+					err = fmt.Errorf("workload returned %d values for %d metrics", len(vals), len(w.Metrics))
+				}
+				if err != nil {
+					res.Failures = append(res.Failures, Failure{Workload: w.Key, Side: sides[side], Round: round + 1, Err: err})
+					fmt.Fprintf(log, "%-12s round %d/%d %-10s FAILED: %v\n", w.Key, round+1, runs, sides[side], err)
+					continue
+				}
+				var shown []string
+				for i, v := range vals {
+					rows[i].Values[side][round] = v
+					shown = append(shown, formatValue(w.Metrics[i].Unit, v))
+				}
+				fmt.Fprintf(log, "%-12s round %d/%d %-10s %s\n", w.Key, round+1, runs, sides[side], strings.Join(shown, ", "))
+			}
+		}
+	}
+	return res, nil
+}
+
+// serverStartError separates "the server would not start" (fatal: every
+// further measurement would fail the same way) from a failed measurement.
+type serverStartError struct{ err error }
+
+func (e *serverStartError) Error() string { return e.err.Error() }
+
+func measureOnce(ctx context.Context, h *Harness, w Workload, side, bin string) ([]float64, error) {
+	srv, err := StartServer(ctx, side, bin)
+	if err != nil {
+		return nil, &serverStartError{err}
+	}
+	defer srv.Stop()
+	vals, err := w.Run(ctx, h, srv)
+	if err == nil {
+		// A value measured against a server that crashed at the end is suspect.
+		err = srv.checkAlive()
+	}
+	return vals, err
+}
+
+// preflight starts each server once before any measurement, so a binary that
+// cannot start (or lacks /varz) is reported in a second, not after the first
+// reference measurements have run.
+func preflight(ctx context.Context, h *Harness, bins [2]string) error {
+	for i, bin := range bins {
+		srv, err := StartServer(ctx, sides[i], bin)
+		if err != nil {
+			return err
+		}
+		_, err = srv.Subscriptions(ctx)
+		srv.Stop()
+		if err != nil {
+			fmt.Fprintf(h.Log, "warning: %s server's /varz is unusable (%v); subscribers will get a fixed 1s to subscribe instead of a confirmed subscription\n", sides[i], err)
+		}
+	}
+	return nil
+}
+
+// busyNote warns when other work is loading the machine: on a small machine
+// a background job moves the figures more than most optimisations do.
+func busyNote(m Machine) string {
+	var load1 float64
+	if _, err := fmt.Sscan(m.LoadAvg, &load1); err != nil || load1 < 0.5*float64(m.CPUs) {
+		return ""
+	}
+	return fmt.Sprintf("load average is %s on %d CPUs: other work is running, figures will be noisy", m.LoadAvg, m.CPUs)
+}
+
+func nanSlice(n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = math.NaN()
+	}
+	return s
+}
+
+// findRoot returns dir, or the nearest directory at or above the working
+// directory holding go.work, so the tool runs the same from the root (make)
+// and from tools/ (go run ./cmd/bench).
+func findRoot(dir string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.work in %s or any parent; pass -root", wd)
+		}
+	}
+}

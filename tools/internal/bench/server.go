@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Server is one broker process started for a single measurement. A fresh
+// process per measurement keeps state (heap growth, buffers, caches) from one
+// workload or round from colouring the next.
+type Server struct {
+	Side        string
+	Port        int
+	MonitorPort int
+	proc        *Process
+}
+
+// startupTimeout bounds how long a server may take to greet its first client.
+const startupTimeout = 15 * time.Second
+
+// StartServer launches bin with nats-server style flags on free loopback
+// ports and returns once it answers a TCP connection with INFO.
+func StartServer(ctx context.Context, side, bin string) (*Server, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1])}
+	proc, err := startProcess(side+" server", bin, args, childEnv())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Side: side, Port: ports[0], MonitorPort: ports[1], proc: proc}
+	if err := s.waitReady(ctx); err != nil {
+		proc.Kill()
+		return nil, fmt.Errorf("%s server %s %s did not start: %w%s",
+			side, bin, strings.Join(args, " "), err, proc.stderrTail())
+	}
+	return s, nil
+}
+
+// URL is the client URL natscli and nats.go connect to.
+func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.Port) }
+
+// Addr is the client address for raw TCP clients.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// Stop kills the server; nothing it holds needs a graceful shutdown.
+func (s *Server) Stop() { s.proc.Kill() }
+
+// checkAlive turns "the server died mid-measurement" into an error with its
+// stderr, instead of a confusing client-side connection error.
+func (s *Server) checkAlive() error {
+	if s.proc.Exited() {
+		return fmt.Errorf("%s server exited during the measurement%s", s.Side, s.proc.stderrTail())
+	}
+	return nil
+}
+
+// waitReady dials the client port until the server sends its INFO line; a
+// listening socket alone is not proof the server will talk protocol.
+func (s *Server) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(startupTimeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		if s.proc.Exited() {
+			return fmt.Errorf("process exited early (%v)", s.proc.waitErr)
+		}
+		if lastErr = readInfo(s.Addr()); lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no INFO on %s within %s (last error: %v)", s.Addr(), startupTimeout, lastErr)
+}
+
+func readInfo(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "INFO ") {
+		return fmt.Errorf("first line is %q, want INFO", clip(line))
+	}
+	return nil
+}
+
+// RSS reads the server's resident set size in bytes from /proc.
+func (s *Server) RSS() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
+	if err != nil {
+		return 0, fmt.Errorf("reading RSS of the %s server: %w", s.Side, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "12345 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseFloat(f[0], 64)
+				if err == nil {
+					return kb * 1024, nil
+				}
+			}
+			return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", s.proc.Pid())
+}
+
+// Subscriptions returns the "subscriptions" counter of the monitoring
+// endpoint /varz. It is how we learn that a natscli subscriber (a separate
+// process that prints nothing until it is done) has registered interest.
+func (s *Server) Subscriptions(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d/varz", s.MonitorPort)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var varz struct {
+		Subscriptions *int `json:"subscriptions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&varz); err != nil {
+		return 0, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if varz.Subscriptions == nil {
+		return 0, fmt.Errorf("GET %s: no \"subscriptions\" field", url)
+	}
+	return *varz.Subscriptions, nil
+}
+
+// freePorts asks the kernel for n distinct free loopback ports. All listeners
+// stay open until every port is picked, so the same port cannot come back
+// twice; another process could still take one before the server binds it,
+// which StartServer reports as a start failure.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

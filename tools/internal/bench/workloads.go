@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Unit says how a metric is printed.
+type Unit int
+
+const (
+	UnitRate   Unit = iota // messages per second
+	UnitMicros             // microseconds
+	UnitBytes              // bytes
+)
+
+// MetricSpec is one row of the results table.
+type MetricSpec struct {
+	Name          string
+	Unit          Unit
+	LowerIsBetter bool
+}
+
+// Workload is one kind of measurement. Run gets a freshly started server and
+// returns one value per metric, in the order of Metrics.
+type Workload struct {
+	Key     string // stable id, matched by -only
+	Metrics []MetricSpec
+	How     string // how it is measured, for docs/benchmarks.md
+	Run     func(ctx context.Context, h *Harness, s *Server) ([]float64, error)
+}
+
+// Harness carries what every workload needs.
+type Harness struct {
+	CLI CLI
+	Log io.Writer
+}
+
+// Plan holds the sizes of each workload. The defaults keep a 5-round run
+// (both servers) well under 15 minutes on a 2-core machine while making each
+// measurement last about a second or more, long enough to be above timer
+// and scheduling noise.
+type Plan struct {
+	PubMsgs16, PubMsgs1K       int
+	PubSubMsgs16, PubSubMsgs1K int
+	FanoutMsgs, QueueMsgs      int
+	Requests                   int
+	IdleConns                  int
+	IdleSettle                 time.Duration
+}
+
+// DefaultPlan returns the full-size plan, or a small one for -quick.
+func DefaultPlan(quick bool) Plan {
+	if quick {
+		return Plan{
+			PubMsgs16: 200_000, PubMsgs1K: 100_000,
+			PubSubMsgs16: 200_000, PubSubMsgs1K: 100_000,
+			FanoutMsgs: 100_000, QueueMsgs: 200_000,
+			Requests:  5_000,
+			IdleConns: 10_000, IdleSettle: 3 * time.Second,
+		}
+	}
+	return Plan{
+		PubMsgs16: 5_000_000, PubMsgs1K: 1_000_000,
+		PubSubMsgs16: 2_000_000, PubSubMsgs1K: 500_000,
+		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000,
+		Requests:  20_000,
+		IdleConns: 10_000, IdleSettle: 3 * time.Second,
+	}
+}
+
+// Workloads lists the measurements in the order they appear in the table.
+func Workloads(p Plan) []Workload {
+	rate := func(name string) []MetricSpec { return []MetricSpec{{Name: name, Unit: UnitRate}} }
+	return []Workload{
+		{
+			Key: "pub-16B", Metrics: rate("publish only, 16 B"),
+			How: fmt.Sprintf("`nats bench pub bench.pub --size 16 --msgs %d`, no subscriber; publisher's msgs/sec", p.PubMsgs16),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.publishOnly(ctx, s, "16", p.PubMsgs16)
+			},
+		},
+		{
+			Key: "pub-1KB", Metrics: rate("publish only, 1 KiB"),
+			How: fmt.Sprintf("`nats bench pub bench.pub --size 1KB --msgs %d` (natscli's KB is 1024 B), no subscriber", p.PubMsgs1K),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.publishOnly(ctx, s, "1KB", p.PubMsgs1K)
+			},
+		},
+		{
+			Key: "pubsub-16B", Metrics: rate("pub → sub 1:1, 16 B"),
+			How: fmt.Sprintf("`nats bench sub bench.sub --size 16 --msgs %d` running, then `nats bench pub` of the same; subscriber's received msgs/sec", p.PubSubMsgs16),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.publishSubscribe(ctx, s, 1, "16", p.PubSubMsgs16)
+			},
+		},
+		{
+			Key: "pubsub-1KB", Metrics: rate("pub → sub 1:1, 1 KiB"),
+			How: fmt.Sprintf("as above with `--size 1KB --msgs %d`", p.PubSubMsgs1K),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.publishSubscribe(ctx, s, 1, "1KB", p.PubSubMsgs1K)
+			},
+		},
+		{
+			Key: "fanout4-16B", Metrics: rate("fan-out 1 → 4 subs, 16 B (delivered)"),
+			How: fmt.Sprintf("`nats bench sub --clients 4 --size 16 --msgs %d` (every subscriber gets every message) and one `nats bench pub`; natscli's aggregated delivered msgs/sec over the 4 subscribers", p.FanoutMsgs),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.publishSubscribe(ctx, s, 4, "16", p.FanoutMsgs)
+			},
+		},
+		{
+			Key: "queue4-16B", Metrics: rate("queue group 1 → 4 members, 16 B"),
+			How: fmt.Sprintf("natscli v0.5.1 has no queue-group subscriber, so 4 nats.go v1.55.0 connections in the harness join one queue group; `nats bench pub --size 16 --msgs %d`; messages / (last receipt − first receipt) over the group", p.QueueMsgs),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.queueGroup(ctx, s, 4, "16", p.QueueMsgs)
+			},
+		},
+		{
+			Key: "reqrep-16B",
+			Metrics: []MetricSpec{
+				{Name: "request/reply p50 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
+				{Name: "request/reply p99 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
+			},
+			How: fmt.Sprintf("`nats bench service serve bench.svc` (a micro service, queue group `q`) and `nats bench service request bench.svc --size 16 --msgs %d`: one client, sequential requests; natscli's P50/P99", p.Requests),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.requestReply(ctx, s, p.Requests)
+			},
+		},
+		{
+			Key: "idle-conns",
+			Metrics: []MetricSpec{
+				{Name: fmt.Sprintf("RSS with %s idle connections", thousands(p.IdleConns)), Unit: UnitBytes, LowerIsBetter: true},
+				{Name: "RSS per idle connection", Unit: UnitBytes, LowerIsBetter: true},
+			},
+			How: fmt.Sprintf("raw TCP clients from the harness each send `CONNECT {\"verbose\":false}` + `PING` and wait for `PONG`; after %s, VmRSS of the server from /proc; per connection = (RSS − RSS before connecting) / %d", p.IdleSettle, p.IdleConns),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.idleConnections(ctx, s, p.IdleConns, p.IdleSettle)
+			},
+		},
+	}
+}
+
+func (h *Harness) publishOnly(ctx context.Context, s *Server, size string, msgs int) ([]float64, error) {
+	out, _, err := h.CLI.Run(ctx, s.URL(), "pub", "bench.pub", "--size", size, "--msgs", countArg(msgs))
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseRate(out)
+	return []float64{r}, err
+}
+
+// publishSubscribe runs one natscli subscriber process with `clients`
+// connections, waits until the server has their subscriptions, then
+// publishes. The subscriber's rate is measured from its first to its last
+// message, so it is the rate the server delivered.
+func (h *Harness) publishSubscribe(ctx context.Context, s *Server, clients int, size string, msgs int) ([]float64, error) {
+	const subject = "bench.sub"
+	base, baseErr := s.Subscriptions(ctx)
+	sub, err := h.CLI.Start(s.URL(), "sub", subject, "--clients", countArg(clients), "--size", size, "--msgs", countArg(msgs))
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Kill()
+	if err := h.waitForInterest(ctx, s, base, baseErr, clients, sub); err != nil {
+		return nil, err
+	}
+	_, took, err := h.CLI.Run(ctx, s.URL(), "pub", subject, "--size", size, "--msgs", countArg(msgs))
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.Wait(ctx, drainGrace(took, h.CLI.Timeout)); err != nil {
+		return nil, fmt.Errorf("subscriber did not receive all %d messages (lost messages? slow-consumer disconnect?): %w%s", msgs, err, s.aliveNote())
+	}
+	r, err := ParseRate(sub.Stdout())
+	return []float64{r}, err
+}
+
+// drainGrace is how long subscribers may keep receiving after the publisher
+// is done: a server may buffer a lot for a slower subscriber, but a
+// subscriber that is still short of messages well after that has lost some
+// and would wait forever.
+func drainGrace(publishTook, limit time.Duration) time.Duration {
+	return min(max(15*time.Second, 3*publishTook), limit)
+}
+
+// waitForInterest blocks until the server counts `want` more subscriptions
+// than before the subscriber started. natscli's subscriber prints nothing
+// until it is done, so the server's /varz is the only witness. Without a
+// usable /varz we fall back to a fixed pause and say so once.
+func (h *Harness) waitForInterest(ctx context.Context, s *Server, base int, baseErr error, want int, sub *Process) error {
+	if baseErr != nil {
+		// preflight already warned about this server's /varz.
+		return sleepCtx(ctx, time.Second)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := s.Subscriptions(ctx)
+		if err == nil && n >= base+want {
+			return nil
+		}
+		if sub.Exited() {
+			return fmt.Errorf("%s exited before subscribing: %v%s", sub.name, sub.waitErr, sub.stderrTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server did not report %d new subscription(s) within 10s (/varz subscriptions %d → %d, err %v)", want, base, n, err)
+		}
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (h *Harness) requestReply(ctx context.Context, s *Server, requests int) ([]float64, error) {
+	const subject = "bench.svc"
+	serve, err := h.CLI.Start(s.URL(), "service", "serve", subject)
+	if err != nil {
+		return nil, err
+	}
+	defer serve.Kill()
+	if err := waitForResponder(ctx, s, subject, serve); err != nil {
+		return nil, err
+	}
+	out, _, err := h.CLI.Run(ctx, s.URL(), "service", "request", subject, "--size", "16", "--msgs", countArg(requests))
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, s.aliveNote())
+	}
+	p50, p99, err := ParseLatency(out)
+	return []float64{p50, p99}, err
+}
+
+// aliveNote adds the server's stderr to an error when the server itself died.
+func (s *Server) aliveNote() string {
+	if err := s.checkAlive(); err != nil {
+		return "\n  " + err.Error()
+	}
+	return ""
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// thousands formats 10000 as "10,000" for row names.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

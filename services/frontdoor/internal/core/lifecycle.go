@@ -15,16 +15,7 @@ func (s *Server) LameDuck() {
 		return
 	}
 	cfg := s.Config()
-	s.mu.Lock()
-	l := s.listener
-	clients := make([]*client, 0, len(s.clients))
-	for _, c := range s.clients {
-		clients = append(clients, c)
-	}
-	s.mu.Unlock()
-	if l != nil {
-		l.Close()
-	}
+	clients := s.stopAccepting()
 	dur, grace := cfg.LameDuckDuration, cfg.LameDuckGracePeriod
 	if grace >= dur {
 		grace = 0

@@ -52,11 +52,11 @@ type Server struct {
 	loadedAt     atomic.Pointer[time.Time]
 	cfgGen       atomic.Uint64 // bumped by Reload; readers re-apply limits
 
-	nextCID       atomic.Uint64
-	wg            sync.WaitGroup
-	ready         chan struct{}
-	shutdown      atomic.Bool
-	lameDuck      atomic.Bool
+	nextCID          atomic.Uint64
+	wg               sync.WaitGroup
+	ready            chan struct{}
+	shutdown         atomic.Bool
+	lameDuck         atomic.Bool
 	slowConsumers    atomic.Int64
 	staleConnections atomic.Int64
 	totals           totals
@@ -263,11 +263,9 @@ func (s *Server) removeClient(c *client, reason string) {
 	s.wg.Done()
 }
 
-// Shutdown closes the listener and every client, and waits for them.
-func (s *Server) Shutdown() {
-	if !s.shutdown.CompareAndSwap(false, true) {
-		return
-	}
+// stopAccepting closes the client listener and returns the clients
+// connected at that moment.
+func (s *Server) stopAccepting() []*client {
 	s.mu.Lock()
 	l := s.listener
 	clients := make([]*client, 0, len(s.clients))
@@ -278,7 +276,19 @@ func (s *Server) Shutdown() {
 	if l != nil {
 		l.Close()
 	}
-	if hs := s.httpServer; hs != nil {
+	return clients
+}
+
+// Shutdown closes the listener and every client, and waits for them.
+func (s *Server) Shutdown() {
+	if !s.shutdown.CompareAndSwap(false, true) {
+		return
+	}
+	clients := s.stopAccepting()
+	s.mu.Lock()
+	hs := s.httpServer
+	s.mu.Unlock()
+	if hs != nil {
 		hs.Close()
 	}
 	for _, c := range clients {

@@ -277,8 +277,12 @@ func (c *client) flush() {
 		}
 		if len(rest) == 0 && len(o.chunks) == 0 {
 			o.writing = false
+			closeNow := o.drainThenClose
 			recycleChunks(bufs)
 			o.mu.Unlock()
+			if closeNow {
+				c.conn.Close()
+			}
 			return
 		}
 		o.chunks = append(rest, o.chunks...)

@@ -84,6 +84,12 @@ func TestSublistMatchAndRemove(t *testing.T) {
 	require.Len(t, r.Queues, 1, "queue members across patterns form one group")
 	require.Equal(t, []string{"c"}, names(sl.Match("foo.bar.baz")))
 	require.Empty(t, names(sl.Match("bar")))
+	all := NewSublist[sub]()
+	all.Insert(">", "", &sub{"all"})
+	all.Insert("*.*", "", &sub{"two"})
+	for _, bad := range []string{"foo..bar", ".foo", "foo.", ".", ""} {
+		require.Empty(t, names(all.Match(bad)), "empty tokens match nothing: %q", bad)
+	}
 
 	require.True(t, sl.Remove("foo.bar", "", a))
 	require.False(t, sl.Remove("foo.bar", "", a), "second remove reports absence")

@@ -203,10 +203,25 @@ func (l *level[S]) empty() bool { return len(l.nodes) == 0 && l.pwc == nil && l.
 func (sl *Sublist[S]) Match(literal string) *Result[S] {
 	sl.matches.Add(1)
 	r := &Result[S]{}
+	if hasEmptyToken(literal) {
+		return r // nats-server matches nothing for "foo..bar", ".foo", "foo."
+	}
 	sl.mu.RLock()
 	matchLevel(sl.root, literal, r)
 	sl.mu.RUnlock()
 	return r
+}
+
+func hasEmptyToken(s string) bool {
+	if s == "" || s[0] == Separator || s[len(s)-1] == Separator {
+		return true
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] == Separator && s[i-1] == Separator {
+			return true
+		}
+	}
+	return false
 }
 
 func matchLevel[S any](l *level[S], rest string, r *Result[S]) {

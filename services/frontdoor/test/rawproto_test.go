@@ -11,8 +11,8 @@ package test
 //
 // Scripts run concurrently, each worker on its own servers, so subjects of
 // one script never meet another's. Each step is followed by a fixed read
-// window; a script must stay well under the ~2 s after which servers send
-// their first PING.
+// window. Servers send their first PING about 2 s after connecting; the
+// scripts are shorter, and a slow second try drops it (see rpNormLines).
 
 import (
 	"bufio"
@@ -137,14 +137,27 @@ func rpCases() []rpCase {
 
 		// --- subjects ---
 		{name: "pedantic invalid publish subject",
-			steps: rpOn0(`CONNECT {"verbose":false,"pedantic":true}` + "\r\nSUB foo.* 1\r\nPUB foo.* 1\r\nx\r\nPUB foo..bar 1\r\ny\r\nPING\r\n")},
-		{name: "pedantic verbose invalid publish subject", steps: rpOn0("CONNECT {}\r\nPUB foo..bar 1\r\nx\r\nPING\r\n")},
+			steps: rpOn0(`CONNECT {"verbose":false,"pedantic":true}` + "\r\nSUB foo.* 1\r\nPUB foo.* 1\r\nx\r\nPUB foo..bar 1\r\ny\r\nPING\r\n"),
+			// Refused, yet delivered: nats-server only reports it.
+			want: rpOpen("-ERR 'Invalid Publish Subject'\r\nMSG foo.* 1 1\r\nx\r\n-ERR 'Invalid Publish Subject'\r\nPONG\r\n")},
+		{name: "pedantic verbose invalid publish subject", steps: rpOn0("CONNECT {}\r\nPUB foo..bar 1\r\nx\r\nPING\r\n"),
+			want: rpOpen("+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\nPONG\r\n")},
 		{name: "non-pedantic publish subject delivered literally",
 			steps: rpOn0(rpQuiet + "SUB foo.* 1\r\nPUB foo.* 1\r\nx\r\nPUB foo..bar 1\r\ny\r\nPING\r\n"),
 			want:  rpOpen("MSG foo.* 1 1\r\nx\r\nPONG\r\n")},
+		{name: "pedantic verbose invalid publish subject delivered",
+			steps: rpOn0(`CONNECT {"verbose":true,"pedantic":true}` + "\r\nSUB foo.* 2\r\nPUB foo.* 1\r\nx\r\nPING\r\n"),
+			want:  rpOpen("+OK\r\n+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\nMSG foo.* 2 1\r\nx\r\nPONG\r\n")},
+		{name: "no-responders for a subject with an empty token",
+			// Matches nothing, so the request has no responders; the 503
+			// goes to the first own subscription matching the reply, and
+			// nats-server collects a top-level '>' first.
+			steps: rpOn0(`CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}` + "\r\nSUB _INBOX.a 1\r\nSUB > 2\r\nPUB foo..bar _INBOX.a 1\r\nx\r\nPING\r\n"),
+			want:  rpOpen("HMSG _INBOX.a 2 40 40\r\nNATS/1.0 503\r\nNats-Subject: foo..bar\r\n\r\n\r\nPONG\r\n")},
 		{name: "invalid SUB subject", steps: rpOn0(rpQuiet + "SUB foo..bar 1\r\nSUB foo. 2\r\nSUB >.a 3\r\nPING\r\n"),
 			want: rpOpen("-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n")},
-		{name: "invalid SUB subject verbose", steps: rpOn0("CONNECT {}\r\nSUB foo..bar 1\r\nPING\r\n")},
+		{name: "invalid SUB subject verbose", steps: rpOn0("CONNECT {}\r\nSUB foo..bar 1\r\nPING\r\n"),
+			want: rpOpen("+OK\r\n-ERR 'Invalid Subject'\r\nPONG\r\n")},
 
 		// --- verbose ---
 		{name: "verbose +OK for each op",
@@ -154,7 +167,8 @@ func rpCases() []rpCase {
 		{name: "PUB before CONNECT answered +OK", steps: rpOn0("PUB foo 1\r\nx\r\nPING\r\n"), want: rpOpen("+OK\r\nPONG\r\n")},
 		{name: "PING before CONNECT", steps: rpOn0("PING\r\n"), want: rpOpen("PONG\r\n")},
 		{name: "UNSUB unknown sid verbose", steps: rpOn0("CONNECT {}\r\nUNSUB 99\r\nPING\r\n"), want: rpOpen("+OK\r\n+OK\r\nPONG\r\n")},
-		{name: "SUB reusing an active sid verbose", steps: rpOn0("CONNECT {}\r\nSUB foo 1\r\nSUB bar 1\r\nPING\r\n")},
+		{name: "SUB reusing an active sid verbose", steps: rpOn0("CONNECT {}\r\nSUB foo 1\r\nSUB bar 1\r\nPING\r\n"),
+			want: rpOpen("+OK\r\n+OK\r\n+OK\r\nPONG\r\n")},
 		{name: "CONNECT twice", steps: rpOn0("CONNECT {}\r\nCONNECT {\"verbose\":false}\r\nSUB a 1\r\nPING\r\n"), want: rpOpen("+OK\r\nPONG\r\n")},
 
 		// --- lenient syntax ---
@@ -181,7 +195,8 @@ func rpCases() []rpCase {
 			want: rpOpen("MSG foo 1 2\r\nhi\r\nMSG foo 1 r.1 2\r\nhi\r\nHMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n" +
 				"HMSG foo 1 r.2 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nMSG foo 1 0\r\n\r\nPONG\r\n")},
 		{name: "HPUB to a subscriber without headers",
-			steps: []rpStep{{0, rpQuiet + "SUB foo 1\r\nPING\r\n"}, {1, rpQuietH + "HPUB foo 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nPING\r\n"}}},
+			steps: []rpStep{{0, rpQuiet + "SUB foo 1\r\nPING\r\n"}, {1, rpQuietH + "HPUB foo 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\nPING\r\n"}},
+			want:  []rpWant{{out: "PONG\r\nMSG foo 1 2\r\nhi\r\n"}, {out: "PONG\r\n"}}},
 		{name: "no-responders 503",
 			steps: rpOn0(`CONNECT {"verbose":false,"headers":true,"no_responders":true}` + "\r\nSUB _INBOX.r1 1\r\nPUB svc.req _INBOX.r1 2\r\nhi\r\nPING\r\n"),
 			want:  rpOpen("HMSG _INBOX.r1 1 39 39\r\nNATS/1.0 503\r\nNats-Subject: svc.req\r\n\r\n\r\nPONG\r\n")},
@@ -216,8 +231,10 @@ func rpCases() []rpCase {
 		{name: "verbose +OK before MSG",
 			steps: rpOn0(`CONNECT {"verbose":true,"pedantic":false}` + "\r\nSUB foo 1\r\nPUB foo 1\r\nx\r\nPING\r\n"),
 			want:  rpOpen("+OK\r\n+OK\r\n+OK\r\nMSG foo 1 1\r\nx\r\nPONG\r\n")},
-		{name: "HPUB with an empty header block", steps: rpOn0(rpQuietH + "SUB foo 1\r\nHPUB foo 0 2\r\nhi\r\nPING\r\n")},
-		{name: "reply subject not checked", steps: rpOn0(`CONNECT {"verbose":false,"pedantic":true}` + "\r\nSUB foo 1\r\nPUB foo bar.* 1\r\nx\r\nPING\r\n")},
+		{name: "HPUB with an empty header block", steps: rpOn0(rpQuietH + "SUB foo 1\r\nHPUB foo 0 2\r\nhi\r\nPING\r\n"),
+			want: rpOpen("MSG foo 1 2\r\nhi\r\nPONG\r\n")},
+		{name: "reply subject not checked", steps: rpOn0(`CONNECT {"verbose":false,"pedantic":true}` + "\r\nSUB foo 1\r\nPUB foo bar.* 1\r\nx\r\nPING\r\n"),
+			want: rpOpen("MSG foo 1 bar.* 1\r\nx\r\nPONG\r\n")},
 		{name: "queue names", anyOrder: true, steps: rpOn0(rpQuiet + "SUB foo a>b 1\r\nSUB foo q.* 2\r\nSUB foo q..x 3\r\nPUB foo 1\r\nx\r\nPING\r\n")},
 		{name: "sid reused after UNSUB", steps: rpOn0(rpQuiet + "SUB foo 1\r\nUNSUB 1\r\nSUB bar 1\r\nPUB foo 1\r\nx\r\nPUB bar 1\r\ny\r\nPING\r\n"),
 			want: rpOpen("MSG bar 1 1\r\ny\r\nPONG\r\n")},
@@ -225,14 +242,17 @@ func rpCases() []rpCase {
 		{name: "one message matching several subscriptions", anyOrder: true,
 			steps: rpOn0(rpQuiet + "SUB foo.bar 1\r\nSUB foo.* 2\r\nSUB > 3\r\nSUB foo.> 4\r\nSUB *.bar 5\r\nSUB foo.bar 6\r\nPUB foo.bar 1\r\nx\r\nPING\r\n")},
 		{name: "echo false queue group of self only",
-			steps: rpOn0(`CONNECT {"verbose":false,"echo":false,"headers":true,"no_responders":true}` + "\r\nSUB svc q 1\r\nSUB _INBOX.e 2\r\nPUB svc _INBOX.e 1\r\nx\r\nPING\r\n")},
+			steps: rpOn0(`CONNECT {"verbose":false,"echo":false,"headers":true,"no_responders":true}` + "\r\nSUB svc q 1\r\nSUB _INBOX.e 2\r\nPUB svc _INBOX.e 1\r\nx\r\nPING\r\n"),
+			want:  rpOpen("HMSG _INBOX.e 2 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\nPONG\r\n")},
 		{name: "auto-unsubscribe in a queue group",
 			steps: rpOn0(rpQuiet + "SUB foo q 1\r\nUNSUB 1 1\r\nPUB foo 1\r\na\r\nPUB foo 1\r\nb\r\nPING\r\n"),
 			want:  rpOpen("MSG foo 1 1\r\na\r\nPONG\r\n")},
 		{name: "wildcards in published subjects", anyOrder: true,
 			steps: rpOn0(rpQuiet + "SUB > 1\r\nSUB * 2\r\nSUB foo.* 3\r\nSUB foo.> 4\r\nPUB > 1\r\na\r\nPUB * 1\r\nb\r\nPUB foo.> 1\r\nc\r\nPUB foo.* 1\r\nd\r\nPING\r\n")},
 		{name: "empty tokens in published subjects", anyOrder: true,
-			steps: rpOn0(rpQuiet + "SUB > 1\r\nSUB *.* 2\r\nPUB foo..bar 1\r\na\r\nPUB .foo 1\r\nb\r\nPUB foo. 1\r\nc\r\nPUB . 1\r\nd\r\nPING\r\n")},
+			steps: rpOn0(rpQuiet + "SUB > 1\r\nSUB *.* 2\r\nPUB foo..bar 1\r\na\r\nPUB .foo 1\r\nb\r\nPUB foo. 1\r\nc\r\nPUB . 1\r\nd\r\nPING\r\n"),
+			// A subject with an empty token matches nothing in nats-server.
+			want: rpOpen("PONG\r\n")},
 		{name: "UTF-8 subjects", steps: rpOn0(rpQuiet + "SUB f\u00f6\u00f6.* 1\r\nPUB f\u00f6\u00f6.b\u00e4r 2\r\nhi\r\nPING\r\n"),
 			want: rpOpen("MSG f\u00f6\u00f6.b\u00e4r 1 2\r\nhi\r\nPONG\r\n")},
 		{name: "pipelined messages", steps: rpOn0(rpQuiet + "SUB foo 1\r\n" + strings.Repeat("PUB foo 3\r\nabc\r\n", 2000) + "PING\r\n"),
@@ -282,7 +302,7 @@ type rpConn struct {
 }
 
 // rpRun plays a script against addr.
-func rpRun(addr string, tc rpCase) ([]rpConnResult, error) {
+func rpRun(addr string, tc rpCase, window time.Duration) ([]rpConnResult, error) {
 	n := 0
 	for _, s := range tc.steps {
 		n = max(n, s.conn+1)
@@ -310,7 +330,7 @@ func rpRun(addr string, tc rpCase) ([]rpConnResult, error) {
 				rc.res.closedAt = si
 			}
 		}
-		deadline := time.Now().Add(rpWindow)
+		deadline := time.Now().Add(window)
 		var wg sync.WaitGroup
 		for _, rc := range conns {
 			if rc.res.closedAt >= 0 && rc.res.closedAt < si {
@@ -321,7 +341,7 @@ func rpRun(addr string, tc rpCase) ([]rpConnResult, error) {
 			go func() {
 				defer wg.Done()
 				out, eof := rc.readUntil(deadline)
-				rc.res.steps = append(rc.res.steps, rpNormInfoLines(out))
+				rc.res.steps = append(rc.res.steps, rpNormLines(out))
 				if eof && rc.res.closedAt < 0 {
 					rc.res.closedAt = si
 				}
@@ -337,7 +357,7 @@ func rpRun(addr string, tc rpCase) ([]rpConnResult, error) {
 }
 
 // readUntil returns what arrives before deadline and whether the server
-// rpClosed the connection (EOF or reset) by then.
+// closed the connection (EOF or reset) by then.
 func (rc *rpConn) readUntil(deadline time.Time) (string, bool) {
 	var out []byte
 	buf := make([]byte, 64<<10)
@@ -379,9 +399,9 @@ func rpNormInfo(line string) string {
 		strings.Join(keys, ","), m["proto"], m["headers"], m["max_payload"], strings.HasSuffix(line, "} \r\n"))
 }
 
-// rpNormInfoLines normalises the INFO lines in a step's output (scripts send
-// no payload that starts a line with "INFO {").
-func rpNormInfoLines(s string) string {
+// rpNormLines normalises the INFO lines in a step's output and drops the
+// server's keep-alive PINGs (scripts publish no payload holding such lines).
+func rpNormLines(s string) string {
 	var b strings.Builder
 	for len(s) > 0 {
 		if strings.HasPrefix(s, "INFO {") {
@@ -396,7 +416,9 @@ func rpNormInfoLines(s string) string {
 			b.WriteString(s)
 			break
 		}
-		b.WriteString(s[:i+1])
+		if s[:i+1] != "PING\r\n" {
+			b.WriteString(s[:i+1])
+		}
 		s = s[i+1:]
 	}
 	return b.String()
@@ -436,10 +458,29 @@ func rpStartFrontdoor(t *testing.T) *testkit.Process {
 	return testkit.StartFrontdoor(t, testkit.FrontdoorOptions{HTTPPort: -1})
 }
 
-// rpRunAll plays every case on each server set (worker k plays cases k,
-// k+workers, ... one after another on its own servers) and returns the
-// results per case, then per server of the set.
-func rpRunAll(cases []rpCase, sets [][]*testkit.Process) ([][][]rpConnResult, []error) {
+// rpRunSet plays one case on every server of a set at once.
+func rpRunSet(tc rpCase, set []*testkit.Process, window time.Duration) ([][]rpConnResult, error) {
+	results := make([][]rpConnResult, len(set))
+	errs := make([]error, len(set))
+	var wg sync.WaitGroup
+	for s, p := range set {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[s], errs[s] = rpRun(p.Addr(), tc, window)
+			if errs[s] != nil {
+				errs[s] = fmt.Errorf("%s: %w", p.Addr(), errs[s])
+			}
+		}()
+	}
+	wg.Wait()
+	return results, errors.Join(errs...)
+}
+
+// rpRunAll plays every case on a server set: worker k plays cases k,
+// k+len(sets), ... one after another on set k. It returns the results per
+// case, then per server of the set.
+func rpRunAll(cases []rpCase, sets [][]*testkit.Process, window time.Duration) ([][][]rpConnResult, []error) {
 	results := make([][][]rpConnResult, len(cases))
 	errs := make([]error, len(cases))
 	var wg sync.WaitGroup
@@ -448,20 +489,7 @@ func rpRunAll(cases []rpCase, sets [][]*testkit.Process) ([][][]rpConnResult, []
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(cases); i += len(sets) {
-				results[i] = make([][]rpConnResult, len(set))
-				var inner sync.WaitGroup
-				for s, p := range set {
-					inner.Add(1)
-					go func() {
-						defer inner.Done()
-						res, err := rpRun(p.Addr(), cases[i])
-						results[i][s] = res
-						if err != nil {
-							errs[i] = fmt.Errorf("%s: %w", p.Addr(), err)
-						}
-					}()
-				}
-				inner.Wait()
+				results[i], errs[i] = rpRunSet(cases[i], set, window)
 			}
 		}()
 	}
@@ -469,54 +497,103 @@ func rpRunAll(cases []rpCase, sets [][]*testkit.Process) ([][][]rpConnResult, []
 	return results, errs
 }
 
-func rpCheckWant(t *testing.T, server string, tc rpCase, got []rpConnResult) {
-	t.Helper()
-	if tc.want == nil {
-		return
+// rpProblems lists what is wrong with one case's results: a server (named
+// by names) that does not give the table's bytes, and with two servers,
+// every connection on which they differ.
+func rpProblems(tc rpCase, results [][]rpConnResult, names []string) []string {
+	if tc.anyOrder {
+		results = rpSorted(results)
 	}
-	for i, w := range tc.want {
-		if i >= len(got) {
-			t.Errorf("%s: connection %d: never opened", server, i)
-			continue
+	var probs []string
+	for s, res := range results {
+		if tc.want == nil {
+			break
 		}
-		g := got[i]
-		if g.out() != w.out || (g.closedAt >= 0) != w.closed {
-			t.Errorf("%s: connection %d:\n got  %s (closed: %v)\n want %s (closed: %v)\n%s",
-				server, i, rpShort(g.out()), g.closedAt >= 0, rpShort(w.out), w.closed, g)
+		for c, w := range tc.want {
+			if c >= len(res) {
+				probs = append(probs, fmt.Sprintf("%s: connection %d never opened", names[s], c))
+				continue
+			}
+			want := w.out
+			if tc.anyOrder {
+				want = rpSorted([][]rpConnResult{{{steps: []string{want}}}})[0][0].steps[0]
+			}
+			if g := res[c]; g.out() != want || (g.closedAt >= 0) != w.closed {
+				probs = append(probs, fmt.Sprintf("%s: connection %d:\n got  %s (closed: %v)\n want %s (closed: %v)\nscript: %s\n%s",
+					names[s], c, rpShort(g.out()), g.closedAt >= 0, rpShort(w.out), w.closed, rpScript(tc), g))
+			}
 		}
+	}
+	if len(results) == 2 {
+		ref, ours := results[0], results[1]
+		for c := range ref {
+			if c >= len(ours) || ref[c].String() != ours[c].String() {
+				var o rpConnResult
+				if c < len(ours) {
+					o = ours[c]
+				}
+				probs = append(probs, fmt.Sprintf("connection %d differs\nscript: %s\n%s:\n%s%s:\n%s",
+					c, rpScript(tc), names[0], ref[c], names[1], o))
+			}
+		}
+	}
+	return probs
+}
+
+// rpSlowWindow is the read window of the second try of a failed case: a
+// loaded machine (CI runs test binaries side by side) can miss 300 ms.
+const rpSlowWindow = time.Second
+
+// rpPlay plays every case on the server sets and reports each case's
+// problems in a subtest. Failed cases are played once more, together, with
+// a long window, to tell a slow machine from a real difference.
+func rpPlay(t *testing.T, cases []rpCase, sets [][]*testkit.Process, names []string) {
+	results, errs := rpRunAll(cases, sets, rpWindow)
+	probs := make([][]string, len(cases))
+	var retry []int
+	for i, tc := range cases {
+		if errs[i] == nil {
+			probs[i] = rpProblems(tc, results[i], names)
+		}
+		if errs[i] != nil || len(probs[i]) > 0 {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		again := make([]rpCase, len(retry))
+		for k, i := range retry {
+			again[k] = cases[i]
+			t.Logf("playing %q again with a %v window: %v %q", cases[i].name, rpSlowWindow, errs[i], probs[i])
+		}
+		results, errs := rpRunAll(again, sets, rpSlowWindow)
+		for k, i := range retry {
+			if errs[k] != nil {
+				probs[i] = []string{errs[k].Error()}
+			} else {
+				probs[i] = rpProblems(cases[i], results[k], names)
+			}
+		}
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, p := range probs[i] {
+				t.Error(p)
+			}
+		})
 	}
 }
 
 // TestRawProtoDifferential: the same bytes to nats-server and to a frontdoor
-// must get the same answers and the same closes.
+// must get the same answers and the same closes, and the table's bytes
+// where it has them.
 func TestRawProtoDifferential(t *testing.T) {
 	bin := rpReferenceBin(t)
-	cases := rpCases()
 	sets := make([][]*testkit.Process, rpWorkers)
 	for i := range sets {
 		sets[i] = []*testkit.Process{rpStartReference(t, bin), rpStartFrontdoor(t)}
 	}
-	results, errs := rpRunAll(cases, sets)
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			ref, ours := results[i][0], results[i][1]
-			if tc.anyOrder {
-				rpSortSteps(ref)
-				rpSortSteps(ours)
-			}
-			// The table's exact bytes must hold on the reference too.
-			rpCheckWant(t, "nats-server (the table is wrong)", tc, ref)
-			for c := range ref {
-				if ref[c].String() != ours[c].String() {
-					t.Errorf("connection %d differs\nscript: %s\nnats-server:\n%sfrontdoor:\n%s",
-						c, rpScript(tc), ref[c], ours[c])
-				}
-			}
-		})
-	}
+	// When only the reference misses the table's bytes, the table is wrong.
+	rpPlay(t, rpCases(), sets, []string{"nats-server", "frontdoor"})
 }
 
 // TestRawProtoExact: the frontdoor alone against the table's exact bytes,
@@ -532,24 +609,11 @@ func TestRawProtoExact(t *testing.T) {
 	for i := range sets {
 		sets[i] = []*testkit.Process{rpStartFrontdoor(t)}
 	}
-	results, errs := rpRunAll(cases, sets)
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			for c, r := range results[i][0] {
-				if r.info != results[i][0][0].info {
-					t.Errorf("connection %d: INFO %s differs from %s", c, r.info, results[i][0][0].info)
-				}
-			}
-			rpCheckWant(t, "frontdoor", tc, results[i][0])
-		})
-	}
+	rpPlay(t, cases, sets, []string{"frontdoor"})
 }
 
-// TestRawProtoQueueGroup: a message to a queue group of two members on two
-// connections reaches exactly one of them.
+// TestRawProtoQueueGroup: messages to a queue group with members on two
+// connections each reach exactly one member.
 func TestRawProtoQueueGroup(t *testing.T) {
 	p := rpStartFrontdoor(t)
 	tc := rpCase{steps: []rpStep{
@@ -557,7 +621,7 @@ func TestRawProtoQueueGroup(t *testing.T) {
 		{1, rpQuiet + "SUB q.z grp 2\r\nPING\r\n"},
 		{2, rpQuiet + "PUB q.z 1\r\nm\r\nPUB q.z 1\r\nn\r\nPUB q.z 1\r\no\r\nPING\r\n"},
 	}}
-	res, err := rpRun(p.Addr(), tc)
+	res, err := rpRun(p.Addr(), tc, rpWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,27 +639,38 @@ func rpScript(tc rpCase) string {
 	return b.String()
 }
 
-// rpSortSteps puts each step's protocol messages (a line, with its payload
-// for MSG and HMSG) in sorted order.
-func rpSortSteps(res []rpConnResult) {
-	for c := range res {
-		for i, s := range res[c].steps {
-			var units []string
-			for len(s) > 0 {
-				end := strings.Index(s, "\n") + 1
-				if end == 0 {
-					end = len(s)
-				}
-				if f := strings.Fields(s[:end]); len(f) > 0 && (f[0] == "MSG" || f[0] == "HMSG") {
-					if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
-						end = min(len(s), end+n+2)
-					}
-				}
-				units = append(units, s[:end])
-				s = s[end:]
+// rpSorted returns a copy of results with each step's protocol messages (a
+// line, with its payload for MSG and HMSG) in sorted order.
+func rpSorted(results [][]rpConnResult) [][]rpConnResult {
+	out := make([][]rpConnResult, len(results))
+	for s, res := range results {
+		out[s] = make([]rpConnResult, len(res))
+		for c, r := range res {
+			r.steps = slices.Clone(r.steps)
+			for i, st := range r.steps {
+				r.steps[i] = rpSortUnits(st)
 			}
-			sort.Strings(units)
-			res[c].steps[i] = strings.Join(units, "")
+			out[s][c] = r
 		}
 	}
+	return out
+}
+
+func rpSortUnits(s string) string {
+	var units []string
+	for len(s) > 0 {
+		end := strings.Index(s, "\n") + 1
+		if end == 0 {
+			end = len(s)
+		}
+		if f := strings.Fields(s[:end]); len(f) > 0 && (f[0] == "MSG" || f[0] == "HMSG") {
+			if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
+				end = min(len(s), end+n+2)
+			}
+		}
+		units = append(units, s[:end])
+		s = s[end:]
+	}
+	sort.Strings(units)
+	return strings.Join(units, "")
 }

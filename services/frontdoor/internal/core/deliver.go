@@ -11,8 +11,8 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 	c.inMsgs++
 	c.inBytes += int64(len(msg))
 	if c.opts.Pedantic && !subject.ValidPublish(subj) {
+		// nats-server reports it and still processes the message.
 		c.sendErr("Invalid Publish Subject")
-		return nil
 	}
 	if c.opts.Verbose {
 		c.queueSelf(okBytes)

@@ -13,6 +13,7 @@ FUZZTIME    ?= 15s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 NATSCLI     := github.com/nats-io/natscli/nats@v0.5.1
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
+REFERENCE   := github.com/nats-io/nats-server/v2@v2.15.2
 
 export GOFLAGS := -buildvcs=false
 
@@ -38,8 +39,8 @@ run: build ## Run the suite in the foreground: clients on nats://127.0.0.1:4222,
 	@exec bin/frontdoor -p 4222 -m 8222 $(if $(CONFIG),-c $(CONFIG))
 
 .PHONY: test
-test: check-go ## Run every test (unit, integration with real binaries and nats.go, a short fuzz run)
-	go test -race -count=1 -timeout 20m $(PKGS)
+test: check-go reference ## Run every test (unit, integration with real binaries and nats.go, differential against nats-server, a short fuzz run)
+	NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server go test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && go test -count=1 ./...
 	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
 
@@ -50,6 +51,13 @@ fuzz: ## Fuzz the protocol parser for FUZZTIME (default 15s; e.g. FUZZTIME=10m)
 .PHONY: bench
 bench: build ## Compare Switchyard with nats-server v2.15.2 using nats bench (natscli v0.5.1); writes docs/benchmarks.md
 	cd tools && go run ./cmd/bench -switchyard $(CURDIR)/bin/frontdoor -tools $(TOOLS_BIN) -write-doc $(CURDIR)/docs/benchmarks.md $(BENCH_ARGS)
+
+.PHONY: reference
+reference: $(TOOLS_BIN)/nats-server ## Install the reference nats-server v2.15.2 (for differential tests and make bench) into .tools/bin
+
+$(TOOLS_BIN)/nats-server:
+	@mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) go install $(REFERENCE)
 
 .PHONY: tools
 tools: ## Install the pinned nats CLI into .tools/bin

@@ -42,7 +42,7 @@ type Server struct {
 	ServerName       string        // "server_name"
 	ClientAdvertise  string        // "client_advertise"
 	NoAdvertise      bool          // "no_advertise"
-	HTTPHost         string        // "http_host", or the host of "http"; defaults to Host
+	HTTPHost         string        // "http_host", or the host of "http"; empty: follow Host (MonitorHost)
 	HTTPPort         int           // "http_port"/"monitor_port", or the port of "http"; 0: off, -1: free port
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
@@ -79,7 +79,7 @@ func Default() Server {
 	return Server{
 		Host:                "0.0.0.0",
 		Port:                4222,
-		HTTPHost:            "0.0.0.0",
+		HTTPHost:            "",
 		MaxPayload:          1 * mib,
 		MaxControlLine:      4 * kib,
 		MaxConnections:      64 * kib,
@@ -187,9 +187,6 @@ type loader struct {
 	// it: its location is attached to Validate's findings, and a second
 	// spelling of the same key is refused.
 	set map[string]value
-	// httpHostGiven tells whether HTTPHost came from the file; if not it
-	// follows Host, as in nats-server.
-	httpHostGiven bool
 }
 
 func fromMap(m map[string]any, file string) (*Server, error) {
@@ -230,9 +227,6 @@ func fromMap(m map[string]any, file string) (*Server, error) {
 	l.refuseBoth("listen", "port")
 	l.refuseBoth("http", "http_host")
 	l.refuseBoth("http", "http_port")
-	if !l.httpHostGiven {
-		s.HTTPHost = s.Host
-	}
 
 	// Range checks live in one place (check); point each finding at the
 	// line that set the value.
@@ -281,4 +275,14 @@ func (l *loader) refuseBoth(combined, single string) {
 	if ok1 && ok2 {
 		l.bad(c, " and %s (%s) both set the %s: keep one of them", showKey(s.path), s.where(c), single)
 	}
+}
+
+// MonitorHost is the host the monitoring port listens on: http_host, or the
+// client host (after flags are applied) when http_host is unset, as in
+// nats-server.
+func (s *Server) MonitorHost() string {
+	if s.HTTPHost == "" {
+		return s.Host
+	}
+	return s.HTTPHost
 }

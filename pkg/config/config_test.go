@@ -47,7 +47,7 @@ func requireErrLines(tb testing.TB, err error, want ...string) []string {
 func TestConfigDefaults(t *testing.T) {
 	d := Default()
 	require.Equal(t, Server{
-		Host: "0.0.0.0", Port: 4222, HTTPHost: "0.0.0.0",
+		Host: "0.0.0.0", Port: 4222, HTTPHost: "",
 		MaxPayload: 1048576, MaxControlLine: 4096, MaxConnections: 65536,
 		MaxPending: 67108864, PingInterval: 2 * time.Minute, MaxPingsOut: 2,
 		WriteDeadline: 10 * time.Second, Logtime: true,
@@ -197,7 +197,7 @@ func TestConfigListenAndHTTP(t *testing.T) {
 	s := mustParse(t, `listen: "127.0.0.1:4333"`)
 	require.Equal(t, "127.0.0.1", s.Host)
 	require.Equal(t, 4333, s.Port)
-	require.Equal(t, "127.0.0.1", s.HTTPHost, "http host follows host when not set")
+	require.Equal(t, "127.0.0.1", s.MonitorHost(), "http host follows host when not set")
 
 	s = mustParse(t, `listen: 127.0.0.1:4333`)
 	require.Equal(t, "127.0.0.1", s.Host)
@@ -222,11 +222,11 @@ func TestConfigListenAndHTTP(t *testing.T) {
 	require.Equal(t, 8222, s.HTTPPort)
 
 	s = mustParse(t, "host: 10.1.1.1\nhttp: 8222")
-	require.Equal(t, "10.1.1.1", s.HTTPHost)
+	require.Equal(t, "10.1.1.1", s.MonitorHost())
 	require.Equal(t, 8222, s.HTTPPort)
 
 	s = mustParse(t, "host: 10.1.1.1\nhttp_port: 8222")
-	require.Equal(t, "10.1.1.1", s.HTTPHost)
+	require.Equal(t, "10.1.1.1", s.MonitorHost())
 
 	_, err := Parse(`listen: "nonsense"`)
 	requireErrLines(t, err, `line 1: "listen": "nonsense" is not host:port`)

@@ -233,7 +233,6 @@ func applyHTTP(l *loader, s *Server, v value) {
 	}
 	if hasHost && host != "" {
 		s.HTTPHost = host
-		l.httpHostGiven = true
 	}
 	s.HTTPPort = port
 }
@@ -241,6 +240,5 @@ func applyHTTP(l *loader, s *Server, v value) {
 func applyHTTPHost(l *loader, s *Server, v value) {
 	if x, ok := l.str(v); ok {
 		s.HTTPHost = x
-		l.httpHostGiven = true
 	}
 }

@@ -28,9 +28,6 @@ func (s *Server) check() []problem {
 	if s.HTTPPort < -1 || s.HTTPPort > 65535 {
 		bad("http_port", "%d is out of range: use 0 to turn monitoring off, 1..65535, or -1 for a free port", s.HTTPPort)
 	}
-	if s.HTTPPort != 0 && s.HTTPHost == "" {
-		bad("http_host", "is empty: use 0.0.0.0 to listen on every interface")
-	}
 
 	switch {
 	case s.MaxPayload <= 0:

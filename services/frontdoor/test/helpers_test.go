@@ -5,8 +5,12 @@
 //
 // The suite also runs against the reference server, which is how its
 // expectations were checked: put a "frontdoor" symlink to nats-server in a
-// directory and point SWITCHYARD_BIN_DIR at it. Only TestConfigUnsupported*
-// is expected to fail there (nats-server accepts those keys).
+// directory and point SWITCHYARD_BIN_DIR at it. Three tests are expected to
+// fail there, each for a deliberate difference: TestConfigUnsupportedKeyRefused
+// (nats-server has clusters), TestLifecycleLameDuck* (nats-server refuses a
+// lame_duck_duration under 30 s; the same test passes with 30 s / 10 s), and
+// TestLifecycleReloadInvalidKeepsRunning (nats-server's reload error does not
+// name the key, which our errors must).
 package test
 
 import (

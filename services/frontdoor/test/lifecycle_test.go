@@ -3,8 +3,10 @@ package test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,8 +143,7 @@ func TestLifecycleLameDuck(t *testing.T) {
 
 func TestLifecycleLameDuckRefusesRawConnections(t *testing.T) {
 	p := start(t, "lame_duck_duration: \"3s\"\nlame_duck_grace_period: \"1s\"\n")
-	nc := connect(t, p) // keeps the server in lame duck for the whole duration
-	_ = nc
+	connect(t, p) // keeps the server in lame duck for the whole duration
 	require.NoError(t, p.Signal(syscall.SIGUSR2))
 	// Give the signal a moment to land, then no dial may get an INFO.
 	eventually(t, 2*time.Second, func() error {
@@ -272,6 +273,62 @@ func TestLifecycleDrainConnection(t *testing.T) {
 	require.Len(t, got, n, "drain lost messages that were already published")
 }
 
+// firehoseSubscriber is a nats.go subscriber that reads as fast as it can
+// and remembers whether its connection was ever dropped.
+type firehoseSubscriber struct {
+	nc          *nats.Conn
+	mu          sync.Mutex
+	received    int64
+	bytes       int64
+	disconnects []string
+}
+
+func newFirehoseSubscriber(t *testing.T, p *testkit.Process, subj string) *firehoseSubscriber {
+	t.Helper()
+	fs := &firehoseSubscriber{}
+	fs.nc = connect(t, p, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		fs.mu.Lock()
+		fs.disconnects = append(fs.disconnects, fmt.Sprint(err))
+		fs.mu.Unlock()
+	}))
+	s, err := fs.nc.Subscribe(subj, func(m *nats.Msg) {
+		fs.mu.Lock()
+		fs.received++
+		fs.bytes += int64(len(m.Data))
+		fs.mu.Unlock()
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.SetPendingLimits(-1, -1))
+	flush(t, fs.nc)
+	return fs
+}
+
+// waitAll waits for n messages of size bytes, failing at once if the
+// connection was dropped (whatever arrives after a reconnect is not "no
+// loss").
+func (fs *firehoseSubscriber) waitAll(t *testing.T, p *testkit.Process, n, size int) {
+	t.Helper()
+	cid := mustCID(t, fs.nc)
+	eventually(t, waitLong, func() error {
+		fs.mu.Lock()
+		got, disc := fs.received, fs.disconnects
+		fs.mu.Unlock()
+		if len(disc) > 0 {
+			ci, closed := findConn(getConnz(t, p, "?state=closed"), cid)
+			t.Fatalf("healthy subscriber disconnected (%q) after %d of %d messages; server closed cid %d: %v, reason %q",
+				disc, got, n, cid, closed, ci.Reason)
+		}
+		if got < int64(n) {
+			return fmt.Errorf("healthy subscriber got %d of %d", got, n)
+		}
+		return nil
+	})
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	require.EqualValues(t, n, fs.received)
+	require.EqualValues(t, int64(n)*int64(size), fs.bytes)
+}
+
 func TestLifecycleSlowConsumer(t *testing.T) {
 	// write_deadline short: nats-server keeps stalling publishers for a
 	// cut subscriber until its blocked write times out.
@@ -283,18 +340,7 @@ func TestLifecycleSlowConsumer(t *testing.T) {
 	stuck.Send("CONNECT {\"verbose\":false}\r\nSUB firehose 1\r\nPING\r\n")
 	stuck.Expect("PONG\r\n")
 
-	healthy := connect(t, p)
-	var received, bytesIn int64
-	var mu sync.Mutex
-	hs, err := healthy.Subscribe("firehose", func(m *nats.Msg) {
-		mu.Lock()
-		received++
-		bytesIn += int64(len(m.Data))
-		mu.Unlock()
-	})
-	require.NoError(t, err)
-	require.NoError(t, hs.SetPendingLimits(-1, -1))
-	flush(t, healthy)
+	healthy := newFirehoseSubscriber(t, p, "firehose")
 
 	pub := connect(t, p)
 	const size, n = 1024, 50 * 1024 // 50 MB
@@ -303,19 +349,7 @@ func TestLifecycleSlowConsumer(t *testing.T) {
 		require.NoError(t, pub.Publish("firehose", msg))
 	}
 	flush(t, pub)
-
-	eventually(t, waitLong, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if received < n {
-			return fmt.Errorf("healthy subscriber got %d of %d", received, n)
-		}
-		return nil
-	})
-	mu.Lock()
-	require.EqualValues(t, int64(n)*size, bytesIn)
-	mu.Unlock()
-	require.False(t, healthy.IsClosed())
+	healthy.waitAll(t, p, n, size)
 
 	var ci connInfo
 	eventually(t, waitLong, func() error {
@@ -378,41 +412,55 @@ func TestLifecycleSlowConsumerBurstDoesNotCutHealthySubscriber(t *testing.T) {
 	// producer (2-5 ms at a time) once a subscriber's pending bytes pass
 	// 75% of max_pending, instead of letting the queue overflow.
 	p := start(t, "max_pending: 1MB\n")
-	var mu sync.Mutex
-	var received int64
-	var disconnects []string
-	healthy := connect(t, p, nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-		mu.Lock()
-		disconnects = append(disconnects, fmt.Sprint(err))
-		mu.Unlock()
-	}))
-	hs, err := healthy.Subscribe("burst", func(*nats.Msg) {
-		mu.Lock()
-		received++
-		mu.Unlock()
-	})
-	require.NoError(t, err)
-	require.NoError(t, hs.SetPendingLimits(-1, -1))
-	flush(t, healthy)
-	cid := mustCID(t, healthy)
+	healthy := newFirehoseSubscriber(t, p, "burst")
 
 	pub := connect(t, p)
-	const n = 20 * 1024 // 20 MB in 1 KB messages
-	msg := payload(1024, 1)
+	const size, n = 1024, 20 * 1024 // 20 MB
+	msg := payload(size, 1)
 	for range n {
 		require.NoError(t, pub.Publish("burst", msg))
 	}
 	flush(t, pub)
-	eventually(t, waitLong, func() error {
-		mu.Lock()
-		got, disc := received, disconnects
-		mu.Unlock()
-		if got < n || len(disc) > 0 {
-			ci, closed := findConn(getConnz(t, p, "?state=closed"), cid)
-			return fmt.Errorf("healthy subscriber got %d of %d; disconnects %q; server closed it: %v %q",
-				got, n, disc, closed, ci.Reason)
-		}
-		return nil
-	})
+	healthy.waitAll(t, p, n, size)
 	require.Zero(t, getVarz(t, p).SlowConsumers)
+}
+
+func TestLifecycleSignalRightAfterReady(t *testing.T) {
+	// Once the client port answers, signals must be handled: a supervisor
+	// that reloads as soon as the server is up must not kill it (SIGHUP's
+	// default action terminates the process). nats-server installs its
+	// handlers before it listens. The readiness poll here is tight and the
+	// signal follows the first INFO at once; ten tries, because the window
+	// is short.
+	bin := testkit.Binary(t, "frontdoor")
+	for i := range 10 {
+		port := testkit.FreePort(t)
+		p := testkit.Start(t, bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+		p.Port = port
+		deadline := time.Now().Add(waitLong)
+		for {
+			c, err := net.Dial("tcp", p.Addr())
+			if err == nil {
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				buf := make([]byte, 5)
+				_, err = io.ReadFull(c, buf)
+				c.Close()
+				if err == nil && string(buf) == "INFO " {
+					break
+				}
+			}
+			require.True(t, time.Now().Before(deadline), "try %d: never ready:\n%s", i, p.Log())
+			time.Sleep(200 * time.Microsecond)
+		}
+		require.NoError(t, p.Signal(syscall.SIGHUP))
+		select {
+		case <-p.Done():
+			t.Fatalf("try %d: SIGHUP right after readiness ended the process (%v):\n%s", i, p.Cmd.ProcessState, p.Log())
+		case <-time.After(100 * time.Millisecond):
+		}
+		nc := connect(t, p)
+		require.NoError(t, nc.FlushTimeout(waitLong))
+		nc.Close()
+		p.Stop()
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -111,11 +113,17 @@ func TestMonitorVarzCounts(t *testing.T) {
 	require.NoError(t, pub.Publish("count.nobody.else", nil)) // 0 bytes, 2 deliveries
 	flush(t, pub, s1, s2)
 
-	v := getVarz(t, p)
-	require.EqualValues(t, n+1, v.InMsgs-base.InMsgs, "in_msgs")
-	require.EqualValues(t, n*size, v.InBytes-base.InBytes, "in_bytes")
-	require.EqualValues(t, 2*(n+1), v.OutMsgs-base.OutMsgs, "out_msgs")
-	require.EqualValues(t, 2*n*size, v.OutBytes-base.OutBytes, "out_bytes")
+	// The PONG can overtake the counters by a moment (nats-server too
+	// writes from another goroutine), so poll; the values are still exact.
+	var v varz
+	eventually(t, waitLong, func() error {
+		v = getVarz(t, p)
+		got := [4]int64{v.InMsgs - base.InMsgs, v.InBytes - base.InBytes, v.OutMsgs - base.OutMsgs, v.OutBytes - base.OutBytes}
+		if want := [4]int64{n + 1, n * size, 2 * (n + 1), 2 * n * size}; got != want {
+			return fmt.Errorf("in_msgs, in_bytes, out_msgs, out_bytes grew by %v, want %v", got, want)
+		}
+		return nil
+	})
 	require.GreaterOrEqual(t, v.Subscriptions-base.Subscriptions, 2)
 
 	// Closed connections still count toward the totals.
@@ -148,7 +156,17 @@ func TestMonitorConnz(t *testing.T) {
 	bID, err := b.GetClientID()
 	require.NoError(t, err)
 
-	c := getConnz(t, p, "")
+	// Counters may trail the PONG by a moment (see TestMonitorVarzCounts).
+	var c connz
+	eventually(t, waitLong, func() error {
+		c = getConnz(t, p, "")
+		ca, _ := findConn(c, aID)
+		cb, _ := findConn(c, bID)
+		if ca.OutMsgs != 3 || cb.InMsgs != 3 {
+			return fmt.Errorf("conn-a out_msgs %d, conn-b in_msgs %d, want 3 and 3", ca.OutMsgs, cb.InMsgs)
+		}
+		return nil
+	})
 	require.Equal(t, a.ConnectedServerId(), c.ServerID)
 	require.Equal(t, 2, c.NumConns)
 	require.Equal(t, 2, c.Total)
@@ -282,4 +300,31 @@ func TestMonitorHTTPReqStats(t *testing.T) {
 	getJSON(t, p, "/varz", &v)
 	require.EqualValues(t, 3, v.Stats["/connz"])
 	require.EqualValues(t, 1, v.Stats["/varz"])
+}
+
+func TestMonitorListensOnClientHost(t *testing.T) {
+	// With -a 127.0.0.1 and no http_host, nats-server serves monitoring on
+	// 127.0.0.1 too: a server bound to loopback must not expose /connz
+	// (client addresses, names) on the machine's other interfaces.
+	p := start(t, "")
+	v := getVarz(t, p)
+	var raw map[string]any
+	getJSON(t, p, "/varz", &raw)
+	if raw["http_host"] != "127.0.0.1" {
+		t.Errorf("/varz http_host is %v with -a 127.0.0.1, want 127.0.0.1", raw["http_host"])
+	}
+
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil {
+			continue
+		}
+		addr := net.JoinHostPort(ipn.IP.String(), strconv.Itoa(v.HTTPPort))
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("monitoring port reachable on %s although the server was started with -a 127.0.0.1", addr)
+		}
+	}
 }

@@ -43,13 +43,15 @@ func run(args []string) int {
 	if opts.ConfigFile != "" {
 		log.Infof("Using configuration file: %s", opts.ConfigFile)
 	}
+	// Signals are trapped before the port opens, so a SIGHUP or SIGTERM
+	// that arrives as the first client connects is handled, not fatal.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
 	if err := fd.Start(); err != nil {
 		log.Fatalf("%v", err)
 		return 1
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGHUP)
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:

@@ -139,13 +139,13 @@ func (c *client) readLoop() {
 			c.lastActive = now
 			c.mu.Unlock()
 			perr := c.parser.Parse(buf[:n])
-			c.flushDelivered()
-			c.waitForSlowSubscribers()
 			if c.inMsgs > 0 {
 				c.statInMsgs.Add(c.inMsgs)
 				c.statInBytes.Add(c.inBytes)
 				c.inMsgs, c.inBytes = 0, 0
 			}
+			c.flushDelivered()
+			c.waitForSlowSubscribers()
 			if perr != nil {
 				c.protocolError(perr)
 				return
@@ -238,8 +238,12 @@ func (c *client) markDelivered(dst *client) {
 // waitForSlowSubscribers pauses this publisher's reading until congested
 // subscribers catch up (or prove stuck); see outbound's flow control.
 func (c *client) waitForSlowSubscribers() {
+	if len(c.stallOn) == 0 {
+		return
+	}
+	_, low := watermarks(c.srv.Config().MaxPending)
 	for i, dst := range c.stallOn {
-		dst.out.waitDrain()
+		dst.out.waitDrain(low)
 		c.stallOn[i] = nil
 	}
 	c.stallOn = c.stallOn[:0]
@@ -460,7 +464,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 	}
 	if cfg.MaxSubscriptions > 0 && len(c.subs) >= cfg.MaxSubscriptions {
 		c.mu.Unlock()
-		c.sendErr("Maximum Subscriptions Exceeded")
+		c.sendErr("maximum subscriptions exceeded")
 		return nil
 	}
 	sub := &subscription{client: c, subject: string(subj), queue: string(queue), sid: string(sid)}

@@ -83,19 +83,21 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 		msg = msg[headerLen:]
 		headerLen = -1
 	}
-	pending := dst.out.appendMsg(subj, sub.sid, reply, headerLen, msg)
-	if pending == 0 {
+	maxPending := c.srv.Config().MaxPending
+	pending := dst.out.appendMsg(subj, sub.sid, reply, headerLen, msg, maxPending)
+	switch {
+	case pending == 0:
 		return false
-	}
-	if limit := c.srv.Config().MaxPending; limit > 0 && int64(pending) > limit {
-		c.srv.log.Warnf("%s - slow consumer: %d bytes pending exceeds max_pending %d, closing", dst, pending, limit)
+	case pending < 0:
+		c.srv.log.Warnf("%s - slow consumer: more than max_pending (%d bytes) queued, closing; the subscriber must read faster, or raise max_pending",
+			dst, maxPending)
 		go dst.closeConnection("Slow Consumer (Pending Bytes)", false)
 		return true
 	}
 	c.markDelivered(dst)
-	if dst != c && pending > highWater && !c.stallingOn(dst) {
+	if high, _ := watermarks(maxPending); dst != c && pending > high && !c.stallingOn(dst) {
 		dst.out.mu.Lock()
-		congested := dst.out.congested(pending)
+		congested := dst.out.congested(pending, high)
 		dst.out.mu.Unlock()
 		if congested {
 			c.stallOn = append(c.stallOn, dst)
@@ -130,6 +132,6 @@ func (c *client) sendNoResponders(subj, reply []byte) {
 	hdr = append(hdr, "NATS/1.0 503\r\nNats-Subject: "...)
 	hdr = append(hdr, subj...)
 	hdr = append(hdr, "\r\n\r\n"...)
-	c.out.appendMsg(reply, own.sid, nil, len(hdr), hdr)
+	c.out.appendMsg(reply, own.sid, nil, len(hdr), hdr, 0)
 	c.markDelivered(c)
 }

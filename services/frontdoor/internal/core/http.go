@@ -24,10 +24,7 @@ func (s *Server) StartMonitoring() error {
 	if port == -1 {
 		port = 0
 	}
-	host := cfg.HTTPHost
-	if host == "" {
-		host = cfg.Host
-	}
+	host := cfg.MonitorHost()
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -60,7 +60,7 @@ func (s *Server) Reload(next Config) error {
 	for _, f := range []fixed{
 		{"host", cur.Host, next.Host},
 		{"port", cur.Port, next.Port},
-		{"http_host", cur.HTTPHost, next.HTTPHost},
+		{"http_host", cur.MonitorHost(), next.MonitorHost()},
 		{"http_port", cur.HTTPPort, next.HTTPPort},
 		{"server_name", cur.ServerName, next.ServerName},
 	} {

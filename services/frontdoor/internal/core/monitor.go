@@ -285,7 +285,7 @@ func (s *Server) Varz() *Varz {
 		ID: s.id, Name: s.name, Version: Version, Proto: 1, GoVersion: runtime.Version(),
 		Host: host, Port: port, MaxConn: cfg.MaxConnections, MaxSubs: cfg.MaxSubscriptions,
 		PingInterval: cfg.PingInterval, MaxPingsOut: cfg.MaxPingsOut,
-		HTTPHost: cfg.HTTPHost, HTTPPort: s.httpPort(), AuthTimeout: 2, TLSTimeout: 2,
+		HTTPHost: cfg.MonitorHost(), HTTPPort: s.httpPort(), AuthTimeout: 2, TLSTimeout: 2,
 		MaxControlLine: cfg.MaxControlLine, MaxPayload: cfg.MaxPayload, MaxPending: cfg.MaxPending,
 		WriteDeadline: cfg.WriteDeadline, Start: s.start, Now: now,
 		Uptime: humanDuration(now.Sub(s.start)), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),

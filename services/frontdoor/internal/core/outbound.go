@@ -35,6 +35,7 @@ type outbound struct {
 	lastProgress time.Time     // when the socket last took bytes
 	stuck        bool          // no progress while a publisher waited
 	drained      chan struct{} // closed when pending falls to lowWater
+	lowWater     int           // set by the publisher that waits
 }
 
 // Flow control between a fast publisher and a slower subscriber: past
@@ -45,28 +46,39 @@ type outbound struct {
 // grows to max_pending and it is cut, while every other subscriber goes on
 // at full speed.
 const (
-	highWater     = 4 << 20
-	lowWater      = 1 << 20
+	maxHighWater  = 4 << 20
 	stuckAfter    = 200 * time.Millisecond
 	maxWriteBatch = 256 << 10 // bytes per writev, so progress is seen often
 )
+
+// watermarks derive the flow-control thresholds from max_pending: pause
+// publishers at 3/4 of it (as nats-server stalls them) but never later than
+// 4 MB, resume at a quarter of that.
+func watermarks(maxPending int64) (high, low int) {
+	high = maxHighWater
+	if maxPending > 0 && maxPending*3/4 < int64(high) {
+		high = int(maxPending * 3 / 4)
+	}
+	return high, high / 4
+}
 
 // progressed records that the socket took bytes. Caller holds mu.
 func (o *outbound) progressed(now time.Time) {
 	o.lastProgress = now
 	o.stuck = false
-	if o.drained != nil && (o.pending <= lowWater || o.closed) {
+	if o.drained != nil && (o.pending <= o.lowWater || o.closed) {
 		close(o.drained)
 		o.drained = nil
 	}
 }
 
-// waitDrain blocks while the queue is above lowWater and the subscriber is
+// waitDrain blocks while the queue is above low and the subscriber is
 // neither closed nor stuck.
-func (o *outbound) waitDrain() {
+func (o *outbound) waitDrain(low int) {
 	var timer *time.Timer
 	o.mu.Lock()
-	for o.pending > lowWater && !o.closed && !o.stuck {
+	o.lowWater = low
+	for o.pending > low && !o.closed && !o.stuck {
 		if o.drained == nil {
 			o.drained = make(chan struct{})
 		}
@@ -93,8 +105,9 @@ func (o *outbound) waitDrain() {
 }
 
 // congested reports whether a publisher should wait for this queue.
-func (o *outbound) congested(pending int) bool {
-	return pending > highWater && !o.stuck
+// Caller holds mu.
+func (o *outbound) congested(pending, high int) bool {
+	return pending > high && !o.stuck
 }
 
 // tail returns the last chunk with room for n more bytes, adding one if
@@ -127,8 +140,10 @@ func (o *outbound) appendRaw(b []byte) {
 }
 
 // appendMsg queues one MSG or HMSG. headerLen < 0 means no headers. It
-// returns the queue length afterwards (0 when the connection is closed).
-func (o *outbound) appendMsg(subj []byte, sid string, reply []byte, headerLen int, msg []byte) int {
+// returns the queue length afterwards, 0 when the connection is closed, and
+// -1 exactly once: when this message pushed the queue past limit (then the
+// queue is closed and the caller cuts the slow consumer).
+func (o *outbound) appendMsg(subj []byte, sid string, reply []byte, headerLen int, msg []byte, limit int64) int {
 	n := len(subj) + len(sid) + len(reply) + len(msg) + 40
 	o.mu.Lock()
 	if o.closed {
@@ -164,6 +179,10 @@ func (o *outbound) appendMsg(subj []byte, sid string, reply []byte, headerLen in
 	o.msgs++
 	o.bytes += int64(len(msg))
 	p := o.pending
+	if limit > 0 && int64(p) > limit {
+		o.closed = true
+		p = -1
+	}
 	o.mu.Unlock()
 	return p
 }

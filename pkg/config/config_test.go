@@ -287,18 +287,17 @@ func TestConfigMappingErrors(t *testing.T) {
 		"empty list":       {`mappings { w: [] }`, `mappings["w"]: the list of destinations is empty`},
 		"number dest":      {`mappings { w: 5 }`, `mappings["w"]: expected a destination subject or a list of {destination, weight}, got the number 5`},
 		"not a block":      {`mappings: "a"`, `"mappings": expected a block`},
-		"bad source":       {`mappings { "a..b": "c" }`, `mappings["a..b"]: source "a..b" has an empty token`},
-		"fwc not last":     {`mappings { "a.>.b": "c" }`, `source "a.>.b" has > before its last token`},
-		"wildcard range":   {`mappings { "a.*": "b.$2" }`, `mappings["a.*"]: destination "b.$2" refers to wildcard 2, but the source has 1`},
+		"bad source":       {`mappings { "a..b": "c" }`, `mappings["a..b"]: source "a..b" is not a valid subject`},
+		"fwc not last":     {`mappings { "a.>.b": "c" }`, `source "a.>.b" is not a valid subject`},
+		"wildcard range":   {`mappings { "a.*": "b.$2" }`, `mappings["a.*"]: mapping "a.*" -> "b.$2": "$2" refers to wildcard 2 but the source has 1`},
 		"fn range":         {`mappings { "a.*": "b.{{wildcard(3)}}" }`, `refers to wildcard 3`},
-		"unknown fn":       {`mappings { "a.*": "b.{{shuffle(1)}}" }`, `uses unknown function "shuffle"`},
-		"fn arg count":     {`mappings { "a.*": "b.{{wildcard(1,2)}}" }`, `has 2 argument(s), wildcard takes 1`},
-		"star in dest":     {`mappings { "a.*": "b.*" }`, `destination "b.*" contains *`},
-		"fwc mismatch":     {`mappings { "a.>": "b" }`, `must end in > exactly when the source does`},
-		"space in dest":    {`mappings { "a": "b c" }`, `destination "b c" contains white space`},
+		"unknown fn":       {`mappings { "a.*": "b.{{shuffle(1)}}" }`, `unknown mapping function "{{shuffle(1)}}"`},
+		"fn arg count":     {`mappings { "a.*": "b.{{wildcard(1,2)}}" }`, `"{{wildcard(1,2)}}" takes one wildcard number`},
+		"star in dest":     {`mappings { "a.*": "b.*" }`, `destination may not contain '*'`},
+		"space in dest":    {`mappings { "a": "b c" }`, `destination token "b c" contains white space`},
 		"duplicate dest":   {`mappings { w: [ {destination: a, weight: 10}, {destination: a, weight: 10} ] }`, `destination "a" is listed twice`},
 		"dest and dest":    {`mappings { w: [ {destination: a, dest: b, weight: 10} ] }`, `repeats the destination`},
-		"no fn without wc": {`mappings { "a": "b.{{wildcard(1)}}" }`, `refers to wildcard 1, but the source has 0`},
+		"no fn without wc": {`mappings { "a": "b.{{wildcard(1)}}" }`, `refers to wildcard 1 but the source has 0`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse(tc.conf)
@@ -450,7 +449,7 @@ mappings { "a.*": "b.$3" }
 		path+`:4: "bogus" is an unknown configuration key`,
 		path+`:5: "port_typo" is an unknown configuration key`,
 		path+`:6: "max_payload": "huge" is not a size`,
-		path+`:7: mappings["a.*"]: destination "b.$3" refers to wildcard 3`,
+		path+`:7: mappings["a.*"]: mapping "a.*" -> "b.$3": "$3" refers to wildcard 3`,
 	)
 	require.Len(t, lines, 6)
 	// In file order.

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
 // applyMappings reads the nats-server mappings block:
@@ -161,9 +163,8 @@ func checkMapping(m Mapping) []problem {
 	bad := func(format string, args ...any) {
 		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
 	}
-	wildcards, fullWildcard, err := sourceInfo(m.Source)
-	if err != nil {
-		bad("source %v", err)
+	if !subject.ValidSubscribe([]byte(m.Source)) {
+		bad("source %q is not a valid subject", m.Source)
 		return ps
 	}
 	if len(m.Destinations) == 0 {
@@ -181,8 +182,10 @@ func checkMapping(m Mapping) []problem {
 			bad("destination %q is listed twice: merge the entries and add their weights", d.Subject)
 		}
 		seen[d.Subject] = true
-		if err := checkDestination(d.Subject, wildcards, fullWildcard); err != nil {
-			bad("destination %q %v", d.Subject, err)
+		// The frontdoor compiles the same transform; compiling it here
+		// refuses a mapping that could never apply at start-up.
+		if _, err := subject.NewTransform(m.Source, d.Subject); err != nil {
+			bad("%v", err)
 		}
 	}
 	if total > 100 {
@@ -191,144 +194,3 @@ func checkMapping(m Mapping) []problem {
 	return ps
 }
 
-// sourceInfo checks a subscription-style subject and counts its wildcards.
-// A token is a wildcard only when it is exactly * or >, as in NATS.
-func sourceInfo(subject string) (wildcards int, fullWildcard bool, err error) {
-	if subject == "" {
-		return 0, false, fmt.Errorf("is empty")
-	}
-	tokens := strings.Split(subject, ".")
-	for i, t := range tokens {
-		switch {
-		case t == "":
-			return 0, false, fmt.Errorf("%q has an empty token", subject)
-		case strings.ContainsAny(t, " \t\r\n\f"):
-			return 0, false, fmt.Errorf("%q contains white space", subject)
-		case t == "*":
-			wildcards++
-		case t == ">":
-			if i != len(tokens)-1 {
-				return 0, false, fmt.Errorf("%q has > before its last token", subject)
-			}
-			fullWildcard = true
-		}
-	}
-	return wildcards, fullWildcard, nil
-}
-
-// transformArgs gives, per destination function, how many arguments it
-// takes and which of them are wildcard positions in the source. Functions
-// follow nats-server's subject transforms; arguments past the first are
-// only checked for being numbers where the function needs numbers.
-var transformArgs = map[string]struct {
-	min, max int  // argument count; max -1 = any
-	firstIdx int  // index of the first wildcard-position argument, -1 = none
-	allIdx   bool // every argument from firstIdx on is a wildcard position
-	numeric  bool // every argument must be an integer
-}{
-	"wildcard":       {1, 1, 0, false, true},
-	"partition":      {1, -1, 1, true, true},
-	"splitfromleft":  {2, 2, 0, false, true},
-	"splitfromright": {2, 2, 0, false, true},
-	"slicefromleft":  {2, 2, 0, false, true},
-	"slicefromright": {2, 2, 0, false, true},
-	"left":           {2, 2, 0, false, true},
-	"right":          {2, 2, 0, false, true},
-	"split":          {2, 2, 0, false, false},
-	"random":         {1, 1, -1, false, true},
-}
-
-// checkDestination checks a destination transform against its source's
-// wildcards, so a mapping that could never be applied fails at start-up
-// rather than on the first matching message.
-func checkDestination(dest string, wildcards int, fullWildcard bool) error {
-	if dest == "" {
-		return fmt.Errorf("is empty")
-	}
-	tokens := strings.Split(dest, ".")
-	endsFull := false
-	refersTo := func(arg string) error {
-		n, err := strconv.Atoi(strings.TrimSpace(arg))
-		if err != nil {
-			return fmt.Errorf("refers to wildcard %q, which is not a number", arg)
-		}
-		if n < 1 || n > wildcards {
-			return fmt.Errorf("refers to wildcard %d, but the source has %d * wildcard(s)", n, wildcards)
-		}
-		return nil
-	}
-	for i, t := range tokens {
-		switch {
-		case t == "":
-			return fmt.Errorf("has an empty token")
-		case t == "*":
-			return fmt.Errorf("contains *: copy a source wildcard with $1 or {{wildcard(1)}}")
-		case t == ">":
-			if i != len(tokens)-1 {
-				return fmt.Errorf("has > before its last token")
-			}
-			endsFull = true
-		case strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") && len(t) > 4:
-			if err := checkFunction(t, refersTo); err != nil {
-				return err
-			}
-		case strings.ContainsAny(t, " \t\r\n\f"):
-			return fmt.Errorf("contains white space")
-		case len(t) > 1 && t[0] == '$':
-			// $1 refers to a wildcard; $name is a literal token, as in nats-server.
-			if _, err := strconv.Atoi(t[1:]); err == nil {
-				if err := refersTo(t[1:]); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if fullWildcard != endsFull {
-		return fmt.Errorf("must end in > exactly when the source does")
-	}
-	return nil
-}
-
-// checkFunction checks a {{name(args)}} destination token.
-func checkFunction(t string, refersTo func(string) error) error {
-	body := strings.TrimSpace(t[2 : len(t)-2])
-	open := strings.IndexByte(body, '(')
-	if open < 0 || !strings.HasSuffix(body, ")") {
-		return fmt.Errorf("token %s is not of the form {{function(arguments)}}", t)
-	}
-	name := strings.ToLower(strings.TrimSpace(body[:open]))
-	spec, ok := transformArgs[name]
-	if !ok {
-		return fmt.Errorf("token %s uses unknown function %q", t, name)
-	}
-	var args []string
-	if inner := strings.TrimSpace(body[open+1 : len(body)-1]); inner != "" {
-		args = strings.Split(inner, ",")
-	}
-	if len(args) < spec.min || (spec.max >= 0 && len(args) > spec.max) {
-		return fmt.Errorf("token %s has %d argument(s), %s takes %s", t, len(args), name, argCount(spec.min, spec.max))
-	}
-	for i, a := range args {
-		isIdx := spec.firstIdx >= 0 && (i == spec.firstIdx || (spec.allIdx && i > spec.firstIdx))
-		if isIdx {
-			if err := refersTo(a); err != nil {
-				return fmt.Errorf("token %s %v", t, err)
-			}
-			continue
-		}
-		if _, err := strconv.Atoi(strings.TrimSpace(a)); spec.numeric && err != nil {
-			return fmt.Errorf("token %s: argument %q is not a number", t, strings.TrimSpace(a))
-		}
-	}
-	return nil
-}
-
-func argCount(lo, hi int) string {
-	switch {
-	case hi < 0:
-		return fmt.Sprintf("at least %d", lo)
-	case lo == hi:
-		return strconv.Itoa(lo)
-	}
-	return fmt.Sprintf("%d to %d", lo, hi)
-}

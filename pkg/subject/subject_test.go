@@ -141,6 +141,8 @@ func TestTransform(t *testing.T) {
 		{"*", "{{SplitFromRight(1,3)}}", "12345", "12.345"},
 		{"*", "{{SliceFromLeft(1,3)}}", "1234567890", "123.456.789.0"},
 		{"*", "{{SliceFromRight(1,3)}}", "1234567890", "1.234.567.890"},
+		{"*", "{{left(1,3)}}", "1234567890", "123"},
+		{"*", "{{Right(1,3)}}", "1234567890", "890"},
 	} {
 		tr, err := NewTransform(c.src, c.dst)
 		require.NoError(t, err, "%s -> %s", c.src, c.dst)

@@ -13,7 +13,7 @@ import (
 // define them (ADR-30): $N / {{wildcard(N)}}, {{partition(n,a,b...)}},
 // {{random(n)}}, {{split(N,sep)}}, {{splitFromLeft(N,k)}},
 // {{splitFromRight(N,k)}}, {{sliceFromLeft(N,k)}}, {{sliceFromRight(N,k)}},
-// and a trailing `>`.
+// {{left(N,k)}}, {{right(N,k)}}, and a trailing `>`.
 type Transform struct {
 	Source      string
 	Destination string
@@ -37,6 +37,8 @@ const (
 	fnSplitRight
 	fnSliceLeft
 	fnSliceRight
+	fnLeft
+	fnRight
 	fnRest // the `>` of the destination
 )
 
@@ -101,6 +103,9 @@ func splitDestination(dst string) []string {
 func (t *Transform) parseToken(tok string) (dstToken, error) {
 	if tok == "" {
 		return dstToken{}, fmt.Errorf("empty destination token")
+	}
+	if strings.ContainsAny(tok, " \t\r\n\f") {
+		return dstToken{}, fmt.Errorf("destination token %q contains white space", tok)
 	}
 	if tok == ">" {
 		if !t.srcFWC {
@@ -173,13 +178,13 @@ func (t *Transform) parseToken(tok string) (dstToken, error) {
 		d, err := t.wildcard(fnSplit, []int{a}, tok)
 		d.sep = rawArgs[1]
 		return d, err
-	case "splitfromleft", "splitfromright", "slicefromleft", "slicefromright":
+	case "splitfromleft", "splitfromright", "slicefromleft", "slicefromright", "left", "right":
 		a, err := ints(0)
 		if err != nil || len(a) != 2 || a[1] <= 0 {
 			return dstToken{}, fmt.Errorf("%q takes a wildcard number and a positive width", tok)
 		}
 		kind := map[string]fnKind{"splitfromleft": fnSplitLeft, "splitfromright": fnSplitRight,
-			"slicefromleft": fnSliceLeft, "slicefromright": fnSliceRight}[name]
+			"slicefromleft": fnSliceLeft, "slicefromright": fnSliceRight, "left": fnLeft, "right": fnRight}[name]
 		d, err := t.wildcard(kind, a[:1], tok)
 		d.n = a[1]
 		return d, err
@@ -238,6 +243,10 @@ func (t *Transform) Apply(literal string) (string, bool) {
 func reshape(d dstToken, v string) string {
 	var parts []string
 	switch d.kind {
+	case fnLeft:
+		return v[:min(d.n, len(v))]
+	case fnRight:
+		return v[len(v)-min(d.n, len(v)):]
 	case fnSplit:
 		for _, p := range strings.Split(v, d.sep) {
 			if p != "" {

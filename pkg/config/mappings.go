@@ -193,4 +193,3 @@ func checkMapping(m Mapping) []problem {
 	}
 	return ps
 }
-

@@ -45,10 +45,12 @@ type Handler interface {
 var (
 	// ErrUnknownOp: an unknown operation, an empty line or a payload whose
 	// terminator is not where its length says. Sent as -ERR, then closed.
+	//lint:ignore ST1005 the text is nats-server's wire error
 	ErrUnknownOp = errors.New("Unknown Protocol Operation")
 	// ErrControlLineTooLong: -ERR, then closed.
 	ErrControlLineTooLong = errors.New("maximum control line exceeded")
 	// ErrMaxPayload: -ERR 'Maximum Payload Violation', then closed.
+	//lint:ignore ST1005 the text is nats-server's wire error
 	ErrMaxPayload = errors.New("Maximum Payload Violation")
 	// ErrBadArgs: wrong argument count, a bad number or an INFO that is not
 	// JSON; nats-server closes these connections without an -ERR.

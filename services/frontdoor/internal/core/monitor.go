@@ -16,31 +16,30 @@ import (
 
 // ConnInfo is one /connz entry.
 type ConnInfo struct {
-	Cid           uint64      `json:"cid"`
-	Kind          string      `json:"kind"`
-	Type          string      `json:"type"`
-	IP            string      `json:"ip"`
-	Port          int         `json:"port"`
-	Start         time.Time   `json:"start"`
-	LastActivity  time.Time   `json:"last_activity"`
-	Stop          *time.Time  `json:"stop,omitempty"`
-	Reason        string      `json:"reason,omitempty"`
-	RTT           string      `json:"rtt,omitempty"`
-	Uptime        string      `json:"uptime"`
-	Idle          string      `json:"idle"`
-	Pending       int         `json:"pending_bytes"`
-	InMsgs        int64       `json:"in_msgs"`
-	OutMsgs       int64       `json:"out_msgs"`
-	InBytes       int64       `json:"in_bytes"`
-	OutBytes      int64       `json:"out_bytes"`
-	NumSubs       uint32      `json:"subscriptions"`
-	Name          string      `json:"name,omitempty"`
-	Lang          string      `json:"lang,omitempty"`
-	Version       string      `json:"version,omitempty"`
-	Subs          []string    `json:"subscriptions_list,omitempty"`
-	SubsDetail    []SubDetail `json:"subscriptions_list_detail,omitempty"`
-	subsSnapshot  []SubDetail
-	closedAtNanos int64
+	Cid          uint64      `json:"cid"`
+	Kind         string      `json:"kind"`
+	Type         string      `json:"type"`
+	IP           string      `json:"ip"`
+	Port         int         `json:"port"`
+	Start        time.Time   `json:"start"`
+	LastActivity time.Time   `json:"last_activity"`
+	Stop         *time.Time  `json:"stop,omitempty"`
+	Reason       string      `json:"reason,omitempty"`
+	RTT          string      `json:"rtt,omitempty"`
+	Uptime       string      `json:"uptime"`
+	Idle         string      `json:"idle"`
+	Pending      int         `json:"pending_bytes"`
+	InMsgs       int64       `json:"in_msgs"`
+	OutMsgs      int64       `json:"out_msgs"`
+	InBytes      int64       `json:"in_bytes"`
+	OutBytes     int64       `json:"out_bytes"`
+	NumSubs      uint32      `json:"subscriptions"`
+	Name         string      `json:"name,omitempty"`
+	Lang         string      `json:"lang,omitempty"`
+	Version      string      `json:"version,omitempty"`
+	Subs         []string    `json:"subscriptions_list,omitempty"`
+	SubsDetail   []SubDetail `json:"subscriptions_list_detail,omitempty"`
+	subsSnapshot []SubDetail
 }
 
 // ClosedConn is a ConnInfo kept after the connection ended.

@@ -109,7 +109,8 @@ var keys = table(
 	refuse(Nobody, "syslog output is not built in: log to stderr or log_file and forward with your log shipper", "syslog", "remote_syslog"),
 	refuse(Nobody, "not supported yet: let the service manager track the process and read the listening address from the logs",
 		"pidfile", "pid_file", "ports_file_dir"),
-	refuse(Nobody, "the profiling endpoint is not supported yet", "prof_port", "prof_block_rate"),
+	apply("prof_port", intKey(func(s *Server) *int { return &s.ProfPort })),
+	refuse(Nobody, "block profiling is not supported yet: use prof_port's CPU and heap profiles", "prof_block_rate"),
 
 	// Tuning knobs the frontdoor does not have.
 	refuse(Nobody, "the frontdoor's match cache is not configurable: remove it", "disable_sublist_cache", "no_sublist_cache"),

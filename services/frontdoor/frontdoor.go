@@ -41,6 +41,9 @@ func (f *Frontdoor) Start() error {
 	if err := f.srv.StartMonitoring(); err != nil {
 		return err
 	}
+	if err := f.srv.StartProfiling(); err != nil {
+		return err
+	}
 	return f.srv.Start()
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -49,6 +50,29 @@ func (s *Server) StartMonitoring() error {
 	s.mu.Unlock()
 	s.log.Infof("Starting http monitor on %s", l.Addr())
 	go srv.Serve(l)
+	return nil
+}
+
+// StartProfiling serves Go's pprof handlers (/debug/pprof/) on prof_port,
+// as nats-server does, for CPU and heap profiles of a live frontdoor.
+func (s *Server) StartProfiling() error {
+	cfg := s.Config()
+	if cfg.ProfPort == 0 {
+		return nil
+	}
+	addr := net.JoinHostPort(cfg.MonitorHost(), strconv.Itoa(cfg.ProfPort))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for profiling on %s: %w (prof_port)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.log.Infof("Starting profiling on http://%s/debug/pprof/", l.Addr())
+	go (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(l)
 	return nil
 }
 

@@ -62,6 +62,7 @@ func (s *Server) Reload(next Config) error {
 		{"port", cur.Port, next.Port},
 		{"http_host", cur.MonitorHost(), next.MonitorHost()},
 		{"http_port", cur.HTTPPort, next.HTTPPort},
+		{"prof_port", cur.ProfPort, next.ProfPort},
 		{"server_name", cur.ServerName, next.ServerName},
 	} {
 		if f.was != f.now {

@@ -39,7 +39,7 @@ run: build ## Run the suite in the foreground: clients on nats://127.0.0.1:4222,
 	@exec bin/frontdoor -p 4222 -m 8222 $(if $(CONFIG),-c $(CONFIG))
 
 .PHONY: test
-test: check-go reference ## Run every test (unit, integration with real binaries and nats.go, differential against nats-server, a short fuzz run)
+test: check-go reference $(TOOLS_BIN)/nats ## Run every test (unit, integration with real binaries and nats.go, differential against nats-server, a short fuzz run)
 	NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server go test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && go test -count=1 ./...
 	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
@@ -60,10 +60,12 @@ $(TOOLS_BIN)/nats-server:
 	GOBIN=$(TOOLS_BIN) go install $(REFERENCE)
 
 .PHONY: tools
-tools: ## Install the pinned nats CLI into .tools/bin
+tools: $(TOOLS_BIN)/nats ## Install the pinned nats CLI (natscli v0.5.1) into .tools/bin
+	@echo; echo "Use it with:  export PATH=\"$(TOOLS_BIN):\$$PATH\""
+
+$(TOOLS_BIN)/nats:
 	@mkdir -p $(TOOLS_BIN)
 	GOBIN=$(TOOLS_BIN) go install $(NATSCLI)
-	@echo; echo "Use it with:  export PATH=\"$(TOOLS_BIN):\$$PATH\""
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck (pinned)

@@ -18,6 +18,12 @@ func main() {
 	var cfg bench.Config
 	cfg.RegisterFlags(flag.CommandLine)
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// A stray word usually means a flag value went missing and Go's flag
+		// parsing stopped there, silently ignoring every flag after it.
+		fmt.Fprintf(os.Stderr, "bench: unexpected argument %q; every option is a -flag (see -h)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	// On Ctrl-C or SIGTERM the context ends, the measurement in flight is
 	// abandoned and every child process is killed before we exit.

@@ -17,7 +17,7 @@ func readFixture(t testing.TB, name string) string {
 	return string(b)
 }
 
-func TestParseRate(t *testing.T) {
+func TestBenchParseRate(t *testing.T) {
 	cases := []struct {
 		file string
 		want float64
@@ -44,7 +44,7 @@ func TestParseRate(t *testing.T) {
 	}
 }
 
-func TestParseRateRejectsEmptyReport(t *testing.T) {
+func TestBenchParseRateRejectsEmptyReport(t *testing.T) {
 	// What natscli prints when no client produced a sample.
 	if _, err := ParseRate("\nNo publisher or subscribers. Nothing to report.\n"); err == nil {
 		t.Fatal("expected an error")
@@ -54,7 +54,7 @@ func TestParseRateRejectsEmptyReport(t *testing.T) {
 	}
 }
 
-func TestParseLatency(t *testing.T) {
+func TestBenchParseLatency(t *testing.T) {
 	cases := []struct {
 		file     string
 		p50, p99 float64
@@ -77,13 +77,13 @@ func TestParseLatency(t *testing.T) {
 	}
 }
 
-func TestParseLatencyNeedsPercentiles(t *testing.T) {
+func TestBenchParseLatencyNeedsPercentiles(t *testing.T) {
 	if _, _, err := ParseLatency(readFixture(t, "sub_16b_1client.txt")); err == nil {
 		t.Fatal("subscriber report has no latencies; expected an error")
 	}
 }
 
-func TestParseHumanNumber(t *testing.T) {
+func TestBenchParseHumanNumber(t *testing.T) {
 	for in, want := range map[string]float64{"1,916.80": 1916.8, "0.07": 0.07, "3,164,142": 3164142} {
 		got, err := parseHumanNumber(in)
 		if err != nil || got != want {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestRowSummary(t *testing.T) {
+func TestBenchRowSummary(t *testing.T) {
 	nan := math.NaN()
 	r := &Row{
 		Spec: MetricSpec{Name: "x", Unit: UnitRate},
@@ -25,7 +25,7 @@ func TestRowSummary(t *testing.T) {
 	}
 }
 
-func TestRowSummaryAllFailed(t *testing.T) {
+func TestBenchRowSummaryAllFailed(t *testing.T) {
 	nan := math.NaN()
 	r := &Row{Spec: MetricSpec{Name: "x"}, Values: [2][]float64{{nan}, {nan}}}
 	cells := r.cells()
@@ -34,7 +34,7 @@ func TestRowSummaryAllFailed(t *testing.T) {
 	}
 }
 
-func TestFormatValue(t *testing.T) {
+func TestBenchFormatValue(t *testing.T) {
 	cases := []struct {
 		u    Unit
 		v    float64
@@ -54,7 +54,7 @@ func TestFormatValue(t *testing.T) {
 	}
 }
 
-func TestMarkdownTableHasOneLinePerRow(t *testing.T) {
+func TestBenchMarkdownTableHasOneLinePerRow(t *testing.T) {
 	res := &Results{Rows: []*Row{
 		{Spec: MetricSpec{Name: "a", Unit: UnitRate}, Values: [2][]float64{{1}, {2}}},
 		{Spec: MetricSpec{Name: "b", Unit: UnitMicros, LowerIsBetter: true}, Values: [2][]float64{{1}, {2}}},
@@ -70,7 +70,7 @@ func TestMarkdownTableHasOneLinePerRow(t *testing.T) {
 	}
 }
 
-func TestThousands(t *testing.T) {
+func TestBenchThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10000: "10,000", 2000000: "2,000,000"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)

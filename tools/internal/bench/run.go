@@ -1,3 +1,10 @@
+// Package bench is the `make bench` harness: it installs pinned natscli and
+// nats-server binaries, runs the same workloads against the reference server
+// and Switchyard in alternating rounds (a fresh server per measurement), and
+// reports medians and per-round ratios as a table and as docs/benchmarks.md.
+//
+// Linux only: it reads /proc for RSS and machine details and relies on
+// Pdeathsig to reap children.
 package bench
 
 import (
@@ -21,11 +28,11 @@ type Config struct {
 	Root       string // repository root; found from the working directory when empty
 	Switchyard string // server under test; <root>/bin/frontdoor when empty
 	Reference  string // reference server; the pinned nats-server in <root>/.tools/bin when empty
-	NatsCLI    string // natscli; the pinned one in <root>/.tools/bin when empty
+	NatsCLI    string // natscli; the pinned one in Tools when empty
+	Tools      string // where pinned tools are installed; <root>/.tools/bin when empty
 	Runs       int
 	Quick      bool
-	WriteDoc   bool
-	DocPath    string // <root>/docs/benchmarks.md when empty
+	WriteDoc   string // Markdown file to write the results to; none when empty
 	Timeout    time.Duration
 	Only       string // regexp over workload keys
 }
@@ -34,12 +41,12 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Root, "root", "", "repository root (default: nearest parent directory holding go.work)")
 	fs.StringVar(&c.Switchyard, "switchyard", "", "Switchyard server binary, taking nats-server's -a/-p/-m flags (default <root>/bin/frontdoor)")
-	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into <root>/.tools/bin)")
-	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into <root>/.tools/bin)")
+	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into -tools)")
+	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into -tools)")
+	fs.StringVar(&c.Tools, "tools", "", "directory the pinned natscli and nats-server are installed into with go install (default <root>/.tools/bin)")
 	fs.IntVar(&c.Runs, "runs", 5, "rounds per workload; each round measures reference then Switchyard")
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
-	fs.BoolVar(&c.WriteDoc, "write-doc", false, "write the results to docs/benchmarks.md (make bench sets it)")
-	fs.StringVar(&c.DocPath, "doc", "", "where -write-doc writes (default <root>/docs/benchmarks.md)")
+	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
 	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, reqrep-16B, idle-conns)")
 }
@@ -80,10 +87,17 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 			limit, err, plan.IdleConns, plan.IdleConns+1024)
 	}
 
-	toolsDir := filepath.Join(root, ".tools")
-	binDir := filepath.Join(toolsDir, "bin")
-	if err := ensureIgnored(toolsDir); err != nil {
-		return err
+	binDir := cfg.Tools
+	if binDir != "" {
+		// go install rejects a relative GOBIN.
+		if binDir, err = filepath.Abs(binDir); err != nil {
+			return err
+		}
+	} else {
+		binDir = filepath.Join(root, ".tools", "bin")
+		if err := ensureIgnored(filepath.Dir(binDir)); err != nil {
+			return err
+		}
 	}
 	natsPath, refPath := cfg.NatsCLI, cfg.Reference
 	if natsPath == "" {
@@ -116,7 +130,8 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	}
 
 	info := RunInfo{
-		Command:        "go run ./tools/cmd/bench " + strings.Join(args, " "),
+		Command:        commandLine(root, args),
+		ViaMake:        os.Getenv("MAKELEVEL") != "", // make exports it to recipes
 		Started:        started,
 		Machine:        describeMachine(),
 		Runs:           runs,
@@ -163,11 +178,7 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	res.WriteTable(out)
 	fmt.Fprintf(out, "\n%d round(s) in %s; ratio = switchyard/reference per round, median over rounds.\n", runs, info.Elapsed.Round(time.Second))
 
-	if cfg.WriteDoc {
-		docPath := cfg.DocPath
-		if docPath == "" {
-			docPath = filepath.Join(root, "docs", "benchmarks.md")
-		}
+	if docPath := cfg.WriteDoc; docPath != "" {
 		var b bytes.Buffer
 		WriteDoc(&b, info, workloads, res)
 		if err := os.WriteFile(docPath, b.Bytes(), 0o644); err != nil {
@@ -280,6 +291,34 @@ func nanSlice(n int) []float64 {
 		s[i] = math.NaN()
 	}
 	return s
+}
+
+// commandLine is how the docs quote the run: from the repository root, with
+// paths inside the repository made relative so no one's home directory ends
+// up in a committed file.
+func commandLine(root string, args []string) string {
+	parts := []string{"go", "run", "./tools/cmd/bench"}
+	for _, a := range args {
+		prefix, path := "", a
+		if flagName, value, ok := strings.Cut(a, "="); ok && strings.HasPrefix(flagName, "-") {
+			prefix, path = flagName+"=", value
+		}
+		if filepath.IsAbs(path) {
+			if rel, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(rel, "..") {
+				a = prefix + rel
+			}
+		}
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote makes an argument such as `-only pub|sub` safe to paste.
+func shellQuote(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t|&;<>()$`\\\"'*?[]{}~!#") {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }
 
 // findRoot returns dir, or the nearest directory at or above the working

@@ -222,9 +222,13 @@ func (h *Harness) requestReply(ctx context.Context, s *Server, requests int) ([]
 	if err := waitForResponder(ctx, s, subject, serve); err != nil {
 		return nil, err
 	}
-	out, _, err := h.CLI.Run(ctx, s.URL(), "service", "request", subject, "--size", "16", "--msgs", countArg(requests))
+	// natscli's per-request timeout defaults to 5s; on a busy 2-core machine we
+	// saw a rare request exceed it and fail the whole round, so allow 20s: a
+	// truly lost reply still fails, a slow one only moves the tail.
+	out, _, err := h.CLI.Run(ctx, s.URL(), "service", "request", subject, "--size", "16", "--msgs", countArg(requests), "--timeout", "20s")
 	if err != nil {
-		return nil, fmt.Errorf("%w%s", err, s.aliveNote())
+		// A timed-out request may be the responder's fault: show its side too.
+		return nil, fmt.Errorf("%w%s%s", err, serve.stderrTail(), s.aliveNote())
 	}
 	p50, p99, err := ParseLatency(out)
 	return []float64{p50, p99}, err

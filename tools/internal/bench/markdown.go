@@ -10,6 +10,7 @@ import (
 // RunInfo is the context printed with the table in docs/benchmarks.md.
 type RunInfo struct {
 	Command         string
+	ViaMake         bool
 	Started         time.Time
 	Elapsed         time.Duration
 	Machine         Machine
@@ -48,7 +49,11 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	p("largest per-round ratio.\n\n")
 
 	p("## Run\n\n")
-	p("- Command (from the repository root): `%s`\n", info.Command)
+	if info.ViaMake {
+		p("- Command: `make bench`, which runs (from the repository root) `%s`\n", info.Command)
+	} else {
+		p("- Command (from the repository root): `%s`\n", info.Command)
+	}
 	p("- Date: %s\n", info.Started.UTC().Format("2006-01-02 15:04 MST"))
 	p("- Wall time: %s for %d round(s) of every workload on both servers\n", info.Elapsed.Round(time.Second), info.Runs)
 	p("- Machine: %d CPUs (nproc), %s, %s RAM, %s\n", info.Machine.CPUs, info.Machine.CPUModel, info.Machine.Memory, info.Machine.Kernel)
@@ -56,7 +61,7 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	if busy := busyNote(info.Machine); busy != "" {
 		p("- **Warning:** %s\n", busy)
 	}
-	p("- Client tool: natscli %s (`nats bench`); latency and queue-group helpers: nats.go v1.55.0; %s\n", info.NatsCLIVersion, info.GoVersion)
+	p("- Client tool: natscli %s (`nats bench`); queue-group subscribers and readiness probes: nats.go v1.55.0; harness built with %s\n", info.NatsCLIVersion, info.GoVersion)
 	p("- Reference: %s\n", info.ReferenceVer)
 	p("- Switchyard: `%s` (sha256 %s), tree at %s\n\n", info.SwitchyardPath, info.SwitchyardSHA, info.GitHead)
 

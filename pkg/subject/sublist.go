@@ -1,6 +1,7 @@
 package subject
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 )
@@ -308,6 +309,10 @@ type Cache[S any] struct {
 	gen  uint64
 	m    map[string]*Result[S]
 	Hits uint64
+	// The last subject and its result: publishers often repeat a subject,
+	// and comparing bytes is cheaper than hashing them.
+	lastSubj []byte
+	last     *Result[S]
 }
 
 // maxCacheEntries bounds a cache; past it the cache starts over, which keeps
@@ -324,9 +329,15 @@ func (c *Cache[S]) Match(literal []byte) *Result[S] {
 	if g := c.sl.Generation(); g != c.gen {
 		clear(c.m)
 		c.gen = g
+		c.last = nil
+	}
+	if c.last != nil && bytes.Equal(c.lastSubj, literal) {
+		c.Hits++
+		return c.last
 	}
 	if r, ok := c.m[string(literal)]; ok {
 		c.Hits++
+		c.remember(literal, r)
 		return r
 	}
 	r := c.sl.Match(string(literal))
@@ -336,5 +347,13 @@ func (c *Cache[S]) Match(literal []byte) *Result[S] {
 		clear(c.m)
 	}
 	c.m[string(literal)] = r
+	c.remember(literal, r)
 	return r
+}
+
+func (c *Cache[S]) remember(literal []byte, r *Result[S]) {
+	if len(literal) <= 256 {
+		c.lastSubj = append(c.lastSubj[:0], literal...)
+		c.last = r
+	}
 }

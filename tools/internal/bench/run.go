@@ -44,7 +44,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into -tools)")
 	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into -tools)")
 	fs.StringVar(&c.Tools, "tools", "", "directory the pinned natscli and nats-server are installed into with go install (default <root>/.tools/bin)")
-	fs.IntVar(&c.Runs, "runs", 5, "rounds per workload; each round measures reference then Switchyard")
+	fs.IntVar(&c.Runs, "runs", 5, "rounds per workload; each round measures both servers, alternating which goes first")
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
@@ -192,8 +192,8 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	return nil
 }
 
-// measure runs every workload for every round, reference then Switchyard,
-// each on a fresh server. A failed measurement is recorded and the run goes
+// measure runs every workload for every round, reference and Switchyard in
+// alternating order, each on a fresh server. A failed measurement is recorded and the run goes
 // on; a server that does not start, or an interrupt, stops everything (on an
 // interrupt the results so far are returned with the error).
 func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bins [2]string, log io.Writer) (*Results, error) {
@@ -208,7 +208,14 @@ func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bi
 			res.Rows = append(res.Rows, rows[i])
 		}
 		for round := 0; round < runs; round++ {
-			for side, bin := range bins {
+			// Alternate which server goes first so that neither always
+			// meets a machine still busy with (or warmed by) the other.
+			order := [2]int{0, 1}
+			if round%2 == 1 {
+				order = [2]int{1, 0}
+			}
+			for _, side := range order {
+				bin := bins[side]
 				vals, err := measureOnce(ctx, h, w, sides[side], bin)
 				if ctx.Err() != nil {
 					return res, fmt.Errorf("interrupted: %w", ctx.Err())

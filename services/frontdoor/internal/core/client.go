@@ -115,18 +115,29 @@ func (c *client) applyLimits(cfg *Config) {
 	c.parser.MaxPayload = int(cfg.MaxPayload)
 }
 
-// Read buffer sizes: start small so idle connections cost little, grow while
-// reads fill the buffer, shrink back when traffic calms.
+// Read buffers: a small one of its own keeps an idle connection cheap; a
+// busy connection borrows a big one from a pool and returns it after
+// shortReadsToShrink reads in a row that the small one could have held.
 const (
-	minReadBuf = 512
-	maxReadBuf = 64 << 10
+	minReadBuf         = 512
+	maxReadBuf         = 64 << 10
+	shortReadsToShrink = 64
 )
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, maxReadBuf); return &b }}
 
 // readLoop is the connection's goroutine: read, parse, deliver, then flush
 // every connection this read delivered to.
 func (c *client) readLoop() {
-	buf := make([]byte, minReadBuf)
+	small := make([]byte, minReadBuf)
+	buf := small
+	var big *[]byte // pooled while this connection is busy
 	short := 0
+	defer func() {
+		if big != nil {
+			readBufPool.Put(big)
+		}
+	}()
 	for {
 		n, err := c.conn.Read(buf)
 		if n > 0 {
@@ -150,15 +161,21 @@ func (c *client) readLoop() {
 				c.protocolError(perr)
 				return
 			}
+			// Two sizes, no allocation: a full small read switches to a
+			// pooled big buffer; a long run of short reads gives it back.
 			switch {
-			case n == len(buf) && len(buf) < maxReadBuf:
-				buf = make([]byte, len(buf)*2)
+			case big == nil && n == len(buf):
+				big = readBufPool.Get().(*[]byte)
+				buf = *big
 				short = 0
-			case n < len(buf)/2 && len(buf) > minReadBuf:
-				if short++; short > 2 {
-					buf = make([]byte, len(buf)/2)
+			case big != nil && n <= minReadBuf:
+				if short++; short >= shortReadsToShrink {
+					readBufPool.Put(big)
+					big, buf = nil, small
 					short = 0
 				}
+			default:
+				short = 0
 			}
 		}
 		if err != nil {

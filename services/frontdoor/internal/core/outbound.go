@@ -47,8 +47,8 @@ type outbound struct {
 // at full speed.
 const (
 	maxHighWater  = 4 << 20
-	stuckAfter    = 200 * time.Millisecond
-	maxWriteBatch = 256 << 10 // bytes per writev, so progress is seen often
+	stuckAfter    = 50 * time.Millisecond
+	maxWriteBatch = 64 << 10 // bytes per writev, so progress is seen often
 )
 
 // watermarks derive the flow-control thresholds from max_pending: pause

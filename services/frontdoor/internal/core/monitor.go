@@ -2,10 +2,10 @@ package core
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -91,17 +91,23 @@ func (c *client) closedSnapshot(reason string) *ClosedConn {
 }
 
 func humanDuration(d time.Duration) string {
-	// nats-server shows 1m27s, 0s, 2h3m: whole seconds, largest units.
-	d = d.Truncate(time.Second)
-	days := d / (24 * time.Hour)
-	if days > 0 {
-		return strconv.Itoa(int(days)) + "d" + (d % (24 * time.Hour)).String()
+	// nats-server's layout: whole seconds, units from the largest present
+	// down to seconds ("1m27s", "2h3m0s", "1d2h0m0s", "1y2d0h0m0s").
+	secs := int64(d / time.Second)
+	mins, hrs := secs/60, secs/3600
+	days := hrs / 24
+	years := days / 365
+	switch {
+	case years > 0:
+		return fmt.Sprintf("%dy%dd%dh%dm%ds", years, days%365, hrs%24, mins%60, secs%60)
+	case days > 0:
+		return fmt.Sprintf("%dd%dh%dm%ds", days, hrs%24, mins%60, secs%60)
+	case hrs > 0:
+		return fmt.Sprintf("%dh%dm%ds", hrs, mins%60, secs%60)
+	case mins > 0:
+		return fmt.Sprintf("%dm%ds", mins, secs%60)
 	}
-	s := d.String()
-	if len(s) > 4 && s[len(s)-4:] == "m0s" {
-		s = s[:len(s)-2]
-	}
-	return s
+	return fmt.Sprintf("%ds", secs)
 }
 
 // Connz is the /connz document.

@@ -36,7 +36,7 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 	plan := Plan{
 		PubMsgs16: 20_000, PubMsgs1K: 5_000,
 		PubSubMsgs16: 20_000, PubSubMsgs1K: 5_000,
-		FanoutMsgs: 10_000, QueueMsgs: 20_000,
+		FanoutMsgs: 10_000, QueueMsgs: 20_000, StuckSubMsgs: 20_000,
 		Requests:  500,
 		IdleConns: 200, IdleSettle: 200 * time.Millisecond,
 	}

@@ -20,28 +20,55 @@ func handshake(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte("CONNECT {\"verbose\":false}\r\nPING\r\n")); err != nil {
+	if err := greet(conn, ""); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	return conn, nil
+}
+
+// greet sends CONNECT, then the protocol lines in extra (e.g. a SUB), then
+// PING, and reads until PONG: the server has processed everything before it.
+func greet(conn net.Conn, extra string) error {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("CONNECT {\"verbose\":false}\r\n" + extra + "PING\r\n")); err != nil {
+		return err
 	}
 	r := bufio.NewReaderSize(conn, 4096)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("waiting for PONG: %w", err)
+			return fmt.Errorf("waiting for PONG: %w", err)
 		}
 		switch {
 		case strings.HasPrefix(line, "PONG"):
 			_ = conn.SetDeadline(time.Time{})
-			return conn, nil
+			return nil
 		case strings.HasPrefix(line, "-ERR"):
-			conn.Close()
-			return nil, fmt.Errorf("server said %q", strings.TrimSpace(line))
+			return fmt.Errorf("server said %q", strings.TrimSpace(line))
 		}
 		// INFO (and anything else informational) is skipped.
 	}
+}
+
+// stuckSubscriber subscribes to subject on a raw connection that will never
+// read again: a consumer that has hung. Its small receive buffer makes the
+// kernel stop taking the server's bytes after a few dozen KiB, so the
+// server's own buffering is what holds its backlog, on either server.
+func stuckSubscriber(addr, subject string) (net.Conn, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	err = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	if err == nil {
+		err = greet(conn, "SUB "+subject+" 1\r\n")
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("stuck subscriber: %w", err)
+	}
+	return conn, nil
 }
 
 // idleConnections opens n raw client connections, each completing the

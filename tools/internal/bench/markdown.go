@@ -45,8 +45,9 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	res.WriteMarkdownTable(w)
 	p("\nRatio = switchyard / reference, computed per round and then the median over rounds.\n")
 	p("For throughput higher is better (ratio > 1 means Switchyard is faster); for latency and\n")
-	p("memory lower is better (ratio < 1 means Switchyard is lower). Spread is the smallest and\n")
-	p("largest per-round ratio.\n\n")
+	p("memory lower is better (ratio < 1 means Switchyard is lower). A row in %% is a percentage of\n")
+	p("a baseline each server set in the same run, and its ratio compares the two percentages. Spread\n")
+	p("is the smallest and largest per-round ratio.\n\n")
 
 	p("## Run\n\n")
 	if info.ViaMake {

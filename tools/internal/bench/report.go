@@ -163,6 +163,8 @@ func formatValue(u Unit, v float64) string {
 			return fmt.Sprintf("%.1f KiB", v/(1<<10))
 		}
 		return fmt.Sprintf("%.0f B", v)
+	case UnitPercent:
+		return fmt.Sprintf("%.1f %%", v)
 	}
 	return fmt.Sprint(v)
 }

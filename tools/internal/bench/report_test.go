@@ -46,6 +46,7 @@ func TestBenchFormatValue(t *testing.T) {
 		{UnitMicros, 1916.8, "1.92 ms"},
 		{UnitBytes, 48 * 1024, "48.0 KiB"},
 		{UnitBytes, 500 << 20, "500.0 MiB"},
+		{UnitPercent, 9.84, "9.8 %"},
 	}
 	for _, c := range cases {
 		if got := formatValue(c.u, c.v); got != c.want {

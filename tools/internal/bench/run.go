@@ -48,7 +48,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, reqrep-16B, idle-conns)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns)")
 }
 
 // Validate names the bad flag.

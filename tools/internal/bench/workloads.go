@@ -11,9 +11,10 @@ import (
 type Unit int
 
 const (
-	UnitRate   Unit = iota // messages per second
-	UnitMicros             // microseconds
-	UnitBytes              // bytes
+	UnitRate    Unit = iota // messages per second
+	UnitMicros              // microseconds
+	UnitBytes               // bytes
+	UnitPercent             // percent of a baseline measured in the same run
 )
 
 // MetricSpec is one row of the results table.
@@ -46,6 +47,7 @@ type Plan struct {
 	PubMsgs16, PubMsgs1K       int
 	PubSubMsgs16, PubSubMsgs1K int
 	FanoutMsgs, QueueMsgs      int
+	StuckSubMsgs               int
 	Requests                   int
 	IdleConns                  int
 	IdleSettle                 time.Duration
@@ -57,7 +59,7 @@ func DefaultPlan(quick bool) Plan {
 		return Plan{
 			PubMsgs16: 200_000, PubMsgs1K: 100_000,
 			PubSubMsgs16: 200_000, PubSubMsgs1K: 100_000,
-			FanoutMsgs: 100_000, QueueMsgs: 200_000,
+			FanoutMsgs: 100_000, QueueMsgs: 200_000, StuckSubMsgs: 300_000,
 			Requests:  5_000,
 			IdleConns: 10_000, IdleSettle: 3 * time.Second,
 		}
@@ -65,7 +67,7 @@ func DefaultPlan(quick bool) Plan {
 	return Plan{
 		PubMsgs16: 5_000_000, PubMsgs1K: 1_000_000,
 		PubSubMsgs16: 2_000_000, PubSubMsgs1K: 500_000,
-		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000,
+		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000, StuckSubMsgs: 2_000_000,
 		Requests:  20_000,
 		IdleConns: 10_000, IdleSettle: 3 * time.Second,
 	}
@@ -118,6 +120,16 @@ func Workloads(p Plan) []Workload {
 			},
 		},
 		{
+			Key: "stuck-sub",
+			Metrics: []MetricSpec{
+				{Name: "healthy subscriber beside a stuck one, % of its rate alone", Unit: UnitPercent},
+			},
+			How: fmt.Sprintf("on one server, pub → sub 1:1 as above (`--size 16 --msgs %d`) twice: alone (rate R0), then with a second subscriber of the same subject on a raw TCP connection (64 KiB SO_RCVBUF) that sends `CONNECT`, `SUB`, `PING`, reads the `PONG` and never reads again (rate R1); value = 100 × R1 / R0, so the ratio column compares the two servers' percentages. The healthy subscriber must still get every message", p.StuckSubMsgs),
+			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
+				return h.besideStuck(ctx, s, p.StuckSubMsgs)
+			},
+		},
+		{
 			Key: "reqrep-16B",
 			Metrics: []MetricSpec{
 				{Name: "request/reply p50 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
@@ -156,7 +168,7 @@ func (h *Harness) publishOnly(ctx context.Context, s *Server, size string, msgs 
 // publishes. The subscriber's rate is measured from its first to its last
 // message, so it is the rate the server delivered.
 func (h *Harness) publishSubscribe(ctx context.Context, s *Server, clients int, size string, msgs int) ([]float64, error) {
-	const subject = "bench.sub"
+	const subject = pubSubSubject
 	base, baseErr := s.Subscriptions(ctx)
 	sub, err := h.CLI.Start(s.URL(), "sub", subject, "--clients", countArg(clients), "--size", size, "--msgs", countArg(msgs))
 	if err != nil {
@@ -175,6 +187,34 @@ func (h *Harness) publishSubscribe(ctx context.Context, s *Server, clients int, 
 	}
 	r, err := ParseRate(sub.Stdout())
 	return []float64{r}, err
+}
+
+// pubSubSubject is where publishSubscribe publishes.
+const pubSubSubject = "bench.sub"
+
+// besideStuck measures how much a subscriber that never reads slows a healthy
+// subscriber of the same subject: the healthy rate beside the stuck one as a
+// percentage of the rate alone, both on the same server. A server that lets
+// the stuck consumer's backlog stall the publisher scores low; the run stays
+// bounded because publishSubscribe fails a publisher past -timeout and a
+// subscriber still short of messages after the drain grace.
+func (h *Harness) besideStuck(ctx context.Context, s *Server, msgs int) ([]float64, error) {
+	alone, err := h.publishSubscribe(ctx, s, 1, "16", msgs)
+	if err != nil {
+		return nil, fmt.Errorf("subscriber alone: %w", err)
+	}
+	stuck, err := stuckSubscriber(s.Addr(), pubSubSubject)
+	if err != nil {
+		return nil, fmt.Errorf("%w%s", err, s.aliveNote())
+	}
+	defer stuck.Close()
+	beside, err := h.publishSubscribe(ctx, s, 1, "16", msgs)
+	if err != nil {
+		return nil, fmt.Errorf("subscriber beside a stuck one: %w", err)
+	}
+	fmt.Fprintf(h.Log, "  %s: healthy subscriber alone %s, beside a stuck one %s\n", s.Side,
+		formatValue(UnitRate, alone[0]), formatValue(UnitRate, beside[0]))
+	return []float64{100 * beside[0] / alone[0]}, nil
 }
 
 // drainGrace is how long subscribers may keep receiving after the publisher

@@ -464,3 +464,36 @@ func TestLifecycleSignalRightAfterReady(t *testing.T) {
 		p.Stop()
 	}
 }
+
+// A subscriber whose socket stops taking bytes is cut when a write blocks
+// past write_deadline, before its queue reaches max_pending, and the
+// publisher and a healthy subscriber go on.
+func TestLifecycleSlowConsumerWriteDeadline(t *testing.T) {
+	p := start(t, "write_deadline: \"1s\"\n")
+
+	stuck := testkit.DialRaw(t, p.Addr())
+	stuckID := rawClientID(t, stuck)
+	stuck.Conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	stuck.Send("CONNECT {\"verbose\":false}\r\nSUB firehose 1\r\nPING\r\n")
+	stuck.Expect("PONG\r\n")
+
+	healthy := newFirehoseSubscriber(t, p, "firehose")
+	pub := connect(t, p)
+	const size, n = 1024, 16 * 1024 // 16 MB: far below the 64 MB max_pending
+	msg := payload(size, 3)
+	for range n {
+		require.NoError(t, pub.Publish("firehose", msg))
+	}
+	flush(t, pub)
+	healthy.waitAll(t, p, n, size)
+
+	var ci connInfo
+	eventually(t, waitLong, func() error {
+		var ok bool
+		if ci, ok = findConn(getConnz(t, p, "?state=closed"), stuckID); !ok {
+			return fmt.Errorf("stuck subscriber (cid %d) not closed yet", stuckID)
+		}
+		return nil
+	})
+	require.Equal(t, "Slow Consumer (Write Deadline)", ci.Reason)
+}

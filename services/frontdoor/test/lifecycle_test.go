@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -496,4 +497,53 @@ func TestLifecycleSlowConsumerWriteDeadline(t *testing.T) {
 		return nil
 	})
 	require.Equal(t, "Slow Consumer (Write Deadline)", ci.Reason)
+}
+
+// Connections that come and go leave nothing behind: no goroutines, no
+// subscriptions, no open connections.
+func TestLifecycleNoLeakAfterChurn(t *testing.T) {
+	profPort := testkit.FreePort(t)
+	p := start(t, fmt.Sprintf("prof_port: %d\n", profPort))
+	goroutines := func() int {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", profPort))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var total int
+		_, err = fmt.Fscanf(resp.Body, "goroutine profile: total %d", &total)
+		require.NoError(t, err)
+		return total
+	}
+	// Warm up the monitoring connections first: their keep-alive
+	// goroutines are not the clients'.
+	numSubs(t, p)
+	getVarz(t, p)
+	goroutines()
+	before := goroutines()
+	for round := 0; round < 3; round++ {
+		var conns []*testkit.RawConn
+		for i := 0; i < 200; i++ {
+			rc := testkit.DialRaw(t, p.Addr())
+			rc.Send(fmt.Sprintf("CONNECT {\"verbose\":false}\r\nSUB churn.%d 1\r\nSUB _INBOX.%d.* q 2\r\nPUB churn.%d 2\r\nhi\r\nPING\r\n", i, i, i))
+			conns = append(conns, rc)
+		}
+		for _, rc := range conns {
+			rc.Expect("MSG churn.")
+			rc.ReadLine(5 * time.Second)
+			rc.ReadLine(5 * time.Second)
+			rc.Expect("PONG\r\n")
+			rc.Conn.Close()
+		}
+	}
+	eventually(t, waitLong, func() error {
+		if n := numSubs(t, p); n != 0 {
+			return fmt.Errorf("%d subscriptions left", n)
+		}
+		if v := getVarz(t, p); v.Connections != 0 {
+			return fmt.Errorf("%d connections left", v.Connections)
+		}
+		if g := goroutines(); g > before {
+			return fmt.Errorf("%d goroutines, %d before the churn", g, before)
+		}
+		return nil
+	})
 }

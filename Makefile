@@ -14,6 +14,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 NATSCLI     := github.com/nats-io/natscli/nats@v0.5.1
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
 REFERENCE   := github.com/nats-io/nats-server/v2@v2.15.2
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 
 export GOFLAGS := -buildvcs=false
 
@@ -35,8 +37,10 @@ build: check-go ## Build static binaries of every service into bin/
 
 .PHONY: run
 run: build ## Run the suite in the foreground: clients on nats://127.0.0.1:4222, monitoring on :8222 (CONFIG=file.conf to use a nats-server config)
-	@echo "Switchyard: clients on nats://127.0.0.1:4222, monitoring on http://127.0.0.1:8222 — Ctrl-C stops it"
-	@exec bin/frontdoor -p 4222 -m 8222 $(if $(CONFIG),-c $(CONFIG))
+	@echo "Switchyard: clients on nats://127.0.0.1:4222, monitoring on http://127.0.0.1:8222, router on 127.0.0.1:7422 (monitoring :8422) — Ctrl-C stops it all"
+	@bash -c 'bin/router -a 127.0.0.1 -p 7422 -m 8422 & router=$$!; \
+		trap "kill $$router 2>/dev/null; wait $$router 2>/dev/null" EXIT; trap "" INT; \
+		bin/frontdoor -p 4222 -m 8222 --routers 127.0.0.1:7422 $(if $(CONFIG),-c $(CONFIG))'
 
 .PHONY: test
 test: check-go reference $(TOOLS_BIN)/nats ## Run every test (unit, integration with real binaries and nats.go, differential against nats-server, a short fuzz run)
@@ -76,10 +80,19 @@ lint: ## gofmt, go vet and staticcheck (pinned)
 	$(TOOLS_BIN)/staticcheck $(PKGS)
 
 .PHONY: proto
-proto: ## Regenerate Go code from proto/**/*.proto with pinned buf
-	@if ls proto/switchyard/*/v1/*.proto >/dev/null 2>&1; then \
-		cd proto && go run $(BUF) generate; \
-	else echo "proto: no .proto files yet (the router API arrives with the router tier)"; fi
+proto: $(TOOLS_BIN)/buf $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-go-grpc ## Regenerate Go code from proto/**/*.proto with pinned buf and plugins
+	cd proto && PATH="$(TOOLS_BIN):$$PATH" buf generate
+
+.PHONY: verify-proto
+verify-proto: proto ## Fail when the committed generated code differs from the .proto files
+	@git diff --exit-code -- proto || { echo "proto: generated code is stale: run make proto and commit"; exit 1; }
+
+$(TOOLS_BIN)/buf:
+	GOBIN=$(TOOLS_BIN) go install $(BUF)
+$(TOOLS_BIN)/protoc-gen-go:
+	GOBIN=$(TOOLS_BIN) go install $(PROTOC_GEN_GO)
+$(TOOLS_BIN)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS_BIN) go install $(PROTOC_GEN_GO_GRPC)
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module

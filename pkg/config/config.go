@@ -45,6 +45,7 @@ type Server struct {
 	HTTPHost         string        // "http_host", or the host of "http"; empty: follow Host (MonitorHost)
 	HTTPPort         int           // "http_port"/"monitor_port", or the port of "http"; 0: off, -1: free port
 	ProfPort         int           // "prof_port": Go pprof endpoints on the monitoring host; 0: off
+	Routers          []string      // "routers" (Switchyard's own): router replicas (host:port) to attach to; none: a lone frontdoor
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
 	MaxConnections   int           // "max_connections"/"max_conn"

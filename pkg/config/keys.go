@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -110,6 +111,9 @@ var keys = table(
 	refuse(Nobody, "not supported yet: let the service manager track the process and read the listening address from the logs",
 		"pidfile", "pid_file", "ports_file_dir"),
 	apply("prof_port", intKey(func(s *Server) *int { return &s.ProfPort })),
+
+	// Switchyard's own: the router replicas a frontdoor attaches to.
+	apply("routers", applyRouters),
 	refuse(Nobody, "block profiling is not supported yet: use prof_port's CPU and heap profiles", "prof_block_rate"),
 
 	// Tuning knobs the frontdoor does not have.
@@ -169,6 +173,27 @@ func boolKey(field func(*Server) *bool) func(*loader, *Server, value) {
 	return func(l *loader, s *Server, v value) {
 		if x, ok := l.boolean(v); ok {
 			*field(s) = x
+		}
+	}
+}
+
+// applyRouters reads `routers: ["host:port", ...]` (or one string).
+func applyRouters(l *loader, s *Server, v value) {
+	var items []any
+	switch raw := v.raw.(type) {
+	case []any:
+		items = raw
+	case string:
+		items = []any{raw}
+	default:
+		l.bad(v, "expected a list of router addresses (host:port), got %s", describe(v.raw))
+		return
+	}
+	s.Routers = nil
+	for i, it := range items {
+		e := v.child(fmt.Sprintf("routers[%d]", i), it)
+		if addr, ok := l.str(e); ok {
+			s.Routers = append(s.Routers, addr)
 		}
 	}
 }

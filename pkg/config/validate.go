@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -24,6 +25,11 @@ func (s *Server) check() []problem {
 	}
 	if strings.ContainsAny(s.ClientAdvertise, " \t\r\n") {
 		bad("client_advertise", "%q contains white space: give host or host:port", s.ClientAdvertise)
+	}
+	for _, r := range s.Routers {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			bad("routers", "%q is not host:port", r)
+		}
 	}
 	if s.HTTPPort < -1 || s.HTTPPort > 65535 {
 		bad("http_port", "%d is out of range: use 0 to turn monitoring off, 1..65535, or -1 for a free port", s.HTTPPort)

@@ -227,3 +227,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// StartRouter starts the router binary on free loopback ports and waits
+// until its port accepts connections. Port 0 picks a free port.
+func StartRouter(tb testing.TB, port int, args ...string) *Process {
+	tb.Helper()
+	bin := Binary(tb, "router")
+	if port == 0 {
+		port = FreePort(tb)
+	}
+	httpPort := FreePort(tb)
+	all := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(httpPort)}, args...)
+	p := Start(tb, bin, all...)
+	p.Port, p.HTTPPort = port, httpPort
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			tb.Fatalf("testkit: router exited before it was ready:\n%s", p.Log())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
+			c.Close()
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("testkit: router %s not ready:\n%s", p.Addr(), p.Log())
+	return nil
+}

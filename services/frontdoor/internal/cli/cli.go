@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/services/frontdoor/internal/core"
@@ -52,6 +53,7 @@ var envKeys = []struct{ env, flag string }{
 	{"SWITCHYARD_LOG_FILE", "log"},
 	{"SWITCHYARD_DEBUG", "debug"},
 	{"SWITCHYARD_TRACE", "trace"},
+	{"SWITCHYARD_ROUTERS", "routers"},
 }
 
 // Parse reads args and the environment (through getenv).
@@ -61,6 +63,7 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	fs.SetOutput(io.Discard)
 	var (
 		host, name, advertise, logFile string
+		routers                        string
 		port, httpPort                 int
 		debug, trace, dv, logtime      bool
 		noAdvertise                    bool
@@ -86,6 +89,7 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	str(&name, "server name", "n", "name", "server_name")
 	num(&httpPort, "monitoring port", "m", "http_port")
 	str(&advertise, "client URL to advertise to other frontdoors", "client_advertise")
+	str(&routers, "router replicas to attach to, comma-separated host:port", "routers")
 	boolean(&noAdvertise, "do not advertise this frontdoor to clients", "no_advertise")
 	str(&logFile, "log file", "l", "log", "log_file")
 	boolean(&debug, "debug logging", "D", "debug")
@@ -135,6 +139,9 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 		if any("m", "http_port") {
 			cfg.HTTPPort = httpPort
 		}
+		if any("routers") {
+			cfg.Routers = splitList(routers)
+		}
 		if any("client_advertise") {
 			cfg.ClientAdvertise = advertise
 		}
@@ -176,6 +183,8 @@ func applyEnv(cfg *config.Server, key, v string) error {
 		cfg.ClientAdvertise = v
 	case "log":
 		cfg.LogFile = v
+	case "routers":
+		cfg.Routers = splitList(v)
 	case "port", "http_port":
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -198,4 +207,14 @@ func applyEnv(cfg *config.Server, key, v string) error {
 		}
 	}
 	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -60,17 +60,20 @@ type client struct {
 	port  int
 
 	// Reader-owned state.
-	parser   *protocol.Parser
-	cache    *subject.Cache[subscription]
-	opts     connectOpts
-	connectd bool
-	sentPong bool
-	pcd      map[*client]struct{} // clients this read delivered to
-	stallOn  []*client            // congested subscribers to wait for after this read
-	lastPcd  *client
-	inMsgs   int64
-	inBytes  int64
-	cfgGen   uint64
+	parser *protocol.Parser
+	cache  *subject.Cache[subscription]
+	// Remote interest of the primary router link, cached like cache.
+	remoteLink  *routerLink
+	remoteCache *subject.Cache[remoteSub]
+	opts        connectOpts
+	connectd    bool
+	sentPong    bool
+	pcd         map[*client]struct{} // clients this read delivered to
+	stallOn     []*client            // congested subscribers to wait for after this read
+	lastPcd     *client
+	inMsgs      int64
+	inBytes     int64
+	cfgGen      uint64
 
 	mu          sync.Mutex // guards subs and the fields monitoring reads
 	subs        map[string]*subscription
@@ -85,11 +88,21 @@ type client struct {
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
 
 	headers     atomic.Bool // opts.Headers, read by publishers
+	infoUpdates atomic.Bool // protocol >= 1: send INFO when connect_urls change
 	statInMsgs  atomic.Int64
 	statInBytes atomic.Int64
 	pingsOut    atomic.Int32
 	closed      atomic.Bool
 	pingTimer   *time.Timer
+}
+
+// newInternalClient is a connection-less client that delivers messages
+// relayed by a router to local subscribers.
+func newInternalClient(s *Server) *client {
+	c := &client{srv: s, start: time.Now(), opts: defaultConnectOpts()}
+	c.cache = subject.NewCache(s.sublist)
+	c.subs = map[string]*subscription{}
+	return c
 }
 
 func newClient(s *Server, conn net.Conn, id uint64) *client {
@@ -406,7 +419,7 @@ func (c *client) closeConnection(reason string, flush bool) {
 	c.subs = map[string]*subscription{}
 	c.mu.Unlock()
 	for _, sub := range subs {
-		c.srv.sublist.Remove(sub.subject, sub.queue, sub)
+		c.srv.trieRemove(sub)
 	}
 	c.srv.removeClient(c, reason)
 }
@@ -425,6 +438,7 @@ func (c *client) Connect(arg []byte) error {
 	c.connectd = true
 	c.parser.Headers = opts.Headers
 	c.headers.Store(opts.Headers)
+	c.infoUpdates.Store(opts.Protocol >= 1)
 	c.mu.Lock()
 	c.name, c.lang, c.version = opts.Name, opts.Lang, opts.Version
 	c.mu.Unlock()
@@ -487,7 +501,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 	sub := &subscription{client: c, subject: string(subj), queue: string(queue), sid: string(sid)}
 	c.subs[sub.sid] = sub
 	c.mu.Unlock()
-	c.srv.sublist.Insert(sub.subject, sub.queue, sub)
+	c.srv.trieInsert(sub)
 	if c.opts.Verbose {
 		c.queueSelf(okBytes)
 	}
@@ -529,6 +543,6 @@ func (c *client) removeSub(sub *subscription) {
 	}
 	c.mu.Unlock()
 	if ok && cur == sub {
-		c.srv.sublist.Remove(sub.subject, sub.queue, sub)
+		c.srv.trieRemove(sub)
 	}
 }

@@ -3,6 +3,8 @@ package core
 import (
 	"math/rand/v2"
 
+	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
+
 	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
@@ -24,10 +26,60 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 	}
 	r := c.cache.Match(subj)
 	delivered := !r.Empty() && c.deliverAll(r, subj, reply, headerLen, msg)
+	if rt := c.srv.routing; rt != nil && c.forward(rt, r, subj, reply, headerLen, msg) {
+		delivered = true
+	}
 	if !delivered && len(reply) > 0 && c.opts.NoResponders {
 		c.sendNoResponders(subj, reply)
 	}
 	return nil
+}
+
+// forward hands the message to the router tier when another node has
+// interest: every plain subscriber elsewhere gets it, and each queue group
+// with no member here gets it on exactly one node (members here are
+// preferred). It reports whether some other node wanted it.
+func (c *client) forward(rt *routing, local *subject.Result[subscription], subj, reply []byte, headerLen int, msg []byte) bool {
+	link := rt.primary.Load()
+	if link == nil {
+		return false
+	}
+	if c.remoteLink != link {
+		c.remoteLink, c.remoteCache = link, subject.NewCache(link.remote)
+	}
+	rr := c.remoteCache.Match(subj)
+	if rr.Empty() {
+		return false
+	}
+	var queues []string
+	for _, g := range rr.Queues {
+		if !hasQueue(local, g.Name) {
+			queues = append(queues, g.Name)
+		}
+	}
+	if len(rr.Plain) == 0 && len(queues) == 0 {
+		return false
+	}
+	m := &routerv1.Message{Account: globalAccount, Subject: string(subj), OriginNode: rt.nodeID,
+		Queues: queues, DeliverPlain: len(rr.Plain) > 0}
+	if len(reply) > 0 {
+		m.Reply = string(reply)
+	}
+	if headerLen >= 0 {
+		m.Header = append([]byte(nil), msg[:headerLen]...)
+		msg = msg[headerLen:]
+	}
+	m.Payload = append([]byte(nil), msg...)
+	return link.forward(m)
+}
+
+func hasQueue(r *subject.Result[subscription], name string) bool {
+	for i := range r.Queues {
+		if r.Queues[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // deliverAll sends the message to every plain subscriber and to one member
@@ -43,25 +95,31 @@ func (c *client) deliverAll(r *subject.Result[subscription], subj, reply []byte,
 		}
 	}
 	for i := range r.Queues {
-		members := r.Queues[i].Members
-		// Start at a random member and take the first that accepts, so a
-		// member that just auto-unsubscribed or closed is passed over.
-		start := 0
-		if len(members) > 1 {
-			start = rand.IntN(len(members))
-		}
-		for k := range members {
-			sub := members[(start+k)%len(members)]
-			if sub.client == c && !c.opts.Echo {
-				continue
-			}
-			if c.deliver(sub, subj, reply, headerLen, msg) {
-				delivered = true
-				break
-			}
+		if c.deliverQueue(r.Queues[i].Members, subj, reply, headerLen, msg) {
+			delivered = true
 		}
 	}
 	return delivered
+}
+
+// deliverQueue gives the message to one member of a queue group. It starts
+// at a random member and takes the first that accepts, so a member that
+// just auto-unsubscribed or closed is passed over.
+func (c *client) deliverQueue(members []*subscription, subj, reply []byte, headerLen int, msg []byte) bool {
+	start := 0
+	if len(members) > 1 {
+		start = rand.IntN(len(members))
+	}
+	for k := range members {
+		sub := members[(start+k)%len(members)]
+		if sub.client == c && !c.opts.Echo {
+			continue
+		}
+		if c.deliver(sub, subj, reply, headerLen, msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver queues one message to one subscription.

@@ -60,6 +60,7 @@ type Server struct {
 	slowConsumers    atomic.Int64
 	staleConnections atomic.Int64
 	totals           totals
+	routing          *routing // nil without routers
 }
 
 // totals keeps the traffic of closed connections so /varz counts all time.
@@ -91,6 +92,9 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 	}
 	if err := s.setConfig(&cfg); err != nil {
 		return nil, err
+	}
+	if len(cfg.Routers) > 0 {
+		s.routing = newRouting(s, cfg.Routers)
 	}
 	return s, nil
 }
@@ -137,6 +141,9 @@ func (s *Server) Start() error {
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l)
+	if s.routing != nil {
+		s.routing.start()
+	}
 	close(s.ready)
 	return nil
 }
@@ -295,6 +302,9 @@ func (s *Server) Shutdown() {
 		c.closeConnection("Server Shutdown", true)
 	}
 	s.wg.Wait()
+	if s.routing != nil {
+		s.routing.stop()
+	}
 	s.log.Infof("Server Exiting..")
 }
 
@@ -314,8 +324,49 @@ func (s *Server) advertise() (string, int) {
 	return cfg.Host, port
 }
 
-// connectURLs lists the client URLs of other frontdoors; a lone frontdoor
-// has none (the router tier will fill this in).
-func (s *Server) connectURLs() []string { return nil }
+// connectURLs lists the client URLs of every frontdoor attached to the
+// router tier (nats.go learns the others from it); a lone frontdoor has none.
+func (s *Server) connectURLs() []string {
+	if s.routing == nil {
+		return nil
+	}
+	if m := s.routing.members.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// trieInsert and trieRemove change the local subject trie, telling the
+// router tier when there is one.
+func (s *Server) trieInsert(sub *subscription) {
+	if s.routing == nil {
+		s.sublist.Insert(sub.subject, sub.queue, sub)
+		return
+	}
+	s.routing.subChanged(sub, 1, func() bool { s.sublist.Insert(sub.subject, sub.queue, sub); return true })
+}
+
+func (s *Server) trieRemove(sub *subscription) {
+	if s.routing == nil {
+		s.sublist.Remove(sub.subject, sub.queue, sub)
+		return
+	}
+	s.routing.subChanged(sub, -1, func() bool { return s.sublist.Remove(sub.subject, sub.queue, sub) })
+}
+
+// sendInfoToClients tells clients that asked for updates (protocol 1)
+// about changed connect_urls with an async INFO, as nats-server does.
+func (s *Server) sendInfoToClients() {
+	info := s.baseInfo()
+	line := infoLine(&info)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		if c.infoUpdates.Load() {
+			c.out.appendRaw(line)
+			c.flush()
+		}
+	}
+}
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

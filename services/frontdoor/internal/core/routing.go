@@ -1,0 +1,379 @@
+package core
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
+	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
+)
+
+// routing attaches the frontdoor to every router replica (hub relay, see
+// docs/architecture.md): it sends each router this frontdoor's interest,
+// forwards messages some other node wants through one router (the primary:
+// the first replica in the configured order that is up), and delivers what
+// routers relay to it.
+type routing struct {
+	srv     *Server
+	nodeID  string
+	links   []*routerLink
+	mu      sync.Mutex // orders local trie changes with interest deltas and snapshots
+	primary atomic.Pointer[routerLink]
+	members atomic.Pointer[[]string]
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// routerLink is the stream to one router replica.
+type routerLink struct {
+	rt   *routing
+	addr string
+	up   atomic.Bool
+
+	// Remote interest as this router reports it, summed per node.
+	remote  *subject.Sublist[remoteSub]
+	entries map[remoteKey]*remoteSub // recv goroutine only
+
+	inbound *client // delivers relayed messages; recv goroutine only
+
+	mu       sync.Mutex
+	interest map[interestKey]int32 // local changes not yet sent
+	msgs     []*routerv1.Message
+	msgBytes int
+	wake     chan struct{}
+}
+
+type interestKey struct{ subject, queue string }
+type remoteKey struct{ node, subject, queue string }
+
+// remoteSub is another node's interest in one subject (and queue group).
+type remoteSub struct {
+	node, subject, queue string
+	count                int32
+}
+
+// maxForwardBacklog bounds the messages waiting for a router stream; past
+// it new messages are dropped (core NATS is at-most-once) rather than
+// letting a stalled router grow this frontdoor without limit.
+const maxForwardBacklog = 64 << 20
+
+func newRouting(s *Server, addrs []string) *routing {
+	rt := &routing{srv: s, nodeID: s.id}
+	for _, a := range addrs {
+		l := &routerLink{rt: rt, addr: a, remote: subject.NewSublist[remoteSub](),
+			entries: map[remoteKey]*remoteSub{}, interest: map[interestKey]int32{}, wake: make(chan struct{}, 1)}
+		l.inbound = newInternalClient(s)
+		rt.links = append(rt.links, l)
+	}
+	return rt
+}
+
+func (rt *routing) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.cancel = cancel
+	for _, l := range rt.links {
+		rt.wg.Add(1)
+		go func() { defer rt.wg.Done(); l.run(ctx) }()
+	}
+}
+
+func (rt *routing) stop() {
+	rt.cancel()
+	for _, l := range rt.links {
+		l.signal()
+	}
+	rt.wg.Wait()
+}
+
+// choosePrimary makes the first link that is up the message path.
+func (rt *routing) choosePrimary() {
+	for _, l := range rt.links {
+		if l.up.Load() {
+			if rt.primary.Swap(l) != l {
+				rt.srv.log.Infof("Relaying through router %s", l.addr)
+			}
+			return
+		}
+	}
+	rt.primary.Store(nil)
+}
+
+// subChanged records a local subscription change for every router; the
+// trie change itself happens inside, under rt.mu, so a snapshot never
+// counts a subscription twice or misses one.
+func (rt *routing) subChanged(sub *subscription, delta int32, apply func() bool) {
+	rt.mu.Lock()
+	if !apply() {
+		rt.mu.Unlock()
+		return
+	}
+	k := interestKey{sub.subject, sub.queue}
+	for _, l := range rt.links {
+		l.mu.Lock()
+		if l.interest[k] += delta; l.interest[k] == 0 {
+			delete(l.interest, k)
+		}
+		l.mu.Unlock()
+		l.signal()
+	}
+	rt.mu.Unlock()
+}
+
+// snapshot counts local interest and resets l's pending changes, atomically
+// with respect to subChanged.
+func (rt *routing) snapshot(l *routerLink) *routerv1.Interest {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	counts := map[interestKey]int32{}
+	rt.srv.sublist.All(func(s *subscription) { counts[interestKey{s.subject, s.queue}]++ })
+	l.mu.Lock()
+	clear(l.interest)
+	l.mu.Unlock()
+	in := &routerv1.Interest{Snapshot: true}
+	for k, n := range counts {
+		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: n})
+	}
+	return in
+}
+
+func (l *routerLink) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// forward queues a message for the router; false when the backlog is full.
+func (l *routerLink) forward(m *routerv1.Message) bool {
+	size := len(m.Subject) + len(m.Reply) + len(m.Header) + len(m.Payload)
+	l.mu.Lock()
+	if l.msgBytes+size > maxForwardBacklog {
+		l.mu.Unlock()
+		return false
+	}
+	l.msgs = append(l.msgs, m)
+	l.msgBytes += size
+	l.mu.Unlock()
+	l.signal()
+	return true
+}
+
+// run keeps the stream to one router up, reconnecting with backoff.
+func (l *routerLink) run(ctx context.Context) {
+	log := l.rt.srv.log
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warnf("Router %s: %v; retrying in %v", l.addr, err, backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// session runs one Attach stream until it fails.
+func (l *routerLink) session(ctx context.Context) error {
+	conn, err := grpc.NewClient(l.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// One relayed message may be as large as max_payload (up to 64 MB).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := routerv1.NewRouterClient(conn).Attach(sctx)
+	if err != nil {
+		return err
+	}
+	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: "frontdoor", ClientUrls: l.rt.srv.ownClientURLs()}
+	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
+		return err
+	}
+	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: l.rt.snapshot(l)}}); err != nil {
+		return err
+	}
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- l.receive(stream) }()
+	defer func() {
+		l.up.Store(false)
+		l.rt.choosePrimary()
+		l.clearRemote()
+	}()
+	for {
+		select {
+		case err := <-recvErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.wake:
+		}
+		if err := l.sendPending(stream); err != nil {
+			return err
+		}
+	}
+}
+
+// maxFrameBytes caps one Messages frame below gRPC's default 4 MB limit.
+const maxFrameBytes = 1 << 20
+
+func (l *routerLink) sendPending(stream grpc.BidiStreamingClient[routerv1.NodeFrame, routerv1.RouterFrame]) error {
+	l.mu.Lock()
+	var in *routerv1.Interest
+	if len(l.interest) > 0 {
+		in = &routerv1.Interest{}
+		for k, d := range l.interest {
+			in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: d})
+		}
+		clear(l.interest)
+	}
+	msgs := l.msgs
+	l.msgs, l.msgBytes = nil, 0
+	l.mu.Unlock()
+	if in != nil {
+		if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: in}}); err != nil {
+			return err
+		}
+	}
+	for len(msgs) > 0 {
+		n, size := 0, 0
+		for n < len(msgs) && (n == 0 || size < maxFrameBytes) {
+			size += len(msgs[n].Payload) + len(msgs[n].Header) + len(msgs[n].Subject) + len(msgs[n].Reply)
+			n++
+		}
+		frame := &routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Messages{Messages: &routerv1.Messages{Messages: msgs[:n]}}}
+		if err := stream.Send(frame); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (l *routerLink) receive(stream grpc.BidiStreamingClient[routerv1.NodeFrame, routerv1.RouterFrame]) error {
+	for {
+		f, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch fr := f.Frame.(type) {
+		case *routerv1.RouterFrame_Welcome:
+			l.rt.srv.log.Infof("Attached to router %s (%s)", l.addr, fr.Welcome.RouterId)
+			l.up.Store(true)
+			l.rt.choosePrimary()
+		case *routerv1.RouterFrame_Interest:
+			l.applyInterest(fr.Interest)
+		case *routerv1.RouterFrame_Messages:
+			l.deliver(fr.Messages.Messages)
+		case *routerv1.RouterFrame_Members:
+			l.rt.setMembers(fr.Members.ClientUrls)
+		}
+	}
+}
+
+func (l *routerLink) applyInterest(in *routerv1.Interest) {
+	if in.Snapshot {
+		l.clearRemote()
+	}
+	for _, e := range in.Entries {
+		k := remoteKey{e.NodeId, e.Subject, e.Queue}
+		rs := l.entries[k]
+		if rs == nil {
+			if e.Delta <= 0 || !subject.ValidSubscribe([]byte(e.Subject)) {
+				continue
+			}
+			rs = &remoteSub{node: e.NodeId, subject: e.Subject, queue: e.Queue}
+			l.entries[k] = rs
+			l.remote.Insert(rs.subject, rs.queue, rs)
+		}
+		if rs.count += e.Delta; rs.count <= 0 {
+			delete(l.entries, k)
+			l.remote.Remove(rs.subject, rs.queue, rs)
+		}
+	}
+}
+
+func (l *routerLink) clearRemote() {
+	for k, rs := range l.entries {
+		l.remote.Remove(rs.subject, rs.queue, rs)
+		delete(l.entries, k)
+	}
+}
+
+// deliver hands relayed messages to local subscribers: plain ones when the
+// router says so, and one member of each queue group it names.
+func (l *routerLink) deliver(msgs []*routerv1.Message) {
+	ic := l.inbound
+	for _, m := range msgs {
+		subj := []byte(m.Subject)
+		r := ic.cache.Match(subj)
+		headerLen, body := -1, m.Payload
+		if len(m.Header) > 0 {
+			headerLen = len(m.Header)
+			body = append(append(make([]byte, 0, len(m.Header)+len(m.Payload)), m.Header...), m.Payload...)
+		}
+		var reply []byte
+		if m.Reply != "" {
+			reply = []byte(m.Reply)
+		}
+		if m.DeliverPlain {
+			for _, sub := range r.Plain {
+				ic.deliver(sub, subj, reply, headerLen, body)
+			}
+		}
+		for _, q := range m.Queues {
+			for i := range r.Queues {
+				if r.Queues[i].Name == q {
+					ic.deliverQueue(r.Queues[i].Members, subj, reply, headerLen, body)
+				}
+			}
+		}
+	}
+	ic.flushDelivered()
+	ic.waitForSlowSubscribers()
+}
+
+func (rt *routing) setMembers(urls []string) {
+	cp := append([]string(nil), urls...)
+	rt.members.Store(&cp)
+	rt.srv.sendInfoToClients()
+}
+
+// ownClientURLs is what this frontdoor advertises to clients of the others.
+func (s *Server) ownClientURLs() []string {
+	cfg := s.Config()
+	if cfg.NoAdvertise {
+		return nil
+	}
+	if cfg.ClientAdvertise != "" {
+		return []string{cfg.ClientAdvertise}
+	}
+	host, port := s.advertise()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = firstNonLoopbackIP()
+	}
+	return []string{net.JoinHostPort(host, strconv.Itoa(port))}
+}
+
+func firstNonLoopbackIP() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}

@@ -1,0 +1,206 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
+	"github.com/switchyard-io/switchyard/services/router"
+)
+
+const waitFor = 5 * time.Second
+
+// startRouter runs a router on free ports with monitoring on.
+func startRouter(tb testing.TB, edit ...func(*router.Config)) *router.Router {
+	tb.Helper()
+	cfg := router.DefaultConfig()
+	cfg.Host, cfg.Port, cfg.HTTPPort, cfg.Name = "127.0.0.1", -1, -1, "test-router"
+	for _, e := range edit {
+		e(&cfg)
+	}
+	r, err := router.New(cfg, testLogger())
+	require.NoError(tb, err)
+	require.NoError(tb, r.Start())
+	<-r.Ready()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// fakeNode is a node's side of Attach, with what the router sent sorted by
+// kind so tests can wait for each independently.
+type fakeNode struct {
+	tb       testing.TB
+	id       string
+	stream   routerv1.Router_AttachClient
+	cancel   context.CancelFunc
+	welcome  *routerv1.Welcome
+	interest chan *routerv1.Interest
+	members  chan *routerv1.Members
+	msgs     chan *routerv1.Message
+	done     chan error // the stream's end
+}
+
+type nodeOption func(*routerv1.Hello, *bool)
+
+func withURLs(urls ...string) nodeOption {
+	return func(h *routerv1.Hello, _ *bool) { h.ClientUrls = urls }
+}
+
+// notReading leaves the router's frames unread after Welcome (slow node).
+func notReading() nodeOption { return func(_ *routerv1.Hello, read *bool) { *read = false } }
+
+func attach(tb testing.TB, r *router.Router, id string, opts ...nodeOption) *fakeNode {
+	tb.Helper()
+	conn, err := grpc.NewClient(r.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	stream, err := routerv1.NewRouterClient(conn).Attach(ctx)
+	require.NoError(tb, err)
+	hello := &routerv1.Hello{NodeId: id, NodeName: id + "-name", Kind: "frontdoor"}
+	read := true
+	for _, o := range opts {
+		o(hello, &read)
+	}
+	require.NoError(tb, stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}))
+	first, err := stream.Recv()
+	require.NoError(tb, err)
+	require.NotNil(tb, first.GetWelcome(), "first frame from the router must be Welcome")
+	n := &fakeNode{
+		tb: tb, id: id, stream: stream, cancel: cancel, welcome: first.GetWelcome(),
+		interest: make(chan *routerv1.Interest, 1024),
+		members:  make(chan *routerv1.Members, 1024),
+		msgs:     make(chan *routerv1.Message, 100_000),
+		done:     make(chan error, 1),
+	}
+	if read {
+		go n.receive()
+	}
+	return n
+}
+
+func (n *fakeNode) receive() {
+	for {
+		f, err := n.stream.Recv()
+		if err != nil {
+			n.done <- err
+			return
+		}
+		switch fr := f.Frame.(type) {
+		case *routerv1.RouterFrame_Interest:
+			n.interest <- fr.Interest
+		case *routerv1.RouterFrame_Members:
+			n.members <- fr.Members
+		case *routerv1.RouterFrame_Messages:
+			for _, m := range fr.Messages.Messages {
+				n.msgs <- m
+			}
+		}
+	}
+}
+
+func (n *fakeNode) sendInterest(snapshot bool, entries ...*routerv1.InterestEntry) {
+	n.tb.Helper()
+	require.NoError(n.tb, n.stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{
+		Interest: &routerv1.Interest{Snapshot: snapshot, Entries: entries},
+	}}))
+}
+
+func (n *fakeNode) publish(msgs ...*routerv1.Message) {
+	n.tb.Helper()
+	require.NoError(n.tb, n.stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Messages{
+		Messages: &routerv1.Messages{Messages: msgs},
+	}}))
+}
+
+// detach ends the stream as a node that goes away does.
+func (n *fakeNode) detach() { n.cancel() }
+
+func (n *fakeNode) nextInterest() *routerv1.Interest {
+	n.tb.Helper()
+	select {
+	case in := <-n.interest:
+		return in
+	case <-time.After(waitFor):
+		require.FailNow(n.tb, "no interest frame", "node %s", n.id)
+		return nil
+	}
+}
+
+// membersEventually waits for a Members frame listing exactly want.
+func (n *fakeNode) membersEventually(want ...string) {
+	n.tb.Helper()
+	want = slices.Sorted(slices.Values(want)) // the router sends them sorted
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case m := <-n.members:
+			if slices.Equal(m.ClientUrls, want) {
+				return
+			}
+		case <-deadline:
+			require.FailNow(n.tb, "members never became", "%v at node %s (%d frames pending)", want, n.id, len(n.members))
+		}
+	}
+}
+
+func (n *fakeNode) nextMessages(count int) []*routerv1.Message {
+	n.tb.Helper()
+	out := make([]*routerv1.Message, 0, count)
+	deadline := time.After(waitFor)
+	for len(out) < count {
+		select {
+		case m := <-n.msgs:
+			out = append(out, m)
+		case <-deadline:
+			require.FailNow(n.tb, "messages missing", "node %s got %d of %d", n.id, len(out), count)
+		}
+	}
+	return out
+}
+
+// noMessages checks that nothing arrives for a short while.
+func (n *fakeNode) noMessages() {
+	n.tb.Helper()
+	select {
+	case m := <-n.msgs:
+		require.FailNow(n.tb, "unexpected message", "node %s got %q", n.id, m.Subject)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func sub(account, subject, queue string, delta int32) *routerv1.InterestEntry {
+	return &routerv1.InterestEntry{Account: account, Subject: subject, Queue: queue, Delta: delta}
+}
+
+func plainMsg(subject, payload string) *routerv1.Message {
+	return &routerv1.Message{Account: "$G", Subject: subject, Payload: []byte(payload), DeliverPlain: true}
+}
+
+func getJSON(tb testing.TB, r *router.Router, path string, v any) {
+	tb.Helper()
+	resp, err := http.Get("http://" + r.MonitorAddr().String() + path)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	require.Equal(tb, http.StatusOK, resp.StatusCode)
+	require.NoError(tb, json.NewDecoder(resp.Body).Decode(v))
+}
+
+// testLogger shows the router's log with -v when ROUTER_TEST_LOG is set.
+func testLogger() *logging.Logger {
+	if os.Getenv("ROUTER_TEST_LOG") != "" {
+		return logging.NewWriter(os.Stderr, true)
+	}
+	return logging.Discard()
+}

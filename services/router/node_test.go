@@ -68,7 +68,7 @@ func attach(tb testing.TB, r *router.Router, id string, opts ...nodeOption) *fak
 	tb.Cleanup(cancel)
 	stream, err := routerv1.NewRouterClient(conn).Attach(ctx)
 	require.NoError(tb, err)
-	hello := &routerv1.Hello{NodeId: id, NodeName: id + "-name", Kind: "frontdoor"}
+	hello := &routerv1.Hello{NodeId: id, NodeName: id + "-name", Kind: "frontdoor", ApiVersions: []string{"v1"}}
 	read := true
 	for _, o := range opts {
 		o(hello, &read)

@@ -331,6 +331,21 @@ func TestRouterRequiresHelloFirst(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 }
 
+func TestRouterRefusesUnknownAPIVersion(t *testing.T) {
+	r := startRouter(t)
+	conn, err := grpc.NewClient(r.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	stream, err := routerv1.NewRouterClient(conn).Attach(context.Background())
+	require.NoError(t, err)
+	hello := &routerv1.Hello{NodeId: "old", Kind: "frontdoor", ApiVersions: []string{"v0"}}
+	require.NoError(t, stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}))
+	_, err = stream.Recv()
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), "[v0]", "names the node's versions")
+	require.Contains(t, status.Convert(err).Message(), "[v1]", "and the router's")
+}
+
 func TestRouterStopEndsStreams(t *testing.T) {
 	r := startRouter(t)
 	a := attachAll(t, r, "A")[0]

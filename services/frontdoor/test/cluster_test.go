@@ -221,7 +221,28 @@ func TestClusterRouterFailover(t *testing.T) {
 	flush(t, subc)
 	awaitRoute(t, pub, "fo.probe", sub)
 
+	type routez struct {
+		NumRoutes int `json:"num_routes"`
+		Routes    []struct {
+			Router  string `json:"router"`
+			Up      bool   `json:"up"`
+			Primary bool   `json:"primary"`
+		} `json:"routes"`
+	}
+	var rz routez
+	getJSON(t, s.fds[0], "/routez", &rz)
+	require.Equal(t, 2, rz.NumRoutes)
+	require.True(t, rz.Routes[0].Primary && rz.Routes[0].Up, "the first configured router is primary: %+v", rz)
+	require.Equal(t, s.routers[0].Addr(), rz.Routes[0].Router)
+
 	s.routers[0].Stop()
+	eventually(t, waitLong, func() error {
+		getJSON(t, s.fds[0], "/routez", &rz)
+		if rz.Routes[0].Up || !rz.Routes[1].Primary {
+			return fmt.Errorf("/routez after the primary died: %+v", rz)
+		}
+		return nil
+	})
 	began := time.Now()
 	awaitRoute(t, pub, "fo.after", sub)
 	require.Less(t, time.Since(began), waitLong)

@@ -252,7 +252,10 @@ type Hello struct {
 	Kind     string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`                         // "frontdoor"
 	// Client URLs this node advertises (nats://host:port), empty when it
 	// does not take clients or sets no_advertise.
-	ClientUrls    []string `protobuf:"bytes,4,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	ClientUrls []string `protobuf:"bytes,4,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	// The router API versions this node speaks ("v1"). A router that shares
+	// none refuses the stream with FAILED_PRECONDITION naming both sides'.
+	ApiVersions   []string `protobuf:"bytes,5,rep,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,10 +318,18 @@ func (x *Hello) GetClientUrls() []string {
 	return nil
 }
 
+func (x *Hello) GetApiVersions() []string {
+	if x != nil {
+		return x.ApiVersions
+	}
+	return nil
+}
+
 // Welcome answers Hello.
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RouterId      string                 `protobuf:"bytes,1,opt,name=router_id,json=routerId,proto3" json:"router_id,omitempty"`
+	ApiVersion    string                 `protobuf:"bytes,2,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"` // the version chosen for this stream
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +367,13 @@ func (*Welcome) Descriptor() ([]byte, []int) {
 func (x *Welcome) GetRouterId() string {
 	if x != nil {
 		return x.RouterId
+	}
+	return ""
+}
+
+func (x *Welcome) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
 	}
 	return ""
 }
@@ -703,15 +721,18 @@ const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\binterest\x18\x02 \x01(\v2\x1e.switchyard.router.v1.InterestH\x00R\binterest\x12<\n" +
 	"\bmessages\x18\x03 \x01(\v2\x1e.switchyard.router.v1.MessagesH\x00R\bmessages\x129\n" +
 	"\amembers\x18\x04 \x01(\v2\x1d.switchyard.router.v1.MembersH\x00R\amembersB\a\n" +
-	"\x05frame\"r\n" +
+	"\x05frame\"\x95\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1f\n" +
 	"\vclient_urls\x18\x04 \x03(\tR\n" +
-	"clientUrls\"&\n" +
+	"clientUrls\x12!\n" +
+	"\fapi_versions\x18\x05 \x03(\tR\vapiVersions\"G\n" +
 	"\aWelcome\x12\x1b\n" +
-	"\trouter_id\x18\x01 \x01(\tR\brouterId\"e\n" +
+	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
+	"\vapi_version\x18\x02 \x01(\tR\n" +
+	"apiVersion\"e\n" +
 	"\bInterest\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12=\n" +
 	"\aentries\x18\x02 \x03(\v2#.switchyard.router.v1.InterestEntryR\aentries\"\x88\x01\n" +

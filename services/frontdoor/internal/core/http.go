@@ -44,6 +44,7 @@ func (s *Server) StartMonitoring() error {
 	handle("/connz", s.handleConnz)
 	handle("/subsz", s.handleSubsz)
 	handle("/subscriptionsz", s.handleSubsz)
+	handle("/routez", s.handleRoutez)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.mu.Lock()
 	s.httpListener, s.httpServer = l, srv

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,11 @@ import (
 type routing struct {
 	srv     *Server
 	nodeID  string
+	targets []string // as configured: host:port, names allowed
+	// mu guards links and orders local trie changes with interest deltas
+	// and snapshots.
+	mu      sync.Mutex
 	links   []*routerLink
-	mu      sync.Mutex // orders local trie changes with interest deltas and snapshots
 	primary atomic.Pointer[routerLink]
 	members atomic.Pointer[[]string]
 	cancel  context.CancelFunc
@@ -33,9 +37,11 @@ type routing struct {
 
 // routerLink is the stream to one router replica.
 type routerLink struct {
-	rt   *routing
-	addr string
-	up   atomic.Bool
+	rt     *routing
+	addr   string // resolved host:port
+	target string // the configured address it came from
+	up     atomic.Bool
+	cancel context.CancelFunc
 
 	// Remote interest as this router reports it, summed per node.
 	remote  *subject.Sublist[remoteSub]
@@ -64,36 +70,124 @@ type remoteSub struct {
 // letting a stalled router grow this frontdoor without limit.
 const maxForwardBacklog = 64 << 20
 
-func newRouting(s *Server, addrs []string) *routing {
-	rt := &routing{srv: s, nodeID: s.id}
-	for _, a := range addrs {
-		l := &routerLink{rt: rt, addr: a, remote: subject.NewSublist[remoteSub](),
-			entries: map[remoteKey]*remoteSub{}, interest: map[interestKey]int32{}, wake: make(chan struct{}, 1)}
-		l.inbound = newInternalClient(s)
-		rt.links = append(rt.links, l)
-	}
-	return rt
+// resolveInterval is how often router names are looked up again, so a
+// Kubernetes headless Service (one A record per replica) is followed as
+// replicas come and go.
+const resolveInterval = 30 * time.Second
+
+func newRouting(s *Server, targets []string) *routing {
+	return &routing{srv: s, nodeID: s.id, targets: targets}
 }
 
 func (rt *routing) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt.cancel = cancel
-	for _, l := range rt.links {
-		rt.wg.Add(1)
-		go func() { defer rt.wg.Done(); l.run(ctx) }()
-	}
+	rt.reconcile(ctx)
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		t := time.NewTicker(resolveInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rt.reconcile(ctx)
+			}
+		}
+	}()
 }
 
 func (rt *routing) stop() {
 	rt.cancel()
-	for _, l := range rt.links {
-		l.signal()
-	}
 	rt.wg.Wait()
+}
+
+// resolve expands the configured targets into one address per replica: a
+// name resolving to several addresses (a headless Service) is several
+// replicas. A name that does not resolve now keeps the addresses it had
+// (current maps address to target).
+func (rt *routing) resolve(ctx context.Context, current map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, target := range rt.targets {
+		host, port, err := net.SplitHostPort(target)
+		if err != nil || net.ParseIP(host) != nil {
+			out[target] = target
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ips, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
+		if err != nil || len(ips) == 0 {
+			rt.srv.log.Warnf("Router address %s does not resolve now (%v); keeping its current links", target, err)
+			for a, t := range current {
+				if t == target {
+					out[a] = t
+				}
+			}
+			continue
+		}
+		for _, ip := range ips {
+			out[net.JoinHostPort(ip, port)] = target
+		}
+	}
+	return out
+}
+
+// reconcile starts links to new router addresses and stops links to
+// addresses that are gone. Links keep the order of the configured targets,
+// which decides the primary.
+func (rt *routing) reconcile(ctx context.Context) {
+	rt.mu.Lock()
+	current := map[string]string{}
+	for _, l := range rt.links {
+		current[l.addr] = l.target
+	}
+	rt.mu.Unlock()
+	want := rt.resolve(ctx, current)
+
+	rt.mu.Lock()
+	var kept []*routerLink
+	for _, l := range rt.links {
+		if _, ok := want[l.addr]; ok {
+			kept = append(kept, l)
+			continue
+		}
+		rt.srv.log.Infof("Router %s (%s) is gone; detaching", l.addr, l.target)
+		l.cancel()
+	}
+	rt.links = kept
+	var added []string
+	for a := range want {
+		if _, ok := current[a]; !ok {
+			added = append(added, a)
+		}
+	}
+	sort.Strings(added)
+	for _, a := range added {
+		l := &routerLink{rt: rt, addr: a, target: want[a], remote: subject.NewSublist[remoteSub](),
+			entries: map[remoteKey]*remoteSub{}, interest: map[interestKey]int32{}, wake: make(chan struct{}, 1)}
+		l.inbound = newInternalClient(rt.srv)
+		lctx, cancel := context.WithCancel(ctx)
+		l.cancel = cancel
+		rt.links = append(rt.links, l)
+		rt.wg.Add(1)
+		go func() { defer rt.wg.Done(); l.run(lctx) }()
+	}
+	order := map[string]int{}
+	for i, t := range rt.targets {
+		order[t] = i
+	}
+	sort.SliceStable(rt.links, func(i, j int) bool { return order[rt.links[i].target] < order[rt.links[j].target] })
+	rt.mu.Unlock()
+	rt.choosePrimary()
 }
 
 // choosePrimary makes the first link that is up the message path.
 func (rt *routing) choosePrimary() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
 	for _, l := range rt.links {
 		if l.up.Load() {
 			if rt.primary.Swap(l) != l {
@@ -199,7 +293,8 @@ func (l *routerLink) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: "frontdoor", ClientUrls: l.rt.srv.ownClientURLs()}
+	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: "frontdoor",
+		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}}
 	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
 		return err
 	}
@@ -208,7 +303,13 @@ func (l *routerLink) session(ctx context.Context) error {
 	}
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- l.receive(stream) }()
+	receiving := true
 	defer func() {
+		// Stop the receiver before touching what it owns (the remote table).
+		cancel()
+		if receiving {
+			<-recvErr
+		}
 		l.up.Store(false)
 		l.rt.choosePrimary()
 		l.clearRemote()
@@ -216,6 +317,7 @@ func (l *routerLink) session(ctx context.Context) error {
 	for {
 		select {
 		case err := <-recvErr:
+			receiving = false
 			return err
 		case <-ctx.Done():
 			return ctx.Err()

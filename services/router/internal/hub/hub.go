@@ -109,6 +109,11 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "router: the first frame on Attach must be Hello")
 	}
+	if !slices.Contains(hello.ApiVersions, APIVersion) {
+		return status.Errorf(codes.FailedPrecondition,
+			"router: node %q speaks router API versions %v; this router speaks [%s]: upgrade the older side",
+			hello.NodeId, hello.ApiVersions, APIVersion)
+	}
 	if hello.NodeId == "" {
 		return status.Error(codes.InvalidArgument, "router: Hello.node_id is empty; each node must send a unique id")
 	}
@@ -118,7 +123,7 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	default:
 	}
 	err = stream.Send(&routerv1.RouterFrame{Frame: &routerv1.RouterFrame_Welcome{
-		Welcome: &routerv1.Welcome{RouterId: h.opts.RouterID},
+		Welcome: &routerv1.Welcome{RouterId: h.opts.RouterID, ApiVersion: APIVersion},
 	}})
 	if err != nil {
 		return err
@@ -171,6 +176,9 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	}
 	return reason
 }
+
+// APIVersion is the router API version this router speaks.
+const APIVersion = "v1"
 
 // helloTimeout bounds how long a connection may hold a stream without
 // saying who it is.

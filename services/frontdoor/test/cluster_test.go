@@ -252,3 +252,33 @@ func TestClusterRouterFailover(t *testing.T) {
 	flush(t, pub)
 	nextMsgs(t, sub, 100)
 }
+
+// Router names are resolved; each address is one replica.
+func TestClusterRouterByName(t *testing.T) {
+	r := testkit.StartRouter(t, 0)
+	conf := fmt.Sprintf("routers: [\"localhost:%d\"]\n", r.Port)
+	a, b := start(t, conf), start(t, conf)
+	pub, subc := connect(t, a), connect(t, b)
+	sub, err := subc.SubscribeSync("byname")
+	require.NoError(t, err)
+	flush(t, subc)
+	awaitRoute(t, pub, "byname", sub)
+
+	var rz struct {
+		Routes []struct {
+			Router     string `json:"router"`
+			Configured string `json:"configured"`
+			Up         bool   `json:"up"`
+		} `json:"routes"`
+	}
+	getJSON(t, a, "/routez", &rz)
+	up := false
+	for _, l := range rz.Routes {
+		require.Equal(t, fmt.Sprintf("localhost:%d", r.Port), l.Configured)
+		if l.Up {
+			up = true
+			require.Equal(t, r.Addr(), l.Router, "the link that is up is the resolved loopback address")
+		}
+	}
+	require.True(t, up, "%+v", rz)
+}

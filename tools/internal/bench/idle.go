@@ -75,7 +75,11 @@ func stuckSubscriber(addr, subject string) (net.Conn, error) {
 // CONNECT/PING/PONG handshake, lets the server settle, and reads its RSS.
 // Raw TCP rather than nats.go keeps the clients' own cost out of the harness
 // and sends exactly the same bytes to both servers.
-func (h *Harness) idleConnections(ctx context.Context, s *Server, n int, settle time.Duration) ([]float64, error) {
+func (h *Harness) idleConnections(ctx context.Context, t *Topology, n int, settle time.Duration) ([]float64, error) {
+	if t.Cross() {
+		return nil, fmt.Errorf("idle connections are measured on a single server")
+	}
+	s := t.Pub
 	// Let start-up allocations finish before taking the baseline.
 	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 		return nil, err

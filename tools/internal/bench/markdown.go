@@ -22,6 +22,8 @@ type RunInfo struct {
 	GoVersion       string
 	SwitchyardPath  string
 	SwitchyardSHA   string
+	RouterPath      string // Switchyard's router, when cross-node workloads ran with one
+	RouterSHA       string
 	GitHead         string
 	SwitchyardIsRef bool // the reference binary stood in for Switchyard
 }
@@ -64,20 +66,36 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	}
 	p("- Client tool: natscli %s (`nats bench`); queue-group subscribers and readiness probes: nats.go v1.55.0; harness built with %s\n", info.NatsCLIVersion, info.GoVersion)
 	p("- Reference: %s\n", info.ReferenceVer)
-	p("- Switchyard: `%s` (sha256 %s), tree at %s\n\n", info.SwitchyardPath, info.SwitchyardSHA, info.GitHead)
+	p("- Switchyard: `%s` (sha256 %s), tree at %s\n", info.SwitchyardPath, info.SwitchyardSHA, info.GitHead)
+	if info.RouterPath != "" {
+		p("- Switchyard router (cross-node rows): `%s` (sha256 %s)\n", info.RouterPath, info.RouterSHA)
+	}
+	p("\n")
 
 	p("## Method\n\n")
 	p("Each measurement starts a fresh server process on free 127.0.0.1 ports (`-a 127.0.0.1 -p PORT\n")
 	p("-m MONITOR_PORT`), runs one workload against it and kills it. Within a round the reference\n")
 	p("is measured first and Switchyard right after, and rounds alternate reference, Switchyard,\n")
-	p("reference, Switchyard... so both see the same machine state. Only one server runs at a time,\n")
-	p("but clients and server share the same %d cores, as they do in every single-machine benchmark.\n\n", info.Machine.CPUs)
+	p("reference, Switchyard... so both see the same machine state. Only one side runs at a time,\n")
+	p("but clients and servers share the same %d cores, as they do in every single-machine benchmark.\n\n", info.Machine.CPUs)
 	for _, wl := range workloads {
 		var names []string
 		for _, m := range wl.Metrics {
 			names = append(names, m.Name)
 		}
 		p("- **%s**: %s.\n", strings.Join(names, "; "), wl.How)
+	}
+	if needsCluster(workloads) {
+		p("\nA cross-node row gets a fresh two-node cluster per measurement, on loopback like the rest:\n")
+		p("the reference runs two nats-server processes routed to each other (`--cluster`, `--cluster_name`,\n")
+		p("`--routes`; ready when each lists a route in `/routez`); Switchyard runs one router (`-a 127.0.0.1\n")
+		p("-p PORT -m MONITOR_PORT`) and two frontdoors attached to it with `--routers` (ready when the\n")
+		p("router's `/nodez` lists both). Both then wait until the nodes' `/varz` subscription counts hold\n")
+		p("still. Publishers and requesters connect to node A, subscribers and responders to node B. Once\n")
+		p("node B counts the subscriber's subscription, a nats.go probe subscriber joins node B on a subject\n")
+		p("of its own and probes are published on node A until one arrives: interest travels in order, so\n")
+		p("the subscriber's interest has then reached node A too. The request/reply probe requests are sent\n")
+		p("from node A.\n")
 	}
 	p("\nSubscribers are known to be ready when the server's `/varz` `subscriptions` count has risen\n")
 	p("(natscli's subscriber prints nothing until done); the request/reply responder is probed with\n")

@@ -13,10 +13,11 @@ import (
 )
 
 // queueGroup measures delivery to `members` queue subscribers (one
-// connection each) in one group: each message goes to exactly one member.
+// connection each, on the subscriber's node) in one group: each message
+// goes to exactly one member.
 // natscli v0.5.1's `bench sub` has no queue option, hence nats.go here; the
 // publisher is still natscli so the offered load matches the other rows.
-func (h *Harness) queueGroup(ctx context.Context, s *Server, members int, size string, msgs int) ([]float64, error) {
+func (h *Harness) queueGroup(ctx context.Context, t *Topology, members int, size string, msgs int) ([]float64, error) {
 	const subject, group = "bench.queue", "workers"
 	var (
 		received    atomic.Int64
@@ -34,7 +35,7 @@ func (h *Harness) queueGroup(ctx context.Context, s *Server, members int, size s
 		}
 	}
 	for i := 0; i < members; i++ {
-		nc, err := nats.Connect(s.URL(), nats.Name(fmt.Sprintf("bench-queue-%d", i+1)), nats.NoReconnect())
+		nc, err := nats.Connect(t.Sub.URL(), nats.Name(fmt.Sprintf("bench-queue-%d", i+1)), nats.NoReconnect())
 		if err != nil {
 			return nil, fmt.Errorf("queue member %d connecting: %w", i+1, err)
 		}
@@ -53,7 +54,10 @@ func (h *Harness) queueGroup(ctx context.Context, s *Server, members int, size s
 			return nil, fmt.Errorf("queue member %d flushing: %w", i+1, err)
 		}
 	}
-	_, took, err := h.CLI.Run(ctx, s.URL(), "pub", subject, "--size", size, "--msgs", countArg(msgs))
+	if err := t.awaitCrossInterest(ctx); err != nil {
+		return nil, err
+	}
+	_, took, err := h.CLI.Run(ctx, t.Pub.URL(), "pub", subject, "--size", size, "--msgs", countArg(msgs))
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +65,8 @@ func (h *Harness) queueGroup(ctx context.Context, s *Server, members int, size s
 	select {
 	case <-done:
 	case <-time.After(grace):
-		return nil, fmt.Errorf("queue group received %d of %d messages %s after the publisher finished (lost messages? slow-consumer disconnect?)%s",
-			received.Load(), msgs, grace, s.aliveNote())
+		return nil, fmt.Errorf("queue group received %d of %d messages %s after the publisher finished (lost messages? slow-consumer disconnect?)%s%s",
+			received.Load(), msgs, grace, t.aliveNote(), t.slowConsumerNote())
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -73,8 +77,8 @@ func (h *Harness) queueGroup(ctx context.Context, s *Server, members int, size s
 	return []float64{float64(msgs) / elapsed.Seconds()}, nil
 }
 
-// waitForResponder sends probe requests until the natscli service answers,
-// so the timed requests never hit "no responders" while it starts. The
+// waitForResponder sends probe requests from s until the natscli service
+// answers, so the timed requests never hit "no responders" while it starts. The
 // probe cannot skew the result: the service's replies are not counted.
 func waitForResponder(ctx context.Context, s *Server, subject string, serve *Process) error {
 	nc, err := nats.Connect(s.URL(), nats.Name("bench-probe"), nats.NoReconnect())

@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Root       string // repository root; found from the working directory when empty
 	Switchyard string // server under test; <root>/bin/frontdoor when empty
+	Router     string // Switchyard's router for cross-node workloads; "router" beside Switchyard when empty
 	Reference  string // reference server; the pinned nats-server in <root>/.tools/bin when empty
 	NatsCLI    string // natscli; the pinned one in Tools when empty
 	Tools      string // where pinned tools are installed; <root>/.tools/bin when empty
@@ -41,6 +42,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Root, "root", "", "repository root (default: nearest parent directory holding go.work)")
 	fs.StringVar(&c.Switchyard, "switchyard", "", "Switchyard server binary, taking nats-server's -a/-p/-m flags (default <root>/bin/frontdoor)")
+	fs.StringVar(&c.Router, "router", "", "Switchyard router binary the two nodes of the cross-node workloads attach to (default: router in the -switchyard binary's directory; unused when -switchyard is the reference binary, which then clusters itself)")
 	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into -tools)")
 	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into -tools)")
 	fs.StringVar(&c.Tools, "tools", "", "directory the pinned natscli and nats-server are installed into with go install (default <root>/.tools/bin)")
@@ -48,7 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
 }
 
 // Validate names the bad flag.
@@ -147,6 +149,22 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	if rel, err := filepath.Rel(root, syPath); err == nil && !strings.HasPrefix(rel, "..") {
 		info.SwitchyardPath = rel
 	}
+	bins := [2]Binaries{{Server: refPath}, {Server: syPath}}
+	if needsCluster(workloads) && !info.SwitchyardIsRef {
+		// The reference clusters itself; Switchyard's nodes attach to a router.
+		routerPath := cfg.Router
+		if routerPath == "" {
+			routerPath = filepath.Join(filepath.Dir(syPath), "router")
+		}
+		if st, err := os.Stat(routerPath); err != nil || st.IsDir() {
+			return fmt.Errorf("Switchyard router binary %s not found (the cross-node workloads need it): build it first, pass -router PATH, or leave them out with -only", routerPath)
+		}
+		bins[1].Router = routerPath
+		info.RouterPath, info.RouterSHA = routerPath, fileDigest(routerPath)
+		if rel, err := filepath.Rel(root, routerPath); err == nil && !strings.HasPrefix(rel, "..") {
+			info.RouterPath = rel
+		}
+	}
 	fmt.Fprintf(log, "natscli %s, reference %s (%s), switchyard %s; %d round(s), %d CPUs, load %s\n",
 		info.NatsCLIVersion, info.ReferenceVer, refPath, syPath, runs, info.Machine.CPUs, info.Machine.LoadAvg)
 
@@ -157,8 +175,7 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	// Wall time covers the measurements only, not a first-time tool install.
 	measureStart := time.Now()
 	h := &Harness{CLI: CLI{Path: natsPath, Timeout: cfg.Timeout}, Log: log}
-	bins := [2]string{refPath, syPath}
-	if err := preflight(ctx, h, bins); err != nil {
+	if err := preflight(ctx, h, bins, needsCluster(workloads)); err != nil {
 		return err
 	}
 	res, err := measure(ctx, h, workloads, runs, bins, log)
@@ -196,7 +213,7 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 // alternating order, each on a fresh server. A failed measurement is recorded and the run goes
 // on; a server that does not start, or an interrupt, stops everything (on an
 // interrupt the results so far are returned with the error).
-func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bins [2]string, log io.Writer) (*Results, error) {
+func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bins [2]Binaries, log io.Writer) (*Results, error) {
 	res := &Results{}
 	for _, w := range workloads {
 		rows := make([]*Row, len(w.Metrics))
@@ -215,8 +232,7 @@ func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bi
 				order = [2]int{1, 0}
 			}
 			for _, side := range order {
-				bin := bins[side]
-				vals, err := measureOnce(ctx, h, w, sides[side], bin)
+				vals, err := measureOnce(ctx, h, w, sides[side], bins[side])
 				if ctx.Err() != nil {
 					return res, fmt.Errorf("interrupted: %w", ctx.Err())
 				}
@@ -250,26 +266,47 @@ type serverStartError struct{ err error }
 
 func (e *serverStartError) Error() string { return e.err.Error() }
 
-func measureOnce(ctx context.Context, h *Harness, w Workload, side, bin string) ([]float64, error) {
-	srv, err := StartServer(ctx, side, bin)
+// measureOnce starts a fresh topology for one measurement: a single server,
+// or a two-node cluster for a cross-node workload.
+func measureOnce(ctx context.Context, h *Harness, w Workload, side string, bins Binaries) ([]float64, error) {
+	var (
+		t   *Topology
+		err error
+	)
+	if w.Cluster {
+		t, err = StartCluster(ctx, side, bins)
+	} else {
+		t, err = StartSingle(ctx, side, bins.Server)
+	}
 	if err != nil {
 		return nil, &serverStartError{err}
 	}
-	defer srv.Stop()
-	vals, err := w.Run(ctx, h, srv)
+	defer t.Stop()
+	vals, err := w.Run(ctx, h, t)
 	if err == nil {
 		// A value measured against a server that crashed at the end is suspect.
-		err = srv.checkAlive()
+		err = t.checkAlive()
 	}
 	return vals, err
 }
 
-// preflight starts each server once before any measurement, so a binary that
-// cannot start (or lacks /varz) is reported in a second, not after the first
+// needsCluster reports whether any workload runs across two nodes.
+func needsCluster(workloads []Workload) bool {
+	for _, w := range workloads {
+		if w.Cluster {
+			return true
+		}
+	}
+	return false
+}
+
+// preflight starts each server once before any measurement (and each
+// cluster, when a cross-node workload is selected), so a binary that cannot
+// start (or lacks /varz) is reported in seconds, not after the first
 // reference measurements have run.
-func preflight(ctx context.Context, h *Harness, bins [2]string) error {
-	for i, bin := range bins {
-		srv, err := StartServer(ctx, sides[i], bin)
+func preflight(ctx context.Context, h *Harness, bins [2]Binaries, cluster bool) error {
+	for i, b := range bins {
+		srv, err := StartServer(ctx, sides[i], b.Server)
 		if err != nil {
 			return err
 		}
@@ -277,6 +314,13 @@ func preflight(ctx context.Context, h *Harness, bins [2]string) error {
 		srv.Stop()
 		if err != nil {
 			fmt.Fprintf(h.Log, "warning: %s server's /varz is unusable (%v); subscribers will get a fixed 1s to subscribe instead of a confirmed subscription\n", sides[i], err)
+		}
+		if cluster {
+			t, err := StartCluster(ctx, sides[i], b)
+			if err != nil {
+				return err
+			}
+			t.Stop()
 		}
 	}
 	return nil

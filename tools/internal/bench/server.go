@@ -18,12 +18,14 @@ import (
 // workload or round from colouring the next.
 type Server struct {
 	Side        string
+	Name        string // "reference server", "switchyard node A", ... for messages
 	Port        int
 	MonitorPort int
 	proc        *Process
 }
 
-// startupTimeout bounds how long a server may take to greet its first client.
+// startupTimeout bounds how long a server may take to greet its first client
+// (and each further step of bringing a cluster up).
 const startupTimeout = 15 * time.Second
 
 // StartServer launches bin with nats-server style flags on free loopback
@@ -33,16 +35,23 @@ func StartServer(ctx context.Context, side, bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1])}
-	proc, err := startProcess(side+" server", bin, args, childEnv())
+	return startServer(ctx, side, side+" server", bin, ports[0], ports[1], nil)
+}
+
+// startServer launches bin listening for clients on port and for monitoring
+// on monitorPort, with extra flags (cluster settings) after those, and
+// returns once it answers a TCP connection with INFO.
+func startServer(ctx context.Context, side, name, bin string, port, monitorPort int, extra []string) (*Server, error) {
+	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(monitorPort)}, extra...)
+	proc, err := startProcess(name, bin, args, childEnv())
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Side: side, Port: ports[0], MonitorPort: ports[1], proc: proc}
+	s := &Server{Side: side, Name: name, Port: port, MonitorPort: monitorPort, proc: proc}
 	if err := s.waitReady(ctx); err != nil {
 		proc.Kill()
-		return nil, fmt.Errorf("%s server %s %s did not start: %w%s",
-			side, bin, strings.Join(args, " "), err, proc.stderrTail())
+		return nil, fmt.Errorf("%s %s %s did not start: %w%s",
+			name, bin, strings.Join(args, " "), err, proc.stderrTail())
 	}
 	return s, nil
 }
@@ -60,7 +69,7 @@ func (s *Server) Stop() { s.proc.Kill() }
 // stderr, instead of a confusing client-side connection error.
 func (s *Server) checkAlive() error {
 	if s.proc.Exited() {
-		return fmt.Errorf("%s server exited during the measurement%s", s.Side, s.proc.stderrTail())
+		return fmt.Errorf("%s exited during the measurement%s", s.Name, s.proc.stderrTail())
 	}
 	return nil
 }
@@ -107,7 +116,7 @@ func readInfo(addr string) error {
 func (s *Server) RSS() (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.Pid()))
 	if err != nil {
-		return 0, fmt.Errorf("reading RSS of the %s server: %w", s.Side, err)
+		return 0, fmt.Errorf("reading RSS of the %s: %w", s.Name, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -128,31 +137,39 @@ func (s *Server) RSS() (float64, error) {
 // endpoint /varz. It is how we learn that a natscli subscriber (a separate
 // process that prints nothing until it is done) has registered interest.
 func (s *Server) Subscriptions(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	url := fmt.Sprintf("http://127.0.0.1:%d/varz", s.MonitorPort)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	var varz struct {
 		Subscriptions *int `json:"subscriptions"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&varz); err != nil {
-		return 0, fmt.Errorf("GET %s: %w", url, err)
+	if err := getJSON(ctx, s.MonitorPort, "/varz", &varz); err != nil {
+		return 0, err
 	}
 	if varz.Subscriptions == nil {
-		return 0, fmt.Errorf("GET %s: no \"subscriptions\" field", url)
+		return 0, fmt.Errorf("GET /varz on port %d: no \"subscriptions\" field", s.MonitorPort)
 	}
 	return *varz.Subscriptions, nil
+}
+
+// getJSON decodes the monitoring endpoint path on 127.0.0.1:port into v.
+func getJSON(ctx context.Context, port int, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
 }
 
 // freePorts asks the kernel for n distinct free loopback ports. All listeners

@@ -24,13 +24,15 @@ type MetricSpec struct {
 	LowerIsBetter bool
 }
 
-// Workload is one kind of measurement. Run gets a freshly started server and
-// returns one value per metric, in the order of Metrics.
+// Workload is one kind of measurement. Run gets a freshly started topology
+// (one server, or a two-node cluster when Cluster is set) and returns one
+// value per metric, in the order of Metrics.
 type Workload struct {
 	Key     string // stable id, matched by -only
 	Metrics []MetricSpec
 	How     string // how it is measured, for docs/benchmarks.md
-	Run     func(ctx context.Context, h *Harness, s *Server) ([]float64, error)
+	Cluster bool   // publisher and subscriber on different nodes of a cluster
+	Run     func(ctx context.Context, h *Harness, t *Topology) ([]float64, error)
 }
 
 // Harness carries what every workload needs.
@@ -46,11 +48,19 @@ type Harness struct {
 type Plan struct {
 	PubMsgs16, PubMsgs1K       int
 	PubSubMsgs16, PubSubMsgs1K int
-	FanoutMsgs, QueueMsgs      int
-	StuckSubMsgs               int
-	Requests                   int
-	IdleConns                  int
-	IdleSettle                 time.Duration
+	// Cross-node pub → sub. Across nodes nothing slows the publisher down to
+	// the subscriber's pace (on one server both servers stall a publisher
+	// whose subscriber is behind), so the backlog of a slower subscriber
+	// piles up in its node's buffer; past 64 MiB nats-server cuts it as a
+	// slow consumer, and Switchyard's forwarding queues drop past 64 MiB too.
+	// At 1 KiB the single-node count (500 MiB) overran that on a busy
+	// 2-core machine on both sides, so that row sends what fits in it.
+	XPubSubMsgs16, XPubSubMsgs1K int
+	FanoutMsgs, QueueMsgs        int
+	StuckSubMsgs                 int
+	Requests                     int
+	IdleConns                    int
+	IdleSettle                   time.Duration
 }
 
 // DefaultPlan returns the full-size plan, or a small one for -quick.
@@ -59,6 +69,7 @@ func DefaultPlan(quick bool) Plan {
 		return Plan{
 			PubMsgs16: 200_000, PubMsgs1K: 100_000,
 			PubSubMsgs16: 200_000, PubSubMsgs1K: 100_000,
+			XPubSubMsgs16: 200_000, XPubSubMsgs1K: 50_000,
 			FanoutMsgs: 100_000, QueueMsgs: 200_000, StuckSubMsgs: 300_000,
 			Requests:  5_000,
 			IdleConns: 10_000, IdleSettle: 3 * time.Second,
@@ -67,6 +78,7 @@ func DefaultPlan(quick bool) Plan {
 	return Plan{
 		PubMsgs16: 5_000_000, PubMsgs1K: 1_000_000,
 		PubSubMsgs16: 2_000_000, PubSubMsgs1K: 500_000,
+		XPubSubMsgs16: 2_000_000, XPubSubMsgs1K: 50_000,
 		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000, StuckSubMsgs: 2_000_000,
 		Requests:  20_000,
 		IdleConns: 10_000, IdleSettle: 3 * time.Second,
@@ -80,43 +92,43 @@ func Workloads(p Plan) []Workload {
 		{
 			Key: "pub-16B", Metrics: rate("publish only, 16 B"),
 			How: fmt.Sprintf("`nats bench pub bench.pub --size 16 --msgs %d`, no subscriber; publisher's msgs/sec", p.PubMsgs16),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.publishOnly(ctx, s, "16", p.PubMsgs16)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishOnly(ctx, t, "16", p.PubMsgs16)
 			},
 		},
 		{
 			Key: "pub-1KB", Metrics: rate("publish only, 1 KiB"),
 			How: fmt.Sprintf("`nats bench pub bench.pub --size 1KB --msgs %d` (natscli's KB is 1024 B), no subscriber", p.PubMsgs1K),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.publishOnly(ctx, s, "1KB", p.PubMsgs1K)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishOnly(ctx, t, "1KB", p.PubMsgs1K)
 			},
 		},
 		{
 			Key: "pubsub-16B", Metrics: rate("pub → sub 1:1, 16 B"),
 			How: fmt.Sprintf("`nats bench sub bench.sub --size 16 --msgs %d` running, then `nats bench pub` of the same; subscriber's received msgs/sec", p.PubSubMsgs16),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.publishSubscribe(ctx, s, 1, "16", p.PubSubMsgs16)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t, 1, "16", p.PubSubMsgs16)
 			},
 		},
 		{
 			Key: "pubsub-1KB", Metrics: rate("pub → sub 1:1, 1 KiB"),
 			How: fmt.Sprintf("as above with `--size 1KB --msgs %d`", p.PubSubMsgs1K),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.publishSubscribe(ctx, s, 1, "1KB", p.PubSubMsgs1K)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t, 1, "1KB", p.PubSubMsgs1K)
 			},
 		},
 		{
 			Key: "fanout4-16B", Metrics: rate("fan-out 1 → 4 subs, 16 B (delivered)"),
 			How: fmt.Sprintf("`nats bench sub --clients 4 --size 16 --msgs %d` (every subscriber gets every message) and one `nats bench pub`; natscli's aggregated delivered msgs/sec over the 4 subscribers", p.FanoutMsgs),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.publishSubscribe(ctx, s, 4, "16", p.FanoutMsgs)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t, 4, "16", p.FanoutMsgs)
 			},
 		},
 		{
 			Key: "queue4-16B", Metrics: rate("queue group 1 → 4 members, 16 B"),
 			How: fmt.Sprintf("natscli v0.5.1 has no queue-group subscriber, so 4 nats.go v1.55.0 connections in the harness join one queue group; `nats bench pub --size 16 --msgs %d`; messages / (last receipt − first receipt) over the group", p.QueueMsgs),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.queueGroup(ctx, s, 4, "16", p.QueueMsgs)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.queueGroup(ctx, t, 4, "16", p.QueueMsgs)
 			},
 		},
 		{
@@ -125,8 +137,8 @@ func Workloads(p Plan) []Workload {
 				{Name: "healthy subscriber beside a stuck one, % of its rate alone", Unit: UnitPercent},
 			},
 			How: fmt.Sprintf("on one server, pub → sub 1:1 as above (`--size 16 --msgs %d`) twice: alone (rate R0), then with a second subscriber of the same subject on a raw TCP connection (64 KiB SO_RCVBUF) that sends `CONNECT`, `SUB`, `PING`, reads the `PONG` and never reads again (rate R1); value = 100 × R1 / R0, so the ratio column compares the two servers' percentages. The healthy subscriber must still get every message", p.StuckSubMsgs),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.besideStuck(ctx, s, p.StuckSubMsgs)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.besideStuck(ctx, t, p.StuckSubMsgs)
 			},
 		},
 		{
@@ -136,8 +148,8 @@ func Workloads(p Plan) []Workload {
 				{Name: "request/reply p99 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
 			},
 			How: fmt.Sprintf("`nats bench service serve bench.svc` (a micro service, queue group `q`) and `nats bench service request bench.svc --size 16 --msgs %d`: one client, sequential requests; natscli's P50/P99", p.Requests),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.requestReply(ctx, s, p.Requests)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.requestReply(ctx, t, p.Requests)
 			},
 		},
 		{
@@ -147,15 +159,43 @@ func Workloads(p Plan) []Workload {
 				{Name: "RSS per idle connection", Unit: UnitBytes, LowerIsBetter: true},
 			},
 			How: fmt.Sprintf("raw TCP clients from the harness each send `CONNECT {\"verbose\":false}` + `PING` and wait for `PONG`; after %s, VmRSS of the server from /proc; per connection = (RSS − RSS before connecting) / %d", p.IdleSettle, p.IdleConns),
-			Run: func(ctx context.Context, h *Harness, s *Server) ([]float64, error) {
-				return h.idleConnections(ctx, s, p.IdleConns, p.IdleSettle)
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.idleConnections(ctx, t, p.IdleConns, p.IdleSettle)
+			},
+		},
+		{
+			Key: "xpubsub-16B", Metrics: rate("cross-node pub → sub 1:1, 16 B"),
+			Cluster: true,
+			How:     fmt.Sprintf("on a two-node cluster, `nats bench sub bench.sub --size 16 --msgs %d` connected to node B, then `nats bench pub` of the same connected to node A; subscriber's received msgs/sec", p.XPubSubMsgs16),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t, 1, "16", p.XPubSubMsgs16)
+			},
+		},
+		{
+			Key: "xpubsub-1KB", Metrics: rate("cross-node pub → sub 1:1, 1 KiB"),
+			Cluster: true,
+			How:     fmt.Sprintf("as above with `--size 1KB --msgs %d` (about 50 MiB: across nodes nothing paces the publisher to the subscriber, and a backlog past 64 MiB is cut or dropped on either side)", p.XPubSubMsgs1K),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t, 1, "1KB", p.XPubSubMsgs1K)
+			},
+		},
+		{
+			Key: "xreqrep-16B",
+			Metrics: []MetricSpec{
+				{Name: "cross-node request/reply p50 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
+				{Name: "cross-node request/reply p99 latency, 16 B", Unit: UnitMicros, LowerIsBetter: true},
+			},
+			Cluster: true,
+			How:     fmt.Sprintf("on a two-node cluster, `nats bench service serve bench.svc` connected to node B and `nats bench service request bench.svc --size 16 --msgs %d` connected to node A: one client, sequential requests; natscli's P50/P99", p.Requests),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.requestReply(ctx, t, p.Requests)
 			},
 		},
 	}
 }
 
-func (h *Harness) publishOnly(ctx context.Context, s *Server, size string, msgs int) ([]float64, error) {
-	out, _, err := h.CLI.Run(ctx, s.URL(), "pub", "bench.pub", "--size", size, "--msgs", countArg(msgs))
+func (h *Harness) publishOnly(ctx context.Context, t *Topology, size string, msgs int) ([]float64, error) {
+	out, _, err := h.CLI.Run(ctx, t.Pub.URL(), "pub", "bench.pub", "--size", size, "--msgs", countArg(msgs))
 	if err != nil {
 		return nil, err
 	}
@@ -164,26 +204,31 @@ func (h *Harness) publishOnly(ctx context.Context, s *Server, size string, msgs 
 }
 
 // publishSubscribe runs one natscli subscriber process with `clients`
-// connections, waits until the server has their subscriptions, then
-// publishes. The subscriber's rate is measured from its first to its last
-// message, so it is the rate the server delivered.
-func (h *Harness) publishSubscribe(ctx context.Context, s *Server, clients int, size string, msgs int) ([]float64, error) {
+// connections on the subscriber's node, waits until that node has their
+// subscriptions (and, across nodes, until the interest has reached the
+// publisher's node), then publishes from the publisher's node. The
+// subscriber's rate is measured from its first to its last message, so it
+// is the rate the servers delivered.
+func (h *Harness) publishSubscribe(ctx context.Context, t *Topology, clients int, size string, msgs int) ([]float64, error) {
 	const subject = pubSubSubject
-	base, baseErr := s.Subscriptions(ctx)
-	sub, err := h.CLI.Start(s.URL(), "sub", subject, "--clients", countArg(clients), "--size", size, "--msgs", countArg(msgs))
+	base, baseErr := t.Sub.Subscriptions(ctx)
+	sub, err := h.CLI.Start(t.Sub.URL(), "sub", subject, "--clients", countArg(clients), "--size", size, "--msgs", countArg(msgs))
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Kill()
-	if err := h.waitForInterest(ctx, s, base, baseErr, clients, sub); err != nil {
+	if err := h.waitForInterest(ctx, t.Sub, base, baseErr, clients, sub); err != nil {
 		return nil, err
 	}
-	_, took, err := h.CLI.Run(ctx, s.URL(), "pub", subject, "--size", size, "--msgs", countArg(msgs))
+	if err := t.awaitCrossInterest(ctx); err != nil {
+		return nil, err
+	}
+	_, took, err := h.CLI.Run(ctx, t.Pub.URL(), "pub", subject, "--size", size, "--msgs", countArg(msgs))
 	if err != nil {
 		return nil, err
 	}
 	if err := sub.Wait(ctx, drainGrace(took, h.CLI.Timeout)); err != nil {
-		return nil, fmt.Errorf("subscriber did not receive all %d messages (lost messages? slow-consumer disconnect?): %w%s", msgs, err, s.aliveNote())
+		return nil, fmt.Errorf("subscriber did not receive all %d messages (lost messages? slow-consumer disconnect?): %w%s%s", msgs, err, t.aliveNote(), t.slowConsumerNote())
 	}
 	r, err := ParseRate(sub.Stdout())
 	return []float64{r}, err
@@ -198,21 +243,21 @@ const pubSubSubject = "bench.sub"
 // the stuck consumer's backlog stall the publisher scores low; the run stays
 // bounded because publishSubscribe fails a publisher past -timeout and a
 // subscriber still short of messages after the drain grace.
-func (h *Harness) besideStuck(ctx context.Context, s *Server, msgs int) ([]float64, error) {
-	alone, err := h.publishSubscribe(ctx, s, 1, "16", msgs)
+func (h *Harness) besideStuck(ctx context.Context, t *Topology, msgs int) ([]float64, error) {
+	alone, err := h.publishSubscribe(ctx, t, 1, "16", msgs)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber alone: %w", err)
 	}
-	stuck, err := stuckSubscriber(s.Addr(), pubSubSubject)
+	stuck, err := stuckSubscriber(t.Sub.Addr(), pubSubSubject)
 	if err != nil {
-		return nil, fmt.Errorf("%w%s", err, s.aliveNote())
+		return nil, fmt.Errorf("%w%s", err, t.aliveNote())
 	}
 	defer stuck.Close()
-	beside, err := h.publishSubscribe(ctx, s, 1, "16", msgs)
+	beside, err := h.publishSubscribe(ctx, t, 1, "16", msgs)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber beside a stuck one: %w", err)
 	}
-	fmt.Fprintf(h.Log, "  %s: healthy subscriber alone %s, beside a stuck one %s\n", s.Side,
+	fmt.Fprintf(h.Log, "  %s: healthy subscriber alone %s, beside a stuck one %s\n", t.Side,
 		formatValue(UnitRate, alone[0]), formatValue(UnitRate, beside[0]))
 	return []float64{100 * beside[0] / alone[0]}, nil
 }
@@ -252,23 +297,27 @@ func (h *Harness) waitForInterest(ctx context.Context, s *Server, base int, base
 	}
 }
 
-func (h *Harness) requestReply(ctx context.Context, s *Server, requests int) ([]float64, error) {
+// requestReply runs natscli's service on the subscriber's node and its
+// sequential requester on the publisher's node.
+func (h *Harness) requestReply(ctx context.Context, t *Topology, requests int) ([]float64, error) {
 	const subject = "bench.svc"
-	serve, err := h.CLI.Start(s.URL(), "service", "serve", subject)
+	serve, err := h.CLI.Start(t.Sub.URL(), "service", "serve", subject)
 	if err != nil {
 		return nil, err
 	}
 	defer serve.Kill()
-	if err := waitForResponder(ctx, s, subject, serve); err != nil {
-		return nil, err
+	// Probing from the requester's node also proves, across nodes, that the
+	// service's interest has reached it.
+	if err := waitForResponder(ctx, t.Pub, subject, serve); err != nil {
+		return nil, fmt.Errorf("%w%s", err, t.aliveNote())
 	}
 	// natscli's per-request timeout defaults to 5s; on a busy 2-core machine we
 	// saw a rare request exceed it and fail the whole round, so allow 20s: a
 	// truly lost reply still fails, a slow one only moves the tail.
-	out, _, err := h.CLI.Run(ctx, s.URL(), "service", "request", subject, "--size", "16", "--msgs", countArg(requests), "--timeout", "20s")
+	out, _, err := h.CLI.Run(ctx, t.Pub.URL(), "service", "request", subject, "--size", "16", "--msgs", countArg(requests), "--timeout", "20s")
 	if err != nil {
 		// A timed-out request may be the responder's fault: show its side too.
-		return nil, fmt.Errorf("%w%s%s", err, serve.stderrTail(), s.aliveNote())
+		return nil, fmt.Errorf("%w%s%s", err, serve.stderrTail(), t.aliveNote())
 	}
 	p50, p99, err := ParseLatency(out)
 	return []float64{p50, p99}, err

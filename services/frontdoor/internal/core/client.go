@@ -70,6 +70,7 @@ type client struct {
 	sentPong    bool
 	pcd         map[*client]struct{} // clients this read delivered to
 	stallOn     []*client            // congested subscribers to wait for after this read
+	stallOnLink *routerLink          // a router link whose backlog this read filled
 	lastPcd     *client
 	inMsgs      int64
 	inBytes     int64
@@ -268,6 +269,10 @@ func (c *client) markDelivered(dst *client) {
 // waitForSlowSubscribers pauses this publisher's reading until congested
 // subscribers catch up (or prove stuck); see outbound's flow control.
 func (c *client) waitForSlowSubscribers() {
+	if l := c.stallOnLink; l != nil {
+		c.stallOnLink = nil
+		l.waitDrain()
+	}
 	if len(c.stallOn) == 0 {
 		return
 	}

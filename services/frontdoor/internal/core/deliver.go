@@ -70,7 +70,11 @@ func (c *client) forward(rt *routing, local *subject.Result[subscription], subj,
 		msg = msg[headerLen:]
 	}
 	m.Payload = append([]byte(nil), msg...)
-	return link.forward(m)
+	queued, congested := link.forward(m)
+	if congested {
+		c.stallOnLink = link
+	}
+	return queued
 }
 
 func hasQueue(r *subject.Result[subscription], name string) bool {

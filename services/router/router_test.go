@@ -319,28 +319,29 @@ func TestRouterSlowNodeDropped(t *testing.T) {
 	require.Equal(t, "A", r.Nodes()[0].ID)
 }
 
-func TestRouterRequiresHelloFirst(t *testing.T) {
-	r := startRouter(t)
+// rawAttach opens an Attach stream and sends nothing on it.
+func rawAttach(t *testing.T, r *router.Router) grpc.BidiStreamingClient[routerv1.NodeFrame, routerv1.RouterFrame] {
+	t.Helper()
 	conn, err := grpc.NewClient(r.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	stream, err := routerv1.NewRouterClient(conn).Attach(context.Background())
 	require.NoError(t, err)
+	return stream
+}
+
+func TestRouterRequiresHelloFirst(t *testing.T) {
+	stream := rawAttach(t, startRouter(t))
 	require.NoError(t, stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: &routerv1.Interest{}}}))
-	_, err = stream.Recv()
+	_, err := stream.Recv()
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 }
 
 func TestRouterRefusesUnknownAPIVersion(t *testing.T) {
-	r := startRouter(t)
-	conn, err := grpc.NewClient(r.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	stream, err := routerv1.NewRouterClient(conn).Attach(context.Background())
-	require.NoError(t, err)
+	stream := rawAttach(t, startRouter(t))
 	hello := &routerv1.Hello{NodeId: "old", Kind: "frontdoor", ApiVersions: []string{"v0"}}
 	require.NoError(t, stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}))
-	_, err = stream.Recv()
+	_, err := stream.Recv()
 	require.Equal(t, codes.FailedPrecondition, status.Code(err))
 	require.Contains(t, status.Convert(err).Message(), "[v0]", "names the node's versions")
 	require.Contains(t, status.Convert(err).Message(), "[v1]", "and the router's")

@@ -56,13 +56,22 @@ func awaitRoute(t *testing.T, from *nats.Conn, subj string, sub *nats.Subscripti
 	}
 }
 
-func TestClusterPubSubAcrossFrontdoors(t *testing.T) {
-	s := startSuite(t, 1, 2)
-	pub, subc := connect(t, s.fds[0]), connect(t, s.fds[1])
-	sub, err := subc.SubscribeSync("orders.>")
+// subscribeAcross subscribes to pattern on frontdoor b and waits until a
+// publisher on frontdoor a reaches it (probing with probe); it returns that
+// publisher and the subscription.
+func subscribeAcross(t *testing.T, a, b *testkit.Process, pattern, probe string) (*nats.Conn, *nats.Subscription) {
+	t.Helper()
+	pub, subc := connect(t, a), connect(t, b)
+	sub, err := subc.SubscribeSync(pattern)
 	require.NoError(t, err)
 	flush(t, subc)
-	awaitRoute(t, pub, "orders.probe", sub)
+	awaitRoute(t, pub, probe, sub)
+	return pub, sub
+}
+
+func TestClusterPubSubAcrossFrontdoors(t *testing.T) {
+	s := startSuite(t, 1, 2)
+	pub, sub := subscribeAcross(t, s.fds[0], s.fds[1], "orders.>", "orders.probe")
 
 	const n = 5000
 	for i := 0; i < n; i++ {
@@ -215,11 +224,7 @@ func TestClusterConnectURLs(t *testing.T) {
 
 func TestClusterRouterFailover(t *testing.T) {
 	s := startSuite(t, 2, 2)
-	pub, subc := connect(t, s.fds[0]), connect(t, s.fds[1])
-	sub, err := subc.SubscribeSync("fo.>")
-	require.NoError(t, err)
-	flush(t, subc)
-	awaitRoute(t, pub, "fo.probe", sub)
+	pub, sub := subscribeAcross(t, s.fds[0], s.fds[1], "fo.>", "fo.probe")
 
 	type routez struct {
 		NumRoutes int `json:"num_routes"`
@@ -258,11 +263,7 @@ func TestClusterRouterByName(t *testing.T) {
 	r := testkit.StartRouter(t, 0)
 	conf := fmt.Sprintf("routers: [\"localhost:%d\"]\n", r.Port)
 	a, b := start(t, conf), start(t, conf)
-	pub, subc := connect(t, a), connect(t, b)
-	sub, err := subc.SubscribeSync("byname")
-	require.NoError(t, err)
-	flush(t, subc)
-	awaitRoute(t, pub, "byname", sub)
+	subscribeAcross(t, a, b, "byname", "byname")
 
 	var rz struct {
 		Routes []struct {

@@ -330,37 +330,57 @@ func (fs *firehoseSubscriber) waitAll(t *testing.T, p *testkit.Process, n, size 
 	require.EqualValues(t, int64(n)*int64(size), fs.bytes)
 }
 
+// dialStuckSubscriber subscribes a raw connection to subj that then never
+// reads again (with a small socket buffer, so it fills fast); it returns the
+// connection's cid.
+func dialStuckSubscriber(t *testing.T, p *testkit.Process, subj string) uint64 {
+	t.Helper()
+	stuck := testkit.DialRaw(t, p.Addr())
+	cid := rawClientID(t, stuck)
+	stuck.Conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	stuck.Send("CONNECT {\"verbose\":false}\r\nSUB " + subj + " 1\r\nPING\r\n")
+	stuck.Expect("PONG\r\n")
+	return cid
+}
+
+// firehose publishes n messages of size bytes to subj through a new
+// connection and waits until the server has read them all.
+func firehose(t *testing.T, p *testkit.Process, subj string, size, n, seed int) {
+	t.Helper()
+	pub := connect(t, p)
+	msg := payload(size, seed)
+	for range n {
+		require.NoError(t, pub.Publish(subj, msg))
+	}
+	flush(t, pub)
+}
+
+// closedConnection waits until cid is among /connz's closed connections.
+func closedConnection(t *testing.T, p *testkit.Process, cid uint64) connInfo {
+	t.Helper()
+	var ci connInfo
+	eventually(t, waitLong, func() error {
+		var ok bool
+		if ci, ok = findConn(getConnz(t, p, "?state=closed"), cid); !ok {
+			return fmt.Errorf("connection cid %d not among closed connections", cid)
+		}
+		return nil
+	})
+	return ci
+}
+
 func TestLifecycleSlowConsumer(t *testing.T) {
 	// write_deadline short: nats-server keeps stalling publishers for a
 	// cut subscriber until its blocked write times out.
 	p := start(t, "max_pending: 1MB\nwrite_deadline: \"2s\"\n")
 
-	// The stuck subscriber: subscribes, then never reads again.
-	stuck := testkit.DialRaw(t, p.Addr())
-	stuckID := rawClientID(t, stuck)
-	stuck.Send("CONNECT {\"verbose\":false}\r\nSUB firehose 1\r\nPING\r\n")
-	stuck.Expect("PONG\r\n")
-
+	stuckID := dialStuckSubscriber(t, p, "firehose")
 	healthy := newFirehoseSubscriber(t, p, "firehose")
-
-	pub := connect(t, p)
 	const size, n = 1024, 50 * 1024 // 50 MB
-	msg := payload(size, 7)
-	for range n {
-		require.NoError(t, pub.Publish("firehose", msg))
-	}
-	flush(t, pub)
+	firehose(t, p, "firehose", size, n, 7)
 	healthy.waitAll(t, p, n, size)
 
-	var ci connInfo
-	eventually(t, waitLong, func() error {
-		var ok bool
-		ci, ok = findConn(getConnz(t, p, "?state=closed"), stuckID)
-		if !ok {
-			return fmt.Errorf("stuck subscriber (cid %d) not among closed connections", stuckID)
-		}
-		return nil
-	})
+	ci := closedConnection(t, p, stuckID)
 	require.Equal(t, "Slow Consumer (Pending Bytes)", ci.Reason)
 	require.NotNil(t, ci.Stop)
 	eventually(t, waitLong, func() error {
@@ -414,14 +434,8 @@ func TestLifecycleSlowConsumerBurstDoesNotCutHealthySubscriber(t *testing.T) {
 	// 75% of max_pending, instead of letting the queue overflow.
 	p := start(t, "max_pending: 1MB\n")
 	healthy := newFirehoseSubscriber(t, p, "burst")
-
-	pub := connect(t, p)
 	const size, n = 1024, 20 * 1024 // 20 MB
-	msg := payload(size, 1)
-	for range n {
-		require.NoError(t, pub.Publish("burst", msg))
-	}
-	flush(t, pub)
+	firehose(t, p, "burst", size, n, 1)
 	healthy.waitAll(t, p, n, size)
 	require.Zero(t, getVarz(t, p).SlowConsumers)
 }
@@ -472,30 +486,13 @@ func TestLifecycleSignalRightAfterReady(t *testing.T) {
 func TestLifecycleSlowConsumerWriteDeadline(t *testing.T) {
 	p := start(t, "write_deadline: \"1s\"\n")
 
-	stuck := testkit.DialRaw(t, p.Addr())
-	stuckID := rawClientID(t, stuck)
-	stuck.Conn.(*net.TCPConn).SetReadBuffer(16 << 10)
-	stuck.Send("CONNECT {\"verbose\":false}\r\nSUB firehose 1\r\nPING\r\n")
-	stuck.Expect("PONG\r\n")
-
+	stuckID := dialStuckSubscriber(t, p, "firehose")
 	healthy := newFirehoseSubscriber(t, p, "firehose")
-	pub := connect(t, p)
 	const size, n = 1024, 16 * 1024 // 16 MB: far below the 64 MB max_pending
-	msg := payload(size, 3)
-	for range n {
-		require.NoError(t, pub.Publish("firehose", msg))
-	}
-	flush(t, pub)
+	firehose(t, p, "firehose", size, n, 3)
 	healthy.waitAll(t, p, n, size)
 
-	var ci connInfo
-	eventually(t, waitLong, func() error {
-		var ok bool
-		if ci, ok = findConn(getConnz(t, p, "?state=closed"), stuckID); !ok {
-			return fmt.Errorf("stuck subscriber (cid %d) not closed yet", stuckID)
-		}
-		return nil
-	})
+	ci := closedConnection(t, p, stuckID)
 	require.Equal(t, "Slow Consumer (Write Deadline)", ci.Reason)
 }
 

@@ -188,9 +188,6 @@ func intParam(v string) (int, error) {
 	return n, nil
 }
 
-// subjectMatches reports whether literal test is matched by pattern.
-func subjectMatches(pattern, test string) bool { return subject.Matches(pattern, test) }
-
 // readRSS reads this process's resident set size (Linux), 0 elsewhere.
 func readRSS() int64 {
 	b, err := os.ReadFile("/proc/self/status")

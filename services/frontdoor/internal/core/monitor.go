@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
 // The monitoring endpoints speak nats-server's JSON field names so existing
@@ -351,7 +353,7 @@ func (s *Server) Subsz(subs bool, test string, offset, limit int) *Subsz {
 	}
 	var list []SubDetail
 	s.sublist.All(func(sub *subscription) {
-		if test != "" && !subjectMatches(sub.subject, test) {
+		if test != "" && !subject.Matches(sub.subject, test) {
 			return
 		}
 		list = append(list, SubDetail{Subject: sub.subject, Queue: sub.queue, Sid: sub.sid,

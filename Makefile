@@ -52,11 +52,12 @@ test: check-go reference $(TOOLS_BIN)/nats ## Run every test (unit, integration 
 	GORACE=halt_on_error=1 SWITCHYARD_BIN_DIR=$(RACE_BIN) NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server \
 		go test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && go test -count=1 ./...
-	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
+	$(MAKE) --no-print-directory fuzz
 
 .PHONY: fuzz
-fuzz: ## Fuzz the protocol parser for FUZZTIME (default 15s; e.g. FUZZTIME=10m)
+fuzz: ## Fuzz the client-protocol parser and the mesh frame decoder, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
 	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
+	cd pkg && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./mesh
 
 .PHONY: bench
 bench: build ## Compare Switchyard with nats-server v2.15.2 using nats bench (natscli v0.5.1); writes docs/benchmarks.md

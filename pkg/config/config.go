@@ -46,6 +46,8 @@ type Server struct {
 	HTTPPort         int           // "http_port"/"monitor_port", or the port of "http"; 0: off, -1: free port
 	ProfPort         int           // "prof_port": Go pprof endpoints on the monitoring host; 0: off
 	Routers          []string      // "routers" (Switchyard's own): router replicas (host:port) to attach to; none: a lone frontdoor
+	MeshListen       string        // "mesh_listen" (Switchyard's own): host:port for other nodes' messages; empty: the client host, a free port
+	MeshAdvertise    string        // "mesh_advertise" (Switchyard's own): host:port the other nodes dial; empty: derived from the listener
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
 	MaxConnections   int           // "max_connections"/"max_conn"

@@ -84,6 +84,9 @@ func TestConfigEveryKey(t *testing.T) {
 		lame_duck_duration: "45s"
 		lame_duck_grace_period: 5
 		mappings { "a": "b" }
+		routers: ["r1:7422", "r2:7422"]
+		mesh_listen: "0.0.0.0:6222"
+		mesh_advertise: "fd-1.example:6222"
 	`)
 	require.Equal(t, Server{
 		Host: "127.0.0.1", Port: 4333, ServerName: "fd-1",
@@ -95,7 +98,11 @@ func TestConfigEveryKey(t *testing.T) {
 		Debug: true, Trace: true, Logtime: false, LogFile: "/var/log/fd.log",
 		LameDuckDuration: 45 * time.Second, LameDuckGracePeriod: 5 * time.Second,
 		Mappings: []Mapping{{Source: "a", Destinations: []Destination{{Subject: "b", Weight: 100}}}},
+		Routers:  []string{"r1:7422", "r2:7422"}, MeshListen: "0.0.0.0:6222", MeshAdvertise: "fd-1.example:6222",
 	}, *s)
+
+	_, err := Parse("mesh_listen: \"6222\"\n")
+	require.ErrorContains(t, err, "mesh_listen")
 }
 
 func TestConfigAliases(t *testing.T) {

@@ -112,8 +112,11 @@ var keys = table(
 		"pidfile", "pid_file", "ports_file_dir"),
 	apply("prof_port", intKey(func(s *Server) *int { return &s.ProfPort })),
 
-	// Switchyard's own: the router replicas a frontdoor attaches to.
+	// Switchyard's own: the router replicas a frontdoor attaches to, and
+	// where it takes messages from the other nodes (the mesh).
 	apply("routers", applyRouters),
+	apply("mesh_listen", stringKey(func(s *Server) *string { return &s.MeshListen })),
+	apply("mesh_advertise", stringKey(func(s *Server) *string { return &s.MeshAdvertise })),
 	refuse(Nobody, "block profiling is not supported yet: use prof_port's CPU and heap profiles", "prof_block_rate"),
 
 	// Tuning knobs the frontdoor does not have.

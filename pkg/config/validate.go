@@ -31,6 +31,14 @@ func (s *Server) check() []problem {
 			bad("routers", "%q is not host:port", r)
 		}
 	}
+	for key, addr := range map[string]string{"mesh_listen": s.MeshListen, "mesh_advertise": s.MeshAdvertise} {
+		if addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
 	if s.HTTPPort < -1 || s.HTTPPort > 65535 {
 		bad("http_port", "%d is out of range: use 0 to turn monitoring off, 1..65535, or -1 for a free port", s.HTTPPort)
 	}

@@ -46,7 +46,6 @@ type fakeNode struct {
 	welcome  *routerv1.Welcome
 	interest chan *routerv1.Interest
 	members  chan *routerv1.Members
-	msgs     chan *routerv1.Message
 	done     chan error // the stream's end
 }
 
@@ -54,6 +53,10 @@ type nodeOption func(*routerv1.Hello, *bool)
 
 func withURLs(urls ...string) nodeOption {
 	return func(h *routerv1.Hello, _ *bool) { h.ClientUrls = urls }
+}
+
+func withMesh(addr string) nodeOption {
+	return func(h *routerv1.Hello, _ *bool) { h.MeshUrl = addr }
 }
 
 // notReading leaves the router's frames unread after Welcome (slow node).
@@ -68,7 +71,8 @@ func attach(tb testing.TB, r *router.Router, id string, opts ...nodeOption) *fak
 	tb.Cleanup(cancel)
 	stream, err := routerv1.NewRouterClient(conn).Attach(ctx)
 	require.NoError(tb, err)
-	hello := &routerv1.Hello{NodeId: id, NodeName: id + "-name", Kind: "frontdoor", ApiVersions: []string{"v1"}}
+	hello := &routerv1.Hello{NodeId: id, NodeName: id + "-name", Kind: "frontdoor", ApiVersions: []string{"v1"},
+		MeshUrl: id + "-mesh:6222"}
 	read := true
 	for _, o := range opts {
 		o(hello, &read)
@@ -81,7 +85,6 @@ func attach(tb testing.TB, r *router.Router, id string, opts ...nodeOption) *fak
 		tb: tb, id: id, stream: stream, cancel: cancel, welcome: first.GetWelcome(),
 		interest: make(chan *routerv1.Interest, 1024),
 		members:  make(chan *routerv1.Members, 1024),
-		msgs:     make(chan *routerv1.Message, 100_000),
 		done:     make(chan error, 1),
 	}
 	if read {
@@ -102,10 +105,6 @@ func (n *fakeNode) receive() {
 			n.interest <- fr.Interest
 		case *routerv1.RouterFrame_Members:
 			n.members <- fr.Members
-		case *routerv1.RouterFrame_Messages:
-			for _, m := range fr.Messages.Messages {
-				n.msgs <- m
-			}
 		}
 	}
 }
@@ -114,13 +113,6 @@ func (n *fakeNode) sendInterest(snapshot bool, entries ...*routerv1.InterestEntr
 	n.tb.Helper()
 	require.NoError(n.tb, n.stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{
 		Interest: &routerv1.Interest{Snapshot: snapshot, Entries: entries},
-	}}))
-}
-
-func (n *fakeNode) publish(msgs ...*routerv1.Message) {
-	n.tb.Helper()
-	require.NoError(n.tb, n.stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Messages{
-		Messages: &routerv1.Messages{Messages: msgs},
 	}}))
 }
 
@@ -138,8 +130,9 @@ func (n *fakeNode) nextInterest() *routerv1.Interest {
 	}
 }
 
-// membersEventually waits for a Members frame listing exactly want.
-func (n *fakeNode) membersEventually(want ...string) {
+// membersEventually waits for a Members frame listing exactly want as
+// client URLs, and returns it.
+func (n *fakeNode) membersEventually(want ...string) *routerv1.Members {
 	n.tb.Helper()
 	want = slices.Sorted(slices.Values(want)) // the router sends them sorted
 	deadline := time.After(waitFor)
@@ -147,45 +140,17 @@ func (n *fakeNode) membersEventually(want ...string) {
 		select {
 		case m := <-n.members:
 			if slices.Equal(m.ClientUrls, want) {
-				return
+				return m
 			}
 		case <-deadline:
 			require.FailNow(n.tb, "members never became", "%v at node %s (%d frames pending)", want, n.id, len(n.members))
+			return nil
 		}
-	}
-}
-
-func (n *fakeNode) nextMessages(count int) []*routerv1.Message {
-	n.tb.Helper()
-	out := make([]*routerv1.Message, 0, count)
-	deadline := time.After(waitFor)
-	for len(out) < count {
-		select {
-		case m := <-n.msgs:
-			out = append(out, m)
-		case <-deadline:
-			require.FailNow(n.tb, "messages missing", "node %s got %d of %d", n.id, len(out), count)
-		}
-	}
-	return out
-}
-
-// noMessages checks that nothing arrives for a short while.
-func (n *fakeNode) noMessages() {
-	n.tb.Helper()
-	select {
-	case m := <-n.msgs:
-		require.FailNow(n.tb, "unexpected message", "node %s got %q", n.id, m.Subject)
-	case <-time.After(100 * time.Millisecond):
 	}
 }
 
 func sub(account, subject, queue string, delta int32) *routerv1.InterestEntry {
 	return &routerv1.InterestEntry{Account: account, Subject: subject, Queue: queue, Delta: delta}
-}
-
-func plainMsg(subject, payload string) *routerv1.Message {
-	return &routerv1.Message{Account: "$G", Subject: subject, Payload: []byte(payload), DeliverPlain: true}
 }
 
 func getJSON(tb testing.TB, r *router.Router, path string, v any) {

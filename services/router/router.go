@@ -44,8 +44,6 @@ type Config struct {
 	// MaxPendingBytes bounds what may wait for one node before its stream
 	// is dropped as too slow.
 	MaxPendingBytes int64 `yaml:"max_pending"`
-	// MaxBatchBytes is the target size of one Messages frame to a node.
-	MaxBatchBytes int64 `yaml:"max_batch"`
 	// MaxFrameBytes is the largest frame accepted from a node.
 	MaxFrameBytes int `yaml:"max_frame"`
 }
@@ -56,7 +54,6 @@ func DefaultConfig() Config {
 		Host:            "0.0.0.0",
 		Port:            DefaultPort,
 		MaxPendingBytes: 64 << 20,
-		MaxBatchBytes:   256 << 10,
 		MaxFrameBytes:   64 << 20,
 	}
 }
@@ -115,8 +112,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("http_port %d: want 1-65535, 0 for off or -1 for any free port", c.HTTPPort)
 	case c.MaxPendingBytes <= 0:
 		return fmt.Errorf("max_pending %d: must be positive", c.MaxPendingBytes)
-	case c.MaxBatchBytes <= 0:
-		return fmt.Errorf("max_batch %d: must be positive", c.MaxBatchBytes)
 	case c.MaxFrameBytes <= 0:
 		return fmt.Errorf("max_frame %d: must be positive", c.MaxFrameBytes)
 	}
@@ -155,13 +150,12 @@ func New(cfg Config, log *logging.Logger) (*Router, error) {
 		hub: hub.New(hub.Options{
 			RouterID:   id,
 			MaxPending: cfg.MaxPendingBytes,
-			MaxBatch:   cfg.MaxBatchBytes,
 		}, log),
 	}
 	r.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxFrameBytes),
-		// Large HTTP/2 windows: one long-lived stream per node carries all
-		// of its traffic, and the default 64 KB window stalls it.
+		// Large HTTP/2 windows: a node's snapshot (every subject it wants)
+		// arrives in one frame, and the default 64 KB window slows it.
 		grpc.InitialWindowSize(4<<20),
 		grpc.InitialConnWindowSize(8<<20),
 		// Pings find a node that vanished without closing its socket, so

@@ -468,21 +468,26 @@ func getInterest(t *testing.T, r *testkit.Process) routerInterest {
 	return ri
 }
 
-// routerMsgs sums /nodez msgs_in and msgs_out over the attached nodes.
-func routerMsgs(t *testing.T, r *testkit.Process) (in, out uint64) {
+// meshMsgs sums what a frontdoor's /routez counts on its mesh
+// connections: messages sent to other nodes and received from them.
+func meshMsgs(t *testing.T, fd *testkit.Process) (sent, received int64) {
 	t.Helper()
-	var nz struct {
-		Nodes []struct {
-			MsgsIn  uint64 `json:"msgs_in"`
-			MsgsOut uint64 `json:"msgs_out"`
-		} `json:"nodes"`
+	var rz struct {
+		Peers []struct {
+			Msgs int64 `json:"msgs"`
+		} `json:"peers"`
+		Inbound []struct {
+			Msgs int64 `json:"msgs"`
+		} `json:"inbound"`
 	}
-	getJSON(t, r, "/nodez", &nz)
-	for _, n := range nz.Nodes {
-		in += n.MsgsIn
-		out += n.MsgsOut
+	getJSON(t, fd, "/routez", &rz)
+	for _, p := range rz.Peers {
+		sent += p.Msgs
 	}
-	return in, out
+	for _, p := range rz.Inbound {
+		received += p.Msgs
+	}
+	return sent, received
 }
 
 func TestClusterInterestChurnLeavesRouterEmpty(t *testing.T) {
@@ -551,7 +556,7 @@ func TestClusterInterestChurnLeavesRouterEmpty(t *testing.T) {
 
 	// Two other ways subscriptions end: a connection closing with its
 	// subscriptions still open, and auto-unsubscribe after a message that
-	// crossed the router.
+	// crossed from another frontdoor.
 	closer := connect(t, s.fds[0])
 	for i := 0; i < batch; i++ {
 		subj := fmt.Sprintf("churn.%d", i%50)
@@ -626,7 +631,8 @@ func TestClusterInterestChurnLeavesRouterEmpty(t *testing.T) {
 	require.NoError(t, err)
 	flush(t, a)
 	awaitRoute(t, b, "sentinel", sentinel)
-	rIn, rOut := routerMsgs(t, r)
+	bSent, _ := meshMsgs(t, s.fds[1])
+	_, aReceived := meshMsgs(t, s.fds[0])
 	aOut := getVarz(t, s.fds[0]).OutMsgs
 	for _, subj := range []string{"churn.0", "churn.7", "churn.x.3", "churn.9.a.b", "churn.49"} {
 		require.NoError(t, b.Publish(subj, []byte("stale")))
@@ -635,9 +641,10 @@ func TestClusterInterestChurnLeavesRouterEmpty(t *testing.T) {
 	flush(t, b)
 	require.Equal(t, "end", string(nextMsgs(t, sentinel, 1)[0].Data))
 	time.Sleep(quietTime)
-	rIn2, rOut2 := routerMsgs(t, r)
-	require.Equal(t, rIn+1, rIn2, "router msgs_in: only the sentinel crosses")
-	require.Equal(t, rOut+1, rOut2, "router msgs_out: only the sentinel crosses")
+	bSent2, _ := meshMsgs(t, s.fds[1])
+	_, aReceived2 := meshMsgs(t, s.fds[0])
+	require.Equal(t, bSent+1, bSent2, "B's mesh messages sent: only the sentinel crosses")
+	require.Equal(t, aReceived+1, aReceived2, "A's mesh messages received: only the sentinel crosses")
 	require.Equal(t, aOut+1, getVarz(t, s.fds[0]).OutMsgs, "frontdoor A out_msgs: only the sentinel is delivered")
 }
 

@@ -54,6 +54,8 @@ var envKeys = []struct{ env, flag string }{
 	{"SWITCHYARD_DEBUG", "debug"},
 	{"SWITCHYARD_TRACE", "trace"},
 	{"SWITCHYARD_ROUTERS", "routers"},
+	{"SWITCHYARD_MESH_LISTEN", "mesh_listen"},
+	{"SWITCHYARD_MESH_ADVERTISE", "mesh_advertise"},
 }
 
 // Parse reads args and the environment (through getenv).
@@ -63,7 +65,7 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	fs.SetOutput(io.Discard)
 	var (
 		host, name, advertise, logFile string
-		routers                        string
+		routers, meshListen, meshAdv   string
 		port, httpPort                 int
 		debug, trace, dv, logtime      bool
 		noAdvertise                    bool
@@ -90,6 +92,8 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	num(&httpPort, "monitoring port", "m", "http_port")
 	str(&advertise, "client URL to advertise to other frontdoors", "client_advertise")
 	str(&routers, "router replicas to attach to, comma-separated host:port", "routers")
+	str(&meshListen, "host:port for messages from other nodes (default: client host, free port)", "mesh_listen")
+	str(&meshAdv, "host:port other nodes dial for mesh messages", "mesh_advertise")
 	boolean(&noAdvertise, "do not advertise this frontdoor to clients", "no_advertise")
 	str(&logFile, "log file", "l", "log", "log_file")
 	boolean(&debug, "debug logging", "D", "debug")
@@ -145,6 +149,12 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 		if any("client_advertise") {
 			cfg.ClientAdvertise = advertise
 		}
+		if any("mesh_listen") {
+			cfg.MeshListen = meshListen
+		}
+		if any("mesh_advertise") {
+			cfg.MeshAdvertise = meshAdv
+		}
 		if any("no_advertise") {
 			cfg.NoAdvertise = noAdvertise
 		}
@@ -185,6 +195,10 @@ func applyEnv(cfg *config.Server, key, v string) error {
 		cfg.LogFile = v
 	case "routers":
 		cfg.Routers = splitList(v)
+	case "mesh_listen":
+		cfg.MeshListen = v
+	case "mesh_advertise":
+		cfg.MeshAdvertise = v
 	case "port", "http_port":
 		n, err := strconv.Atoi(v)
 		if err != nil {

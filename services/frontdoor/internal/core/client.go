@@ -68,9 +68,10 @@ type client struct {
 	opts        connectOpts
 	connectd    bool
 	sentPong    bool
-	pcd         map[*client]struct{} // clients this read delivered to
-	stallOn     []*client            // congested subscribers to wait for after this read
-	stallOnLink *routerLink          // a router link whose backlog this read filled
+	pcd         map[*client]struct{} // clients (and peers) this read delivered to
+	stallOn     []*client            // congested subscribers and peers to wait for after this read
+	meshDests   []meshDest           // scratch: the peers one message goes to
+	candidates  []string             // scratch: nodes with a member of one queue group
 	lastPcd     *client
 	inMsgs      int64
 	inBytes     int64
@@ -88,8 +89,15 @@ type client struct {
 	out outbound
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
 
+	// peer is set on the sending side of a mesh connection to another
+	// node (mesh.go); such a client has no subscriptions and no reader.
+	peer *peer
+
 	headers     atomic.Bool // opts.Headers, read by publishers
-	infoUpdates atomic.Bool // protocol >= 1: send INFO when connect_urls change
+	// infoUpdates: send INFO when connect_urls change. Set (for protocol
+	// >= 1) once the first PONG is queued, as nats-server does: an INFO
+	// between CONNECT and that PONG breaks a client's connect handshake.
+	infoUpdates atomic.Bool
 	statInMsgs  atomic.Int64
 	statInBytes atomic.Int64
 	pingsOut    atomic.Int32
@@ -97,8 +105,9 @@ type client struct {
 	pingTimer   *time.Timer
 }
 
-// newInternalClient is a connection-less client that delivers messages
-// relayed by a router to local subscribers.
+// newInternalClient is a connection-less client: it delivers messages from
+// other nodes to local subscribers, or (newPeerClient) queues messages for
+// another node.
 func newInternalClient(s *Server) *client {
 	c := &client{srv: s, start: time.Now(), opts: defaultConnectOpts()}
 	c.cache = subject.NewCache(s.sublist)
@@ -269,10 +278,6 @@ func (c *client) markDelivered(dst *client) {
 // waitForSlowSubscribers pauses this publisher's reading until congested
 // subscribers catch up (or prove stuck); see outbound's flow control.
 func (c *client) waitForSlowSubscribers() {
-	if l := c.stallOnLink; l != nil {
-		c.stallOnLink = nil
-		l.waitDrain()
-	}
 	if len(c.stallOn) == 0 {
 		return
 	}
@@ -401,8 +406,9 @@ func (c *client) closeConnection(reason string, flush bool) {
 		o.drained = nil
 	}
 	var bufs [][]byte
-	closeSocket := true
-	if flush {
+	conn := c.conn // nil for a mesh peer still dialing
+	closeSocket := conn != nil
+	if flush && conn != nil {
 		if o.writing {
 			o.drainThenClose = true
 			closeSocket = false
@@ -412,11 +418,11 @@ func (c *client) closeConnection(reason string, flush bool) {
 	}
 	o.mu.Unlock()
 	if len(bufs) > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		writeBuffers(c.conn, bufs)
+		conn.SetWriteDeadline(time.Now().Add(time.Second))
+		writeBuffers(conn, bufs)
 	}
 	if closeSocket {
-		c.conn.Close()
+		conn.Close()
 	}
 
 	c.mu.Lock()
@@ -443,7 +449,6 @@ func (c *client) Connect(arg []byte) error {
 	c.connectd = true
 	c.parser.Headers = opts.Headers
 	c.headers.Store(opts.Headers)
-	c.infoUpdates.Store(opts.Protocol >= 1)
 	c.mu.Lock()
 	c.name, c.lang, c.version = opts.Name, opts.Lang, opts.Version
 	c.mu.Unlock()
@@ -460,6 +465,7 @@ func (c *client) Ping() error {
 		// nats-server follows the first PONG with an INFO that confirms
 		// the connection's account (clients use it to learn they are in).
 		c.sentPong = true
+		c.infoUpdates.Store(true) // before the snapshot below, so no change is missed
 		info := c.srv.baseInfo()
 		info.ClientID, info.ClientIP = c.id, c.host
 		info.ConnectInfo, info.RemoteAccount = true, globalAccount

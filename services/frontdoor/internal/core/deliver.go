@@ -3,8 +3,6 @@ package core
 import (
 	"math/rand/v2"
 
-	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
-
 	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
@@ -33,48 +31,6 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 		c.sendNoResponders(subj, reply)
 	}
 	return nil
-}
-
-// forward hands the message to the router tier when another node has
-// interest: every plain subscriber elsewhere gets it, and each queue group
-// with no member here gets it on exactly one node (members here are
-// preferred). It reports whether some other node wanted it.
-func (c *client) forward(rt *routing, local *subject.Result[subscription], subj, reply []byte, headerLen int, msg []byte) bool {
-	link := rt.primary.Load()
-	if link == nil {
-		return false
-	}
-	if c.remoteLink != link {
-		c.remoteLink, c.remoteCache = link, subject.NewCache(link.remote)
-	}
-	rr := c.remoteCache.Match(subj)
-	if rr.Empty() {
-		return false
-	}
-	var queues []string
-	for _, g := range rr.Queues {
-		if !hasQueue(local, g.Name) {
-			queues = append(queues, g.Name)
-		}
-	}
-	if len(rr.Plain) == 0 && len(queues) == 0 {
-		return false
-	}
-	m := &routerv1.Message{Account: globalAccount, Subject: string(subj), OriginNode: rt.nodeID,
-		Queues: queues, DeliverPlain: len(rr.Plain) > 0}
-	if len(reply) > 0 {
-		m.Reply = string(reply)
-	}
-	if headerLen >= 0 {
-		m.Header = append([]byte(nil), msg[:headerLen]...)
-		msg = msg[headerLen:]
-	}
-	m.Payload = append([]byte(nil), msg...)
-	queued, congested := link.forward(m)
-	if congested {
-		c.stallOnLink = link
-	}
-	return queued
 }
 
 func hasQueue(r *subject.Result[subscription], name string) bool {
@@ -156,6 +112,14 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 		go dst.closeConnection("Slow Consumer (Pending Bytes)", false)
 		return true
 	}
+	c.noteQueued(dst, pending, maxPending)
+	return true
+}
+
+// noteQueued records that dst (a subscriber or a mesh peer) has output to
+// flush after this read and, when its queue of pending bytes is past the
+// high-water mark, that this publisher waits for it after the read.
+func (c *client) noteQueued(dst *client, pending int, maxPending int64) {
 	c.markDelivered(dst)
 	if high, _ := watermarks(maxPending); dst != c && pending > high && !c.stallingOn(dst) {
 		dst.out.mu.Lock()
@@ -165,7 +129,6 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 			c.stallOn = append(c.stallOn, dst)
 		}
 	}
-	return true
 }
 
 func (c *client) stallingOn(dst *client) bool {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/mesh"
 )
 
 // chunkSize is the unit of outbound buffering. Messages are appended into
@@ -174,10 +176,31 @@ func (o *outbound) appendMsg(subj []byte, sid string, reply []byte, headerLen in
 	b = append(b, '\r', '\n')
 	b = append(b, msg...)
 	b = append(b, '\r', '\n')
+	return o.appended(t, b, start, len(msg), limit)
+}
+
+// appendFrame queues one mesh frame (pkg/mesh) for another node; the
+// result is appendMsg's.
+func (o *outbound) appendFrame(account, subj, reply []byte, queues []string, plain bool, headerLen int, msg []byte, limit int64) int {
+	n := mesh.EncodedLen(account, subj, reply, queues, msg)
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return 0
+	}
+	t := o.tail(n)
+	start := len(*t)
+	b := mesh.AppendMessage(*t, account, subj, reply, queues, plain, headerLen, msg)
+	return o.appended(t, b, start, len(msg), limit)
+}
+
+// appended stores the grown tail chunk, counts the message and applies the
+// limit; it unlocks mu, which the appender took.
+func (o *outbound) appended(t *[]byte, b []byte, start, msgLen int, limit int64) int {
 	*t = b
 	o.pending += len(b) - start
 	o.msgs++
-	o.bytes += int64(len(msg))
+	o.bytes += int64(msgLen)
 	p := o.pending
 	if limit > 0 && int64(p) > limit {
 		o.closed = true

@@ -16,23 +16,31 @@ import (
 	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
 )
 
-// routing attaches the frontdoor to every router replica (hub relay, see
-// docs/architecture.md): it sends each router this frontdoor's interest,
-// forwards messages some other node wants through one router (the primary:
-// the first replica in the configured order that is up), and delivers what
-// routers relay to it.
+// routing attaches the frontdoor to every router replica (see
+// docs/architecture.md): it sends each router this frontdoor's interest and
+// learns from it the other nodes' interest and mesh addresses. Messages
+// some other node wants go to it directly over the mesh (mesh.go), matched
+// against the interest reported by the primary router (the first replica
+// in the configured order that is up).
 type routing struct {
 	srv     *Server
 	nodeID  string
 	targets []string // as configured: host:port, names allowed
-	// mu guards links and orders local trie changes with interest deltas
-	// and snapshots.
+	// mu guards links (and each link's nodes) and orders local trie
+	// changes with interest deltas and snapshots.
 	mu      sync.Mutex
 	links   []*routerLink
 	primary atomic.Pointer[routerLink]
 	members atomic.Pointer[[]string]
+	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	meshLn  net.Listener
+	meshURL string                           // what other nodes dial
+	peers   atomic.Pointer[map[string]*peer] // by node id; replaced, never modified
+	inbound sync.Map                         // *inboundPeer, for monitoring
+	replies replyRoutes
 }
 
 // routerLink is the stream to one router replica.
@@ -47,16 +55,11 @@ type routerLink struct {
 	remote  *subject.Sublist[remoteSub]
 	entries map[remoteKey]*remoteSub // recv goroutine only
 
-	inbound *client // delivers relayed messages; recv goroutine only
+	nodes []*routerv1.Node // the attached nodes this router lists; guarded by routing.mu
 
 	mu       sync.Mutex
 	interest map[interestKey]int32 // local changes not yet sent
-	msgs     []*routerv1.Message
-	msgBytes int
 	wake     chan struct{}
-	drained  chan struct{} // closed when the backlog is taken by the sender
-	dropped  atomic.Int64  // messages refused since the last log line
-	lastDrop atomic.Int64  // unix nanos of that log line
 }
 
 type interestKey struct{ subject, queue string }
@@ -68,23 +71,27 @@ type remoteSub struct {
 	count                int32
 }
 
-// maxForwardBacklog bounds the messages waiting for a router stream; past
-// it new messages are dropped (core NATS is at-most-once) rather than
-// letting a stalled router grow this frontdoor without limit.
-const maxForwardBacklog = 64 << 20
-
 // resolveInterval is how often router names are looked up again, so a
 // Kubernetes headless Service (one A record per replica) is followed as
 // replicas come and go.
 const resolveInterval = 30 * time.Second
 
 func newRouting(s *Server, targets []string) *routing {
-	return &routing{srv: s, nodeID: s.id, targets: targets}
+	rt := &routing{srv: s, nodeID: s.id, targets: targets}
+	rt.peers.Store(&map[string]*peer{})
+	return rt
 }
 
-func (rt *routing) start() {
+func (rt *routing) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
-	rt.cancel = cancel
+	rt.ctx, rt.cancel = ctx, cancel
+	url, err := rt.startMesh()
+	if err != nil {
+		cancel()
+		return err
+	}
+	rt.meshURL = url
+	rt.srv.log.Infof("Listening for mesh connections from other nodes on %s (advertised as %s)", rt.meshLn.Addr(), url)
 	rt.reconcile(ctx)
 	rt.wg.Add(1)
 	go func() {
@@ -100,10 +107,12 @@ func (rt *routing) start() {
 			}
 		}
 	}()
+	return nil
 }
 
 func (rt *routing) stop() {
 	rt.cancel()
+	rt.meshLn.Close()
 	rt.wg.Wait()
 }
 
@@ -171,7 +180,6 @@ func (rt *routing) reconcile(ctx context.Context) {
 	for _, a := range added {
 		l := &routerLink{rt: rt, addr: a, target: want[a], remote: subject.NewSublist[remoteSub](),
 			entries: map[remoteKey]*remoteSub{}, interest: map[interestKey]int32{}, wake: make(chan struct{}, 1)}
-		l.inbound = newInternalClient(rt.srv)
 		lctx, cancel := context.WithCancel(ctx)
 		l.cancel = cancel
 		rt.links = append(rt.links, l)
@@ -194,7 +202,7 @@ func (rt *routing) choosePrimary() {
 	for _, l := range rt.links {
 		if l.up.Load() {
 			if rt.primary.Swap(l) != l {
-				rt.srv.log.Infof("Relaying through router %s", l.addr)
+				rt.srv.log.Infof("Using router %s for remote interest (primary)", l.addr)
 			}
 			return
 		}
@@ -247,66 +255,6 @@ func (l *routerLink) signal() {
 	}
 }
 
-// forwardHighWater is the backlog past which a publisher's reader waits
-// (after its current read) for the router stream to take it, so a fast
-// publisher is paced by the router tier instead of overflowing the backlog.
-const forwardHighWater = 4 << 20
-
-// forward queues a message for the router. It reports whether the message
-// was queued, and whether the publisher should wait for the backlog.
-func (l *routerLink) forward(m *routerv1.Message) (queued, congested bool) {
-	size := len(m.Subject) + len(m.Reply) + len(m.Header) + len(m.Payload)
-	l.mu.Lock()
-	if l.msgBytes+size > maxForwardBacklog {
-		l.mu.Unlock()
-		l.noteDrop()
-		return false, true
-	}
-	l.msgs = append(l.msgs, m)
-	l.msgBytes += size
-	congested = l.msgBytes > forwardHighWater
-	l.mu.Unlock()
-	l.signal()
-	return true, congested
-}
-
-// noteDrop logs refused messages at most once a second: an operator sees
-// that cross-frontdoor traffic is being lost, and why.
-func (l *routerLink) noteDrop() {
-	n := l.dropped.Add(1)
-	now := time.Now().UnixNano()
-	last := l.lastDrop.Load()
-	if now-last < int64(time.Second) || !l.lastDrop.CompareAndSwap(last, now) {
-		return
-	}
-	l.dropped.Add(-n)
-	l.rt.srv.log.Warnf("Router %s: %d message(s) dropped, the backlog to the router is full (%d MB); the router tier is not keeping up",
-		l.addr, n, maxForwardBacklog>>20)
-}
-
-// waitDrain blocks while the backlog is above forwardHighWater and the link
-// is up, for at most a second at a time.
-func (l *routerLink) waitDrain() {
-	deadline := time.Now().Add(time.Second)
-	for {
-		l.mu.Lock()
-		if l.msgBytes <= forwardHighWater || !l.up.Load() {
-			l.mu.Unlock()
-			return
-		}
-		if l.drained == nil {
-			l.drained = make(chan struct{})
-		}
-		ch := l.drained
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-time.After(time.Until(deadline)):
-			return
-		}
-	}
-}
-
 // run keeps the stream to one router up, reconnecting with backoff.
 func (l *routerLink) run(ctx context.Context) {
 	log := l.rt.srv.log
@@ -345,7 +293,7 @@ func (l *routerLink) session(ctx context.Context) error {
 		return err
 	}
 	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: "frontdoor",
-		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}}
+		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}, MeshUrl: l.rt.meshURL}
 	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
 		return err
 	}
@@ -363,6 +311,7 @@ func (l *routerLink) session(ctx context.Context) error {
 		}
 		l.up.Store(false)
 		l.rt.choosePrimary()
+		l.rt.syncPeers()
 		l.clearRemote()
 	}()
 	for {
@@ -380,44 +329,19 @@ func (l *routerLink) session(ctx context.Context) error {
 	}
 }
 
-// maxFrameBytes caps one Messages frame below gRPC's default 4 MB limit.
-const maxFrameBytes = 1 << 20
-
 func (l *routerLink) sendPending(stream grpc.BidiStreamingClient[routerv1.NodeFrame, routerv1.RouterFrame]) error {
 	l.mu.Lock()
-	var in *routerv1.Interest
-	if len(l.interest) > 0 {
-		in = &routerv1.Interest{}
-		for k, d := range l.interest {
-			in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: d})
-		}
-		clear(l.interest)
+	if len(l.interest) == 0 {
+		l.mu.Unlock()
+		return nil
 	}
-	msgs := l.msgs
-	l.msgs, l.msgBytes = nil, 0
-	if l.drained != nil {
-		close(l.drained)
-		l.drained = nil
+	in := &routerv1.Interest{}
+	for k, d := range l.interest {
+		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: d})
 	}
+	clear(l.interest)
 	l.mu.Unlock()
-	if in != nil {
-		if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: in}}); err != nil {
-			return err
-		}
-	}
-	for len(msgs) > 0 {
-		n, size := 0, 0
-		for n < len(msgs) && (n == 0 || size < maxFrameBytes) {
-			size += len(msgs[n].Payload) + len(msgs[n].Header) + len(msgs[n].Subject) + len(msgs[n].Reply)
-			n++
-		}
-		frame := &routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Messages{Messages: &routerv1.Messages{Messages: msgs[:n]}}}
-		if err := stream.Send(frame); err != nil {
-			return err
-		}
-		msgs = msgs[n:]
-	}
-	return nil
+	return stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Interest{Interest: in}})
 }
 
 func (l *routerLink) receive(stream grpc.BidiStreamingClient[routerv1.NodeFrame, routerv1.RouterFrame]) error {
@@ -433,9 +357,11 @@ func (l *routerLink) receive(stream grpc.BidiStreamingClient[routerv1.NodeFrame,
 			l.rt.choosePrimary()
 		case *routerv1.RouterFrame_Interest:
 			l.applyInterest(fr.Interest)
-		case *routerv1.RouterFrame_Messages:
-			l.deliver(fr.Messages.Messages)
 		case *routerv1.RouterFrame_Members:
+			l.rt.mu.Lock()
+			l.nodes = fr.Members.Nodes
+			l.rt.mu.Unlock()
+			l.rt.syncPeers()
 			l.rt.setMembers(fr.Members.ClientUrls)
 		}
 	}
@@ -468,39 +394,6 @@ func (l *routerLink) clearRemote() {
 		l.remote.Remove(rs.subject, rs.queue, rs)
 		delete(l.entries, k)
 	}
-}
-
-// deliver hands relayed messages to local subscribers: plain ones when the
-// router says so, and one member of each queue group it names.
-func (l *routerLink) deliver(msgs []*routerv1.Message) {
-	ic := l.inbound
-	for _, m := range msgs {
-		subj := []byte(m.Subject)
-		r := ic.cache.Match(subj)
-		headerLen, body := -1, m.Payload
-		if len(m.Header) > 0 {
-			headerLen = len(m.Header)
-			body = append(append(make([]byte, 0, len(m.Header)+len(m.Payload)), m.Header...), m.Payload...)
-		}
-		var reply []byte
-		if m.Reply != "" {
-			reply = []byte(m.Reply)
-		}
-		if m.DeliverPlain {
-			for _, sub := range r.Plain {
-				ic.deliver(sub, subj, reply, headerLen, body)
-			}
-		}
-		for _, q := range m.Queues {
-			for i := range r.Queues {
-				if r.Queues[i].Name == q {
-					ic.deliverQueue(r.Queues[i].Members, subj, reply, headerLen, body)
-				}
-			}
-		}
-	}
-	ic.flushDelivered()
-	ic.waitForSlowSubscribers()
 }
 
 func (rt *routing) setMembers(urls []string) {

@@ -134,6 +134,12 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listening for clients on %s: %w", addr, err)
 	}
+	if s.routing != nil {
+		if err := s.routing.start(); err != nil {
+			l.Close()
+			return err
+		}
+	}
 	s.mu.Lock()
 	s.listener = l
 	s.mu.Unlock()
@@ -141,9 +147,6 @@ func (s *Server) Start() error {
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l)
-	if s.routing != nil {
-		s.routing.start()
-	}
 	close(s.ready)
 	return nil
 }

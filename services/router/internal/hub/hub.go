@@ -1,6 +1,7 @@
-// Package hub is the router's relay: it keeps the interest graph fed by
-// every attached node, tells each node what the others want, and forwards
-// messages to the nodes whose interest matches.
+// Package hub is the router's interest exchange: it keeps the interest
+// graph fed by every attached node, tells each node what the others want
+// and where they take mesh connections. Messages go node to node over the
+// mesh (pkg/mesh), never through the router.
 //
 // Locks: see LOCKS.md.
 package hub
@@ -10,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,9 +29,6 @@ type Options struct {
 	// MaxPending bounds the bytes queued for one node; past it the node's
 	// stream is dropped (it reconnects and resends its snapshot).
 	MaxPending int64
-	// MaxBatch is the payload size at which the sender starts a new
-	// Messages frame.
-	MaxBatch int64
 }
 
 // Hub implements the Router gRPC service.
@@ -64,6 +62,7 @@ func New(opts Options, log *logging.Logger) *Hub {
 type attachedNode struct {
 	id, name, kind string
 	clientURLs     []string
+	meshURL        string
 	since          time.Time
 
 	// interest and subscriptions are guarded by Hub.mu.
@@ -76,8 +75,6 @@ type attachedNode struct {
 	failOnce sync.Once
 	failed   chan struct{}
 	failErr  error
-
-	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 }
 
 // fail ends the node's stream with err. It takes no hub lock, so it may be
@@ -132,6 +129,7 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	n := &attachedNode{
 		id: hello.NodeId, name: hello.NodeName, kind: hello.Kind,
 		clientURLs: slices.Clone(hello.ClientUrls),
+		meshURL:    hello.MeshUrl,
 		since:      time.Now(),
 		interest:   map[interestKey]*interestEntry{},
 		out:        newOutboundQueue(h.opts.MaxPending),
@@ -145,7 +143,7 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	h.workers.Add(2)
 	go func() {
 		defer h.workers.Done()
-		senderDone <- n.out.run(stream.Send, h.opts.MaxBatch)
+		senderDone <- n.out.run(stream.Send)
 	}()
 	go func() {
 		defer h.workers.Done()
@@ -210,7 +208,6 @@ func (h *Hub) recvHello(stream routerv1.Router_AttachServer) (*routerv1.NodeFram
 
 // read handles the node's frames until the stream ends.
 func (h *Hub) read(n *attachedNode, stream routerv1.Router_AttachServer) error {
-	var scratch relayScratch
 	for {
 		f, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -222,8 +219,6 @@ func (h *Hub) read(n *attachedNode, stream routerv1.Router_AttachServer) error {
 		switch fr := f.Frame.(type) {
 		case *routerv1.NodeFrame_Interest:
 			h.updateInterest(n, fr.Interest)
-		case *routerv1.NodeFrame_Messages:
-			h.relay(n, fr.Messages.GetMessages(), &scratch)
 		case *routerv1.NodeFrame_Hello:
 			return status.Error(codes.InvalidArgument, "router: Hello sent twice on one Attach stream")
 		default:
@@ -327,15 +322,19 @@ func (h *Hub) forwardLocked(n *attachedNode, changes []*routerv1.InterestEntry) 
 
 func (h *Hub) broadcastMembersLocked() {
 	var urls []string
+	var nodes []*routerv1.Node
+	var size int64
 	for _, o := range h.nodes {
 		urls = append(urls, o.clientURLs...)
+		nodes = append(nodes, &routerv1.Node{NodeId: o.id, NodeName: o.name, MeshUrl: o.meshURL})
+		size += int64(len(o.id)+len(o.name)+len(o.meshURL)) + 16
 	}
 	slices.Sort(urls)
 	urls = slices.Compact(urls)
+	slices.SortFunc(nodes, func(a, b *routerv1.Node) int { return strings.Compare(a.NodeId, b.NodeId) })
 	f := &routerv1.RouterFrame{Frame: &routerv1.RouterFrame_Members{
-		Members: &routerv1.Members{ClientUrls: urls},
+		Members: &routerv1.Members{ClientUrls: urls, Nodes: nodes},
 	}}
-	var size int64
 	for _, u := range urls {
 		size += int64(len(u))
 	}

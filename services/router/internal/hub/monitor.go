@@ -12,13 +12,10 @@ type NodeInfo struct {
 	Name            string    `json:"name,omitempty"`
 	Kind            string    `json:"kind,omitempty"`
 	ClientURLs      []string  `json:"client_urls,omitempty"`
+	MeshURL         string    `json:"mesh_url,omitempty"`
 	Attached        time.Time `json:"attached"`
 	InterestEntries int       `json:"interest_entries"`
 	Subscriptions   int64     `json:"subscriptions"`
-	MsgsIn          uint64    `json:"msgs_in"`
-	MsgsOut         uint64    `json:"msgs_out"`
-	BytesIn         uint64    `json:"bytes_in"`
-	BytesOut        uint64    `json:"bytes_out"`
 	PendingBytes    int64     `json:"pending_bytes"`
 }
 
@@ -28,14 +25,10 @@ func (h *Hub) Nodes() []NodeInfo {
 	out := make([]NodeInfo, 0, len(h.nodes))
 	for _, n := range h.nodes {
 		out = append(out, NodeInfo{
-			ID: n.id, Name: n.name, Kind: n.kind, ClientURLs: n.clientURLs,
+			ID: n.id, Name: n.name, Kind: n.kind, ClientURLs: n.clientURLs, MeshURL: n.meshURL,
 			Attached:        n.since,
 			InterestEntries: len(n.interest),
 			Subscriptions:   n.subscriptions,
-			MsgsIn:          n.msgsIn.Load(),
-			MsgsOut:         n.msgsOut.Load(),
-			BytesIn:         n.bytesIn.Load(),
-			BytesOut:        n.bytesOut.Load(),
 			PendingBytes:    n.out.Pending(),
 		})
 	}

@@ -6,18 +6,16 @@ import (
 	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
 )
 
-// outItem is one thing queued for a node: a whole frame (interest, members)
-// or a single message that the sender batches with its neighbours.
+// outItem is one frame queued for a node.
 type outItem struct {
 	frame *routerv1.RouterFrame
-	msg   *routerv1.Message
 	size  int64
 }
 
 // OutboundQueue is what the router still has to send to one node. Producers
-// (other nodes' readers, interest updates) only append under mu and never
-// touch the stream, so a slow node slows nobody else; one sender goroutine
-// per node drains it, which keeps each producer's order.
+// (other nodes' interest changes, membership) only append under mu and
+// never touch the stream, so a slow node slows nobody else; one sender
+// goroutine per node drains it in order.
 type OutboundQueue struct {
 	mu      sync.Mutex
 	items   []outItem
@@ -32,8 +30,8 @@ func newOutboundQueue(maxPending int64) *OutboundQueue {
 	return &OutboundQueue{max: maxPending, wake: make(chan struct{}, 1)}
 }
 
-// pushFrame queues a control frame. It reports false when the queue is over
-// its limit: the caller then drops the node.
+// pushFrame queues a frame. It reports false when the queue is over its
+// limit: the caller then drops the node.
 func (q *OutboundQueue) pushFrame(f *routerv1.RouterFrame, size int64) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -41,27 +39,6 @@ func (q *OutboundQueue) pushFrame(f *routerv1.RouterFrame, size int64) bool {
 		return true // the node is going away; nothing to report twice
 	}
 	q.items = append(q.items, outItem{frame: f, size: size})
-	return q.added(size)
-}
-
-// pushMessages queues messages in order; see pushFrame for the result.
-func (q *OutboundQueue) pushMessages(msgs []*routerv1.Message) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return true
-	}
-	var size int64
-	for _, m := range msgs {
-		s := messageSize(m)
-		q.items = append(q.items, outItem{msg: m, size: s})
-		size += s
-	}
-	return q.added(size)
-}
-
-// added must be called with mu held.
-func (q *OutboundQueue) added(size int64) bool {
 	q.pending += size
 	select {
 	case q.wake <- struct{}{}:
@@ -91,10 +68,8 @@ func (q *OutboundQueue) close() {
 	}
 }
 
-// run sends until the queue is closed or send fails. Each wake-up takes
-// everything queued and packs consecutive messages into Messages frames of
-// up to maxBatch bytes, so a busy node gets few, large frames.
-func (q *OutboundQueue) run(send func(*routerv1.RouterFrame) error, maxBatch int64) error {
+// run sends until the queue is closed or send fails.
+func (q *OutboundQueue) run(send func(*routerv1.RouterFrame) error) error {
 	for range q.wake {
 		q.mu.Lock()
 		if q.closed {
@@ -105,10 +80,14 @@ func (q *OutboundQueue) run(send func(*routerv1.RouterFrame) error, maxBatch int
 		q.items, q.spare = q.spare[:0], nil
 		q.mu.Unlock()
 
-		if err := q.sendAll(items, send, maxBatch); err != nil {
-			return err
+		for _, it := range items {
+			err := send(it.frame)
+			q.sent(it.size)
+			if err != nil {
+				return err
+			}
 		}
-		clear(items) // let the sent messages be collected
+		clear(items) // let the sent frames be collected
 		q.mu.Lock()
 		if q.spare == nil && !q.closed {
 			q.spare = items[:0]
@@ -116,47 +95,6 @@ func (q *OutboundQueue) run(send func(*routerv1.RouterFrame) error, maxBatch int
 		q.mu.Unlock()
 	}
 	return nil
-}
-
-func (q *OutboundQueue) sendAll(items []outItem, send func(*routerv1.RouterFrame) error, maxBatch int64) error {
-	var (
-		batch      []*routerv1.Message
-		batchBytes int64
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		// A fresh slice per frame: gRPC may read a sent message lazily
-		// (stats handlers), so it is never reused.
-		err := send(&routerv1.RouterFrame{Frame: &routerv1.RouterFrame_Messages{
-			Messages: &routerv1.Messages{Messages: batch},
-		}})
-		q.sent(batchBytes)
-		batch, batchBytes = nil, 0
-		return err
-	}
-	for _, it := range items {
-		if it.msg == nil {
-			if err := flush(); err != nil {
-				return err
-			}
-			err := send(it.frame)
-			q.sent(it.size)
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		batch = append(batch, it.msg)
-		batchBytes += it.size
-		if batchBytes >= maxBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return flush()
 }
 
 func (q *OutboundQueue) sent(size int64) {
@@ -167,14 +105,7 @@ func (q *OutboundQueue) sent(size int64) {
 	q.mu.Unlock()
 }
 
-// messageSize approximates a message's memory and wire cost; the per-message
-// constant stands for the struct and framing so that floods of tiny
-// messages are bounded too.
-func messageSize(m *routerv1.Message) int64 {
-	return int64(len(m.Subject)+len(m.Reply)+len(m.Header)+len(m.Payload)+len(m.Account)+len(m.OriginNode)) + 64
-}
-
-// interestSize is the same estimate for an interest frame.
+// interestSize approximates an interest frame's memory and wire cost.
 func interestSize(entries []*routerv1.InterestEntry) int64 {
 	var n int64
 	for _, e := range entries {

@@ -1,0 +1,40 @@
+package mesh
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzDecode feeds arbitrary bytes to the frame decoder: it must never
+// panic, never read past a frame, and whatever it accepts must encode back
+// to the same bytes.
+func FuzzDecode(f *testing.F) {
+	for _, s := range samples {
+		f.Add(encode(s))
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	// Unknown flag bits: once accepted and silently dropped.
+	f.Add([]byte{0x0e, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
+	f.Add([]byte{13, 0, 0, 0, 1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m Message
+		for len(data) > 0 {
+			n, err := Decode(data, &m, 1<<20)
+			if err != nil || n == 0 {
+				return
+			}
+			if n > len(data) {
+				t.Fatalf("consumed %d of %d bytes", n, len(data))
+			}
+			var qs []string
+			for _, q := range m.Queues {
+				qs = append(qs, string(q))
+			}
+			again := AppendMessage(nil, m.Account, m.Subject, m.Reply, qs, m.Plain, m.HeaderLen, m.Body)
+			if !bytes.Equal(again, data[:n]) {
+				t.Fatalf("re-encoding differs:\n in  %x\n out %x", data[:n], again)
+			}
+			data = data[n:]
+		}
+	})
+}

@@ -93,7 +93,7 @@ type client struct {
 	// node (mesh.go); such a client has no subscriptions and no reader.
 	peer *peer
 
-	headers     atomic.Bool // opts.Headers, read by publishers
+	headers atomic.Bool // opts.Headers, read by publishers
 	// infoUpdates: send INFO when connect_urls change. Set (for protocol
 	// >= 1) once the first PONG is queued, as nats-server does: an INFO
 	// between CONNECT and that PONG breaks a client's connect handshake.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -28,8 +29,22 @@ type RunInfo struct {
 	SwitchyardIsRef bool // the reference binary stood in for Switchyard
 }
 
-// WriteDoc renders docs/benchmarks.md. The whole file is generated: figures
-// and the command that made them must never drift apart.
+// KeepMarker starts the part of docs/benchmarks.md that make bench keeps
+// as it is: figures measured by other commands (each section names its
+// command), such as failover times from the integration tests.
+const KeepMarker = "<!-- Everything below is kept as it is by make bench. -->"
+
+// KeptSection returns the part of an existing document from KeepMarker on,
+// or nothing.
+func KeptSection(doc []byte) []byte {
+	if i := bytes.Index(doc, []byte(KeepMarker)); i >= 0 {
+		return append([]byte("\n"), doc[i:]...)
+	}
+	return nil
+}
+
+// WriteDoc renders docs/benchmarks.md up to KeepMarker: figures and the
+// command that made them must never drift apart.
 func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# Benchmarks\n\n")

@@ -78,3 +78,13 @@ func TestBenchThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestBenchKeptSection(t *testing.T) {
+	doc := []byte("# Benchmarks\n\ngenerated\n\n" + KeepMarker + "\n\n## Failover\n\nkept\n")
+	if got, want := string(KeptSection(doc)), "\n"+KeepMarker+"\n\n## Failover\n\nkept\n"; got != want {
+		t.Fatalf("kept %q, want %q", got, want)
+	}
+	if got := KeptSection([]byte("# Benchmarks\n\nno marker\n")); got != nil {
+		t.Fatalf("kept %q from a document without the marker", got)
+	}
+}

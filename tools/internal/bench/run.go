@@ -50,7 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
 }
 
 // Validate names the bad flag.
@@ -198,6 +198,9 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	if docPath := cfg.WriteDoc; docPath != "" {
 		var b bytes.Buffer
 		WriteDoc(&b, info, workloads, res)
+		if old, err := os.ReadFile(docPath); err == nil {
+			b.Write(KeptSection(old))
+		}
 		if err := os.WriteFile(docPath, b.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", docPath, err)
 		}

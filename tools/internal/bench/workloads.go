@@ -79,7 +79,7 @@ func DefaultPlan(quick bool) Plan {
 		PubMsgs16: 5_000_000, PubMsgs1K: 1_000_000,
 		PubSubMsgs16: 2_000_000, PubSubMsgs1K: 500_000,
 		XPubSubMsgs16: 2_000_000, XPubSubMsgs1K: 50_000,
-		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000, StuckSubMsgs: 2_000_000,
+		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000, StuckSubMsgs: 4_000_000,
 		Requests:  20_000,
 		IdleConns: 10_000, IdleSettle: 3 * time.Second,
 	}
@@ -161,6 +161,16 @@ func Workloads(p Plan) []Workload {
 			How: fmt.Sprintf("raw TCP clients from the harness each send `CONNECT {\"verbose\":false}` + `PING` and wait for `PONG`; after %s, VmRSS of the server from /proc; per connection = (RSS − RSS before connecting) / %d", p.IdleSettle, p.IdleConns),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.idleConnections(ctx, t, p.IdleConns, p.IdleSettle)
+			},
+		},
+		{
+			Key: "npubsub-16B", Metrics: rate("pub → sub 1:1, 16 B, both on node A of a cluster"),
+			Cluster: true,
+			How:     fmt.Sprintf("as pub → sub 1:1, 16 B (`--msgs %d`), with publisher and subscriber both connected to node A of a two-node cluster: what same-node traffic costs once the node is clustered (Switchyard: attached to a router, with a mesh peer)", p.PubSubMsgs16),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				local := *t
+				local.Sub = t.Pub
+				return h.publishSubscribe(ctx, &local, 1, "16", p.PubSubMsgs16)
 			},
 		},
 		{

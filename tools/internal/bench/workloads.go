@@ -48,13 +48,13 @@ type Harness struct {
 type Plan struct {
 	PubMsgs16, PubMsgs1K       int
 	PubSubMsgs16, PubSubMsgs1K int
-	// Cross-node pub → sub. Across nodes nothing slows the publisher down to
-	// the subscriber's pace (on one server both servers stall a publisher
-	// whose subscriber is behind), so the backlog of a slower subscriber
-	// piles up in its node's buffer; past 64 MiB nats-server cuts it as a
-	// slow consumer, and Switchyard's forwarding queues drop past 64 MiB too.
-	// At 1 KiB the single-node count (500 MiB) overran that on a busy
-	// 2-core machine on both sides, so that row sends what fits in it.
+	// Cross-node pub → sub. nats-server does not slow a publisher down to a
+	// subscriber on another node (on one server it stalls a publisher whose
+	// subscriber is behind), so a slower subscriber's backlog piles up in
+	// its node's buffer and past 64 MiB is cut as a slow consumer. At 1 KiB
+	// the single-node count (500 MiB) overran that on a busy 2-core machine,
+	// so that row sends what fits in it. (Switchyard's mesh paces the
+	// publisher across nodes too.)
 	XPubSubMsgs16, XPubSubMsgs1K int
 	FanoutMsgs, QueueMsgs        int
 	StuckSubMsgs                 int
@@ -184,7 +184,7 @@ func Workloads(p Plan) []Workload {
 		{
 			Key: "xpubsub-1KB", Metrics: rate("cross-node pub → sub 1:1, 1 KiB"),
 			Cluster: true,
-			How:     fmt.Sprintf("as above with `--size 1KB --msgs %d` (about 50 MiB: across nodes nothing paces the publisher to the subscriber, and a backlog past 64 MiB is cut or dropped on either side)", p.XPubSubMsgs1K),
+			How:     fmt.Sprintf("as above with `--size 1KB --msgs %d` (about 50 MiB: nats-server does not pace a publisher to a subscriber on another node and cuts a backlog past 64 MiB)", p.XPubSubMsgs1K),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.publishSubscribe(ctx, t, 1, "1KB", p.XPubSubMsgs1K)
 			},

@@ -48,6 +48,8 @@ type Server struct {
 	Routers          []string      // "routers" (Switchyard's own): router replicas (host:port) to attach to; none: a lone frontdoor
 	MeshListen       string        // "mesh_listen" (Switchyard's own): host:port for other nodes' messages; empty: the client host, a free port
 	MeshAdvertise    string        // "mesh_advertise" (Switchyard's own): host:port the other nodes dial; empty: derived from the listener
+	AuthService      string        // "authsvc" (Switchyard's own): host:port of authsvc, which decides every CONNECT; empty: no authentication
+	Auth             Auth          // "authorization", "no_auth_user": enforced by authsvc
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
 	MaxConnections   int           // "max_connections"/"max_conn"

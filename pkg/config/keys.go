@@ -33,6 +33,9 @@ func (k keySpec) reason() string {
 	if k.hint != "" {
 		return k.hint
 	}
+	if k.owner == Authsvc {
+		return "handled by authsvc, which supports authorization {} and no_auth_user so far (accounts, operators and resolvers are planned)"
+	}
 	if k.owner != Nobody {
 		return "handled by " + string(k.owner) + " (not built yet)"
 	}
@@ -89,11 +92,14 @@ var keys = table(
 	refuse(Streamsvc, "", "jetstream", "store_dir", "storedir", "default_js_domain"),
 
 	// Security.
+	apply("authorization", applyAuthorization),
+	apply("no_auth_user", applyNoAuthUser),
+	apply("authsvc", stringKey(func(s *Server) *string { return &s.AuthService })),
 	refuse(Authsvc, "",
-		"authorization", "accounts", "operator", "operators", "roots", "root", "root_operators", "root_operator",
+		"accounts", "operator", "operators", "roots", "root", "root_operators", "root_operator",
 		"resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
 		"system_account", "system", "no_system_account", "no_system", "no_sys_acc",
-		"no_auth_user", "trusted", "trusted_keys", "default_sentinel"),
+		"trusted", "trusted_keys", "default_sentinel"),
 	refuse(Nobody, "not supported yet (frontdoor TLS/WebSocket are planned); terminate TLS in front of the frontdoor meanwhile",
 		"tls", "allow_non_tls", "ocsp", "ocsp_cache", "websocket", "ws"),
 	refuse(Nobody, "MQTT is not supported: remove the block", "mqtt"),

@@ -102,3 +102,29 @@ func Tokens(s string) []string {
 		s = rest
 	}
 }
+
+// Covers reports whether every subject that sub (a literal or a wildcard
+// pattern) can match is matched by pattern: a permission that allows
+// pattern allows subscribing to sub.
+func Covers(pattern, sub string) bool {
+	for {
+		pt, prest, pmore := cut(pattern)
+		st, srest, smore := cut(sub)
+		switch {
+		case pt == ">":
+			return st != ""
+		case st == ">":
+			return false // sub spans more tokens than one pattern token can
+		case pt == "*":
+			if st == "" {
+				return false
+			}
+		case pt != st: // a literal pattern token covers only itself, not *
+			return false
+		}
+		if !pmore || !smore {
+			return pmore == smore
+		}
+		pattern, sub = prest, srest
+	}
+}

@@ -195,3 +195,25 @@ func BenchmarkCacheHit(b *testing.B) {
 		cache.Match(subj)
 	}
 }
+
+func TestSubjectCovers(t *testing.T) {
+	for _, c := range []struct {
+		pattern, sub string
+		want         bool
+	}{
+		{"foo.>", "foo.bar", true},
+		{"foo.>", "foo.*", true},
+		{"foo.>", "foo.>", true},
+		{"foo.*", "foo.*", true},
+		{"foo.*", "foo.>", false},
+		{"foo.bar", "foo.*", false},
+		{"foo.*", "foo.bar.baz", false},
+		{">", "anything.*.>", true},
+		{"foo", "foo", true},
+		{"foo", "foo.bar", false},
+	} {
+		if got := Covers(c.pattern, c.sub); got != c.want {
+			t.Errorf("Covers(%q, %q) = %v, want %v", c.pattern, c.sub, got, c.want)
+		}
+	}
+}

@@ -232,7 +232,25 @@ func (s *syncBuffer) String() string {
 // until its port accepts connections. Port 0 picks a free port.
 func StartRouter(tb testing.TB, port int, args ...string) *Process {
 	tb.Helper()
-	bin := Binary(tb, "router")
+	return startService(tb, "router", port, args...)
+}
+
+// StartAuthsvc starts authsvc on 127.0.0.1 with monitoring, reading the
+// nats-server format configuration file conf ("" for none), and waits
+// until it accepts connections.
+func StartAuthsvc(tb testing.TB, conf string, args ...string) *Process {
+	tb.Helper()
+	if conf != "" {
+		args = append([]string{"-c", conf}, args...)
+	}
+	return startService(tb, "authsvc", 0, args...)
+}
+
+// startService starts a gRPC service binary (-a -p -m flags) and waits
+// until its port accepts connections.
+func startService(tb testing.TB, name string, port int, args ...string) *Process {
+	tb.Helper()
+	bin := Binary(tb, name)
 	if port == 0 {
 		port = FreePort(tb)
 	}
@@ -244,7 +262,7 @@ func StartRouter(tb testing.TB, port int, args ...string) *Process {
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			tb.Fatalf("testkit: router exited before it was ready:\n%s", p.Log())
+			tb.Fatalf("testkit: %s exited before it was ready:\n%s", name, p.Log())
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
@@ -253,6 +271,6 @@ func StartRouter(tb testing.TB, port int, args ...string) *Process {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tb.Fatalf("testkit: router %s not ready:\n%s", p.Addr(), p.Log())
+	tb.Fatalf("testkit: %s %s not ready:\n%s", name, p.Addr(), p.Log())
 	return nil
 }

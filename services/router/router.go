@@ -1,7 +1,7 @@
 // Package router is the embeddable router service: it holds the suite-wide
-// subject-interest graph fed by every attached node and relays messages
-// between nodes (the hub shape: every cross-node message passes through a
-// router).
+// subject-interest graph fed by every attached node, and tells every node
+// the others' interest and where they take mesh connections (messages then
+// go node to node; see docs/architecture.md).
 //
 //	r, err := router.New(cfg, log)
 //	err = r.Start()
@@ -12,12 +12,9 @@ package router
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
 	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
 	"github.com/switchyard-io/switchyard/services/router/internal/hub"
 )
@@ -61,15 +59,7 @@ func DefaultConfig() Config {
 // RegisterFlags binds the flags to c, with c's current values as defaults
 // (so defaults and environment come first, flags last).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	for _, n := range []string{"a", "addr"} {
-		fs.StringVar(&c.Host, n, c.Host, "Network host to listen on for nodes")
-	}
-	for _, n := range []string{"p", "port"} {
-		fs.IntVar(&c.Port, n, c.Port, "Port for nodes (0 or -1: any free port)")
-	}
-	for _, n := range []string{"m", "http_port"} {
-		fs.IntVar(&c.HTTPPort, n, c.HTTPPort, "HTTP port for monitoring (0: off, -1: any free port)")
-	}
+	service.RegisterFlags(fs, &c.Host, &c.Port, &c.HTTPPort, "nodes")
 	for _, n := range []string{"n", "name"} {
 		fs.StringVar(&c.Name, n, c.Name, "Router name, for operators")
 	}
@@ -126,12 +116,8 @@ type Router struct {
 	hub  *hub.Hub
 	grpc *grpc.Server
 
-	mu      sync.Mutex
-	ln      net.Listener
-	httpLn  net.Listener
-	httpSrv *http.Server
-	ready   chan struct{}
-	served  sync.WaitGroup
+	ports service.Listeners
+	ready chan struct{}
 
 	stopOnce sync.Once
 }
@@ -173,42 +159,11 @@ func (r *Router) ID() string { return r.id }
 // Start opens the node port and, when http_port is set, monitoring.
 func (r *Router) Start() error {
 	r.log.Infof("Starting Switchyard router, id %s, name %q", r.id, r.cfg.Name)
-	addr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(max(r.cfg.Port, 0)))
-	ln, err := net.Listen("tcp", addr)
+	err := r.ports.Start(service.Options{Host: r.cfg.Host, Port: r.cfg.Port, HTTPPort: r.cfg.HTTPPort,
+		Peers: "nodes", Monitor: r.hub.Handler(r.cfg.Name), Serve: r.grpc.Serve, Log: r.log})
 	if err != nil {
-		return fmt.Errorf("listening for nodes on %s: %w (port)", addr, err)
+		return err
 	}
-	if r.cfg.HTTPPort != 0 {
-		maddr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(max(r.cfg.HTTPPort, 0)))
-		hln, err := net.Listen("tcp", maddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listening for monitoring on %s: %w (http_port)", maddr, err)
-		}
-		srv := &http.Server{Handler: r.hub.Handler(r.cfg.Name), ReadHeaderTimeout: 5 * time.Second}
-		r.mu.Lock()
-		r.httpLn, r.httpSrv = hln, srv
-		r.mu.Unlock()
-		r.log.Infof("Starting http monitor on %s", logAddr(r.cfg.Host, hln.Addr()))
-		r.served.Add(1)
-		go func() {
-			defer r.served.Done()
-			if err := srv.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				r.log.Errorf("Monitoring server stopped: %v", err)
-			}
-		}()
-	}
-	r.mu.Lock()
-	r.ln = ln
-	r.mu.Unlock()
-	r.log.Infof("Listening for nodes on %s", logAddr(r.cfg.Host, ln.Addr()))
-	r.served.Add(1)
-	go func() {
-		defer r.served.Done()
-		if err := r.grpc.Serve(ln); err != nil {
-			r.log.Errorf("Node listener stopped: %v", err)
-		}
-	}()
 	r.log.Infof("Router is ready")
 	close(r.ready)
 	return nil
@@ -236,36 +191,17 @@ func (r *Router) Stop() {
 			r.grpc.Stop()
 			<-done
 		}
-		r.mu.Lock()
-		srv := r.httpSrv
-		r.mu.Unlock()
-		if srv != nil {
-			srv.Close()
-		}
-		r.served.Wait()
+		r.ports.CloseMonitor()
+		r.ports.Wait()
 		r.hub.Wait()
 	})
 }
 
 // Addr is the node listener's address (nil before Start).
-func (r *Router) Addr() net.Addr {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ln == nil {
-		return nil
-	}
-	return r.ln.Addr()
-}
+func (r *Router) Addr() net.Addr { return r.ports.Addr() }
 
 // MonitorAddr is the monitoring listener's address, nil when off.
-func (r *Router) MonitorAddr() net.Addr {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.httpLn == nil {
-		return nil
-	}
-	return r.httpLn.Addr()
-}
+func (r *Router) MonitorAddr() net.Addr { return r.ports.MonitorAddr() }
 
 // NodeInfo describes one attached node.
 type NodeInfo = hub.NodeInfo
@@ -278,15 +214,6 @@ func (r *Router) Nodes() []NodeInfo { return r.hub.Nodes() }
 
 // Interest is the interest graph's size per account (as /interestz does).
 func (r *Router) Interest() []AccountStats { return r.hub.Interest() }
-
-// logAddr shows the configured host with the bound port, as nats-server
-// does ("0.0.0.0:7422" rather than Go's "[::]:7422").
-func logAddr(host string, a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return net.JoinHostPort(host, strconv.Itoa(ta.Port))
-	}
-	return a.String()
-}
 
 // newID returns a random upper-case id, as nats-server's ids look.
 func newID() string {

@@ -56,6 +56,7 @@ var envKeys = []struct{ env, flag string }{
 	{"SWITCHYARD_ROUTERS", "routers"},
 	{"SWITCHYARD_MESH_LISTEN", "mesh_listen"},
 	{"SWITCHYARD_MESH_ADVERTISE", "mesh_advertise"},
+	{"SWITCHYARD_AUTHSVC", "authsvc"},
 }
 
 // Parse reads args and the environment (through getenv).
@@ -66,6 +67,7 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	var (
 		host, name, advertise, logFile string
 		routers, meshListen, meshAdv   string
+		authsvc                        string
 		port, httpPort                 int
 		debug, trace, dv, logtime      bool
 		noAdvertise                    bool
@@ -94,6 +96,7 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	str(&routers, "router replicas to attach to, comma-separated host:port", "routers")
 	str(&meshListen, "host:port for messages from other nodes (default: client host, free port)", "mesh_listen")
 	str(&meshAdv, "host:port other nodes dial for mesh messages", "mesh_advertise")
+	str(&authsvc, "authsvc host:port, which decides every CONNECT (default: no authentication)", "authsvc")
 	boolean(&noAdvertise, "do not advertise this frontdoor to clients", "no_advertise")
 	str(&logFile, "log file", "l", "log", "log_file")
 	boolean(&debug, "debug logging", "D", "debug")
@@ -149,6 +152,9 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 		if any("client_advertise") {
 			cfg.ClientAdvertise = advertise
 		}
+		if any("authsvc") {
+			cfg.AuthService = authsvc
+		}
 		if any("mesh_listen") {
 			cfg.MeshListen = meshListen
 		}
@@ -195,6 +201,8 @@ func applyEnv(cfg *config.Server, key, v string) error {
 		cfg.LogFile = v
 	case "routers":
 		cfg.Routers = splitList(v)
+	case "authsvc":
+		cfg.AuthService = v
 	case "mesh_listen":
 		cfg.MeshListen = v
 	case "mesh_advertise":

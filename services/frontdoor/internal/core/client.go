@@ -89,6 +89,16 @@ type client struct {
 	out outbound
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
 
+	// Authentication (auth.go): authPending until authsvc accepts CONNECT;
+	// perms then holds what the client may do (nil: everything).
+	authPending  bool
+	authRequired bool        // set at accept, read by timers
+	authDone     atomic.Bool // set before authTimer is stopped, so a late timer does nothing
+	authTimer    *time.Timer
+	nonce        string
+	perms        *perms
+	identity     string // user name or nkey authsvc named; never a secret
+
 	// peer is set on the sending side of a mesh connection to another
 	// node (mesh.go); such a client has no subscriptions and no reader.
 	peer *peer
@@ -225,6 +235,8 @@ func (c *client) protocolError(err error) {
 		c.closeConnection("Protocol Violation", true)
 	case errNoRespondersNoHeaders:
 		c.sendErrAndClose("no responders requires headers support", "No Responders Requires Headers")
+	case errAuthViolation:
+		c.sendErrAndClose("Authorization Violation", "Authentication Failure")
 	default:
 		c.srv.log.Debugf("%s - closing: %v", c, err)
 		c.closeConnection("Protocol Violation", true)
@@ -234,6 +246,7 @@ func (c *client) protocolError(err error) {
 var (
 	errCloseQuietly          = errors.New("close")
 	errNoRespondersNoHeaders = errors.New("no responders requires headers")
+	errAuthViolation         = errors.New("authorization violation")
 )
 
 func (c *client) String() string {
@@ -397,6 +410,9 @@ func (c *client) closeConnection(reason string, flush bool) {
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
 
 	o := &c.out
 	o.mu.Lock()
@@ -445,6 +461,11 @@ func (c *client) Connect(arg []byte) error {
 	if opts.NoResponders && !opts.Headers {
 		return errNoRespondersNoHeaders
 	}
+	if c.authPending {
+		if err := c.authenticate(&opts); err != nil {
+			return err
+		}
+	}
 	c.opts = opts
 	c.connectd = true
 	c.parser.Headers = opts.Headers
@@ -460,6 +481,9 @@ func (c *client) Connect(arg []byte) error {
 }
 
 func (c *client) Ping() error {
+	if c.authPending {
+		return errAuthViolation
+	}
 	c.queueSelf(pongBytes)
 	if c.opts.Protocol >= 1 && c.connectd && !c.sentPong {
 		// nats-server follows the first PONG with an INFO that confirms
@@ -475,6 +499,9 @@ func (c *client) Ping() error {
 }
 
 func (c *client) Pong() error {
+	if c.authPending {
+		return errAuthViolation
+	}
 	c.pingsOut.Store(0)
 	c.mu.Lock()
 	if !c.pingSent.IsZero() {
@@ -491,8 +518,15 @@ func (c *client) Err(arg []byte) error {
 }
 
 func (c *client) Sub(subj, queue, sid []byte) error {
+	if c.authPending {
+		return errAuthViolation
+	}
 	if !subject.ValidSubscribe(subj) || (queue != nil && !validQueue(queue)) {
 		c.sendErr("Invalid Subject")
+		return nil
+	}
+	if c.perms != nil && !c.perms.canSubscribe(string(subj)) {
+		c.subscribeViolation(subj, queue)
 		return nil
 	}
 	cfg := c.srv.Config()
@@ -529,6 +563,9 @@ func validQueue(q []byte) bool {
 }
 
 func (c *client) Unsub(sid []byte, max int64) error {
+	if c.authPending {
+		return errAuthViolation
+	}
 	c.mu.Lock()
 	sub := c.subs[string(sid)]
 	c.mu.Unlock()

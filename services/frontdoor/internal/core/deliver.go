@@ -8,8 +8,15 @@ import (
 
 // Pub is the hot path: PUB / HPUB from this client.
 func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
+	if c.authPending {
+		return errAuthViolation
+	}
 	c.inMsgs++
 	c.inBytes += int64(len(msg))
+	if c.perms != nil && !c.perms.canPublish(subj) {
+		c.publishViolation(subj)
+		return nil
+	}
 	if c.opts.Pedantic && !subject.ValidPublish(subj) {
 		// nats-server reports it and still processes the message.
 		c.sendErr("Invalid Publish Subject")
@@ -85,6 +92,12 @@ func (c *client) deliverQueue(members []*subscription, subj, reply []byte, heade
 // deliver queues one message to one subscription.
 func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, msg []byte) bool {
 	dst := sub.client
+	if p := dst.perms; p != nil && (p.subDeny != nil || p.resp != nil) {
+		if p.deniedDelivery(subj) {
+			return false // a wildcard subscription overlapping a deny rule
+		}
+		p.noteRequest(reply)
+	}
 	if max := sub.max.Load(); max > 0 {
 		n := sub.delivered.Add(1)
 		if n > max {

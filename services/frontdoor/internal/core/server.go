@@ -60,7 +60,8 @@ type Server struct {
 	slowConsumers    atomic.Int64
 	staleConnections atomic.Int64
 	totals           totals
-	routing          *routing // nil without routers
+	routing          *routing  // nil without routers
+	auth             *authLink // nil without authsvc: no authentication
 }
 
 // totals keeps the traffic of closed connections so /varz counts all time.
@@ -95,6 +96,14 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 	}
 	if len(cfg.Routers) > 0 {
 		s.routing = newRouting(s, cfg.Routers)
+	}
+	if cfg.AuthService != "" {
+		if s.auth, err = newAuthLink(s, cfg.AuthService); err != nil {
+			return nil, fmt.Errorf("authsvc %s: %w", cfg.AuthService, err)
+		}
+	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" {
+		// Never serve open by mistake when the file asks for authorization.
+		return nil, fmt.Errorf("authorization {} and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
 	}
 	return s, nil
 }
@@ -139,6 +148,11 @@ func (s *Server) Start() error {
 			l.Close()
 			return err
 		}
+	}
+	if s.auth != nil {
+		// The first clients' INFO must already say whether to
+		// authenticate: wait briefly for authsvc's policy.
+		s.auth.start(2 * time.Second)
 	}
 	s.mu.Lock()
 	s.listener = l
@@ -194,6 +208,20 @@ func (s *Server) accept(conn net.Conn) {
 	c := newClient(s, conn, s.nextCID.Add(1))
 	info := s.baseInfo()
 	info.ClientID, info.ClientIP = c.id, c.host
+	if s.auth != nil {
+		if auth, nonce := s.auth.required(); auth {
+			info.AuthRequired, c.authPending, c.authRequired = true, true, true
+			if nonce {
+				c.nonce = newNonce()
+				info.Nonce = c.nonce
+			}
+			c.authTimer = time.AfterFunc(s.auth.timeout(), func() {
+				if !c.authDone.Load() {
+					c.sendErrAndClose("Authentication Timeout", "Authentication Timeout")
+				}
+			})
+		}
+	}
 	c.out.appendRaw(infoLine(&info))
 
 	s.mu.Lock()
@@ -229,6 +257,12 @@ func (c *client) pingTimerFired() {
 		return
 	}
 	cfg := c.srv.Config()
+	if c.authRequired && !c.authDone.Load() {
+		// Not authenticated yet: the auth timeout deals with silence, and
+		// nats-server sends nothing before CONNECT either.
+		c.pingTimer.Reset(cfg.PingInterval)
+		return
+	}
 	if int(c.pingsOut.Load())+1 > cfg.MaxPingsOut {
 		c.srv.log.Debugf("%s - stale connection: %d pings unanswered, closing", c, c.pingsOut.Load())
 		c.srv.staleConnections.Add(1)
@@ -307,6 +341,9 @@ func (s *Server) Shutdown() {
 	s.wg.Wait()
 	if s.routing != nil {
 		s.routing.stop()
+	}
+	if s.auth != nil {
+		s.auth.stop()
 	}
 	s.log.Infof("Server Exiting..")
 }

@@ -1,0 +1,200 @@
+// Package authsvc is the embeddable auth service: it reads the
+// authorization {} block of a nats-server configuration file and answers
+// frontdoors' questions over gRPC (proto/switchyard/auth/v1): must clients
+// authenticate, and who is this CONNECT and what may it do. It is asked once
+// per CONNECT, never per message.
+//
+//	a, err := authsvc.New(cfg, log)
+//	err = a.Start()
+//	<-a.Ready()
+//	defer a.Stop()
+package authsvc
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
+	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
+	"github.com/switchyard-io/switchyard/services/authsvc/internal/policy"
+)
+
+// DefaultPort is where frontdoors reach authsvc unless told otherwise.
+const DefaultPort = 7522
+
+// Config is authsvc's configuration.
+type Config struct {
+	Host string
+	// Port for frontdoors; 0 or -1 picks a free port.
+	Port int
+	// HTTPPort serves monitoring; 0 is off, -1 picks a free port.
+	HTTPPort int
+	// ConfigFile is a nats-server format file; its authorization {} and
+	// no_auth_user apply. Empty: no authentication (every CONNECT is
+	// accepted).
+	ConfigFile string
+	Debug      bool
+}
+
+// DefaultConfig is the configuration with nothing set.
+func DefaultConfig() Config {
+	return Config{Host: "0.0.0.0", Port: DefaultPort}
+}
+
+// RegisterFlags binds the flags to c, with c's current values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	service.RegisterFlags(fs, &c.Host, &c.Port, &c.HTTPPort, "frontdoors")
+	for _, n := range []string{"c", "config"} {
+		fs.StringVar(&c.ConfigFile, n, c.ConfigFile, "Configuration file (nats-server format): authorization {} and no_auth_user apply")
+	}
+	for _, n := range []string{"D", "debug"} {
+		fs.BoolVar(&c.Debug, n, c.Debug, "Enable debug logging")
+	}
+}
+
+// Validate names the first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Port < -1 || c.Port > 65535:
+		return fmt.Errorf("port %d: want 1-65535, or 0 / -1 for any free port", c.Port)
+	case c.HTTPPort < -1 || c.HTTPPort > 65535:
+		return fmt.Errorf("http_port %d: want 1-65535, 0 for off or -1 for any free port", c.HTTPPort)
+	}
+	return nil
+}
+
+// Service is a running (or ready to run) authsvc.
+type Service struct {
+	authv1.UnimplementedAuthServer
+
+	cfg    Config
+	log    *logging.Logger
+	policy atomic.Pointer[policy.Policy]
+	grpc   *grpc.Server
+
+	accepted, refused atomic.Int64
+
+	ports service.Listeners
+	ready chan struct{}
+	stop  sync.Once
+}
+
+// New validates cfg and loads the configuration file.
+func New(cfg Config, log *logging.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: log, ready: make(chan struct{})}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	s.grpc = grpc.NewServer()
+	authv1.RegisterAuthServer(s.grpc, s)
+	return s, nil
+}
+
+// Reload re-reads the configuration file; on error the policy in force
+// stays.
+func (s *Service) Reload() error {
+	var a config.Auth
+	if s.cfg.ConfigFile != "" {
+		c, err := config.Load(s.cfg.ConfigFile)
+		if err != nil {
+			return err
+		}
+		a = c.Auth
+	}
+	p, err := policy.New(a)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", s.cfg.ConfigFile, err)
+	}
+	s.policy.Store(p)
+	info := p.Info()
+	s.log.Infof("Authorization: required %v, nkey nonce %v, revision %s", info.AuthRequired, info.NonceRequired, info.Revision)
+	return nil
+}
+
+// Policy answers frontdoors' start-up question.
+func (s *Service) Policy(context.Context, *authv1.PolicyRequest) (*authv1.PolicyResponse, error) {
+	return s.policy.Load().Info(), nil
+}
+
+// Authenticate decides one CONNECT and logs refusals (never secrets).
+func (s *Service) Authenticate(_ context.Context, req *authv1.AuthenticateRequest) (*authv1.AuthenticateResponse, error) {
+	resp := s.policy.Load().Authenticate(req)
+	c := req.GetClient()
+	if resp.Ok {
+		s.accepted.Add(1)
+		s.log.Debugf("Node %s cid:%d (%s:%d): authenticated as %q", req.NodeId, c.GetCid(), c.GetHost(), c.GetPort(), resp.Identity)
+	} else {
+		s.refused.Add(1)
+		s.log.Warnf("Node %s cid:%d (%s:%d, name %q): authorization refused: %s", req.NodeId, c.GetCid(), c.GetHost(), c.GetPort(), c.GetName(), resp.Reason)
+	}
+	return resp, nil
+}
+
+// Start listens for frontdoors (and monitoring) in the background.
+func (s *Service) Start() error {
+	s.log.Infof("Starting Switchyard authsvc")
+	err := s.ports.Start(service.Options{Host: s.cfg.Host, Port: s.cfg.Port, HTTPPort: s.cfg.HTTPPort,
+		Peers: "frontdoors", Monitor: s.handler(), Serve: s.grpc.Serve, Log: s.log})
+	if err != nil {
+		return err
+	}
+	s.log.Infof("authsvc is ready")
+	close(s.ready)
+	return nil
+}
+
+// handler serves /healthz and /authz (policy summary and counters; never
+// a secret).
+func (s *Service) handler() http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/authz", func(w http.ResponseWriter, _ *http.Request) {
+		info := s.policy.Load().Info()
+		writeJSON(w, map[string]any{
+			"auth_required": info.AuthRequired, "nonce_required": info.NonceRequired,
+			"auth_timeout": time.Duration(info.AuthTimeoutNanos).Seconds(), "revision": info.Revision,
+			"connects_accepted": s.accepted.Load(), "connects_refused": s.refused.Load(),
+		})
+	})
+	return mux
+}
+
+// Ready is closed once frontdoors can connect.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Stop closes the listeners and waits for everything started here.
+func (s *Service) Stop() {
+	s.stop.Do(func() {
+		s.grpc.Stop()
+		s.ports.CloseMonitor()
+		s.ports.Wait()
+	})
+}
+
+// Addr is the listener's address (nil before Start).
+func (s *Service) Addr() net.Addr { return s.ports.Addr() }
+
+// MonitorAddr is the monitoring listener's address, nil when off.
+func (s *Service) MonitorAddr() net.Addr { return s.ports.MonitorAddr() }

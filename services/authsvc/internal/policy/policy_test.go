@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
+	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
+)
+
+func mustPolicy(t *testing.T, conf string) *Policy {
+	t.Helper()
+	c, err := config.Parse(conf)
+	require.NoError(t, err)
+	p, err := New(c.Auth)
+	require.NoError(t, err)
+	return p
+}
+
+func auth(p *Policy, nonce string, c *authv1.Credentials) *authv1.AuthenticateResponse {
+	return p.Authenticate(&authv1.AuthenticateRequest{Nonce: nonce, Credentials: c})
+}
+
+func TestPolicyOpenWithoutAuthorization(t *testing.T) {
+	p := mustPolicy(t, "")
+	require.False(t, p.Info().AuthRequired)
+	require.True(t, auth(p, "", nil).Ok)
+}
+
+func TestPolicyUsersAndPermissions(t *testing.T) {
+	p := mustPolicy(t, `
+		authorization {
+			timeout: 1.5
+			default_permissions: { publish: "pub.>" }
+			users = [
+				{ user: a, password: pa }
+				{ user: b, password: pb, permissions: { subscribe: { allow: ["x.>"], deny: ["x.y"] }, allow_responses: { max: 3, expires: "1s" } } }
+			]
+		}
+		no_auth_user: a
+	`)
+	info := p.Info()
+	require.True(t, info.AuthRequired)
+	require.False(t, info.NonceRequired)
+	require.Equal(t, int64(1500*time.Millisecond), info.AuthTimeoutNanos)
+
+	r := auth(p, "", &authv1.Credentials{User: "a", Pass: "pa"})
+	require.True(t, r.Ok)
+	require.Equal(t, "a", r.Identity)
+	require.Equal(t, []string{"pub.>"}, r.Permissions.Publish.Allow, "default permissions")
+
+	r = auth(p, "", &authv1.Credentials{User: "b", Pass: "pb"})
+	require.Equal(t, []string{"x.y"}, r.Permissions.Subscribe.Deny)
+	require.Nil(t, r.Permissions.Publish, "own permissions replace the defaults")
+	require.Equal(t, int32(3), r.Permissions.Response.MaxMsgs)
+
+	r = auth(p, "", &authv1.Credentials{User: "b", Pass: "pa"})
+	require.False(t, r.Ok)
+	require.Equal(t, `wrong password for user "b"`, r.Reason)
+	require.NotContains(t, r.Reason, "pa\"", "no secret in the reason")
+
+	r = auth(p, "", nil)
+	require.True(t, r.Ok, "no credentials: no_auth_user")
+	require.Equal(t, "a", r.Identity)
+	require.False(t, auth(p, "", &authv1.Credentials{AuthToken: "x"}).Ok, "credentials given: no fallback to no_auth_user")
+}
+
+func TestPolicyNoAuthUserMustExist(t *testing.T) {
+	c, err := config.Parse("authorization { users = [ { user: a, password: b } ] }\nno_auth_user: ghost\n")
+	require.NoError(t, err)
+	_, err = New(c.Auth)
+	require.ErrorContains(t, err, `no_auth_user "ghost"`)
+}
+
+func TestPolicyNkeyNonce(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	require.NoError(t, err)
+	pub, _ := kp.PublicKey()
+	p := mustPolicy(t, `authorization { users = [ { nkey: "`+pub+`" } ] }`)
+	require.True(t, p.Info().NonceRequired)
+	sig, err := kp.Sign([]byte("nonce-1"))
+	require.NoError(t, err)
+	good := base64.RawURLEncoding.EncodeToString(sig)
+	require.True(t, auth(p, "nonce-1", &authv1.Credentials{Nkey: pub, Sig: good}).Ok)
+	require.True(t, auth(p, "nonce-1", &authv1.Credentials{Nkey: pub, Sig: base64.StdEncoding.EncodeToString(sig)}).Ok)
+	require.False(t, auth(p, "nonce-2", &authv1.Credentials{Nkey: pub, Sig: good}).Ok, "a signature of another nonce")
+	require.False(t, auth(p, "", &authv1.Credentials{Nkey: pub, Sig: good}).Ok, "no nonce sent")
+	require.False(t, auth(p, "nonce-1", &authv1.Credentials{Nkey: pub, Sig: "!!!"}).Ok)
+	require.False(t, auth(p, "nonce-1", &authv1.Credentials{Jwt: "eyJ..."}).Ok, "JWTs need an operator")
+}
+
+func TestPolicyBadConfigRefused(t *testing.T) {
+	for conf, want := range map[string]string{
+		`authorization { token: t, users = [ { user: a, password: b } ] }`:            "has a token and users",
+		`authorization { users = [ { nkey: "UBAD" } ] }`:                              "is not a public user nkey",
+		`authorization { users = [ { password: x } ] }`:                               "has neither user nor nkey",
+		`authorization { users = [ { user: a, permissions: { publish: "a..b" } } ] }`: "is not a valid subject",
+		`authorization { bogus: 1 }`:                                                  "is not supported in authorization",
+	} {
+		_, err := config.Parse(conf)
+		require.ErrorContains(t, err, want, conf)
+	}
+}

@@ -1,0 +1,345 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
+	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
+)
+
+// authLink is the frontdoor's connection to authsvc (the "authsvc" key).
+// authsvc decides every CONNECT; the frontdoor enforces the answer. Until
+// authsvc has answered once, the frontdoor fails closed: it asks clients
+// to authenticate and refuses them while authsvc cannot be reached.
+type authLink struct {
+	srv    *Server
+	addr   string
+	conn   *grpc.ClientConn
+	client authv1.AuthClient
+	policy atomic.Pointer[authv1.PolicyResponse]
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// authPolicyInterval is how often the frontdoor asks authsvc whether its
+// policy (auth required, nonce, timeout) changed.
+const authPolicyInterval = 10 * time.Second
+
+// authCallTimeout bounds one CONNECT's wait for authsvc.
+const authCallTimeout = 5 * time.Second
+
+// defaultAuthTimeout is nats-server's time to authenticate.
+const defaultAuthTimeout = 2 * time.Second
+
+func newAuthLink(s *Server, addr string) (*authLink, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &authLink{srv: s, addr: addr, conn: conn, client: authv1.NewAuthClient(conn)}, nil
+}
+
+// start polls authsvc's policy in the background; it returns after the
+// first answer, or after wait.
+func (a *authLink) start(wait time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	first := make(chan struct{})
+	var once sync.Once
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer once.Do(func() { close(first) })
+		reachable := true
+		for {
+			cctx, done := context.WithTimeout(ctx, authCallTimeout)
+			p, err := a.client.Policy(cctx, &authv1.PolicyRequest{NodeId: a.srv.id})
+			done()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				if reachable {
+					a.srv.log.Errorf("authsvc %s: %v; clients are asked to authenticate and refused until it answers", a.addr, err)
+				}
+				reachable = false
+			default:
+				if old := a.policy.Swap(p); old == nil || old.Revision != p.Revision || !reachable {
+					a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
+						a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
+				}
+				reachable = true
+			}
+			once.Do(func() { close(first) })
+			next := authPolicyInterval
+			if !reachable {
+				next = time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(next):
+			}
+		}
+	}()
+	select {
+	case <-first:
+	case <-time.After(wait):
+	}
+}
+
+func (a *authLink) stop() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	a.conn.Close()
+}
+
+// required reports whether INFO must ask for authentication, and whether
+// with a nonce; unknown (authsvc not reached yet) means both.
+func (a *authLink) required() (auth, nonce bool) {
+	p := a.policy.Load()
+	if p == nil {
+		return true, true
+	}
+	return p.AuthRequired, p.NonceRequired
+}
+
+func (a *authLink) timeout() time.Duration {
+	if p := a.policy.Load(); p != nil && p.AuthTimeoutNanos > 0 {
+		return time.Duration(p.AuthTimeoutNanos)
+	}
+	return defaultAuthTimeout
+}
+
+// newNonce returns the nonce an NKey client signs, as nats-server makes
+// them: 11 random bytes, base64url.
+func newNonce() string {
+	var b [11]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// authenticate asks authsvc about this client's CONNECT.
+func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.AuthenticateResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), authCallTimeout)
+	defer cancel()
+	return a.client.Authenticate(ctx, &authv1.AuthenticateRequest{
+		NodeId: a.srv.id,
+		Client: &authv1.ClientInfo{Cid: c.id, Host: c.host, Port: int32(c.port),
+			Name: opts.Name, Lang: opts.Lang, Version: opts.Version},
+		Nonce: c.nonce,
+		Credentials: &authv1.Credentials{User: opts.User, Pass: opts.Pass, AuthToken: opts.AuthToken,
+			Nkey: opts.Nkey, Sig: opts.Sig, Jwt: opts.JWT},
+	})
+}
+
+// perms is one client's permissions, compiled from authsvc's answer. nil
+// on a client means everything is allowed.
+type perms struct {
+	pubAllow, pubDeny []string // nil allow: all
+	subAllow, subDeny []string
+	pubLimited        bool // some publish rule exists
+	subLimited        bool
+	resp              *authv1.ResponsePermission
+
+	// Reader-owned cache of publish decisions (nats-server keeps one too).
+	pubCache map[string]bool
+
+	mu      sync.Mutex           // guards replies
+	replies map[string]*respPerm // allow_responses: reply subjects this client may answer
+}
+
+type respPerm struct {
+	left    int32
+	expires time.Time // zero: never
+}
+
+// maxPubCache bounds the per-client publish decision cache.
+const maxPubCache = 256
+
+func compilePerms(p *authv1.Permissions) *perms {
+	if p == nil || (p.Publish == nil && p.Subscribe == nil && p.Response == nil) {
+		return nil
+	}
+	out := &perms{resp: p.Response}
+	if p.Publish != nil {
+		out.pubAllow, out.pubDeny = p.Publish.Allow, p.Publish.Deny
+		out.pubLimited = len(out.pubAllow) > 0 || len(out.pubDeny) > 0
+	}
+	if p.Subscribe != nil {
+		out.subAllow, out.subDeny = p.Subscribe.Allow, p.Subscribe.Deny
+		out.subLimited = len(out.subAllow) > 0 || len(out.subDeny) > 0
+	}
+	if out.resp != nil {
+		out.replies = map[string]*respPerm{}
+	}
+	return out
+}
+
+func matchesAny(patterns []string, subj string) bool {
+	for _, p := range patterns {
+		if subject.Matches(p, subj) {
+			return true
+		}
+	}
+	return false
+}
+
+// canPublish applies publish allow / deny, then allow_responses.
+func (p *perms) canPublish(subj []byte) bool {
+	if !p.pubLimited {
+		return true
+	}
+	ok, cached := p.pubCache[string(subj)]
+	if !cached {
+		s := string(subj)
+		ok = (len(p.pubAllow) == 0 || matchesAny(p.pubAllow, s)) && !matchesAny(p.pubDeny, s)
+		if p.pubCache == nil || len(p.pubCache) >= maxPubCache {
+			p.pubCache = make(map[string]bool)
+		}
+		p.pubCache[s] = ok
+	}
+	return ok || p.useReply(subj)
+}
+
+// canSubscribe follows nats-server: the subject (a wildcard one must be
+// covered by an allowed pattern) must be allowed and not denied. A wildcard
+// subscription overlapping a deny rule is allowed, and the denied subjects
+// are filtered out on delivery (deniedDelivery).
+func (p *perms) canSubscribe(subj string) bool {
+	if !p.subLimited {
+		return true
+	}
+	if len(p.subAllow) > 0 {
+		allowed := false
+		for _, a := range p.subAllow {
+			if subject.Covers(a, subj) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return false
+		}
+	}
+	for _, d := range p.subDeny {
+		if subject.Covers(d, subj) {
+			return false
+		}
+	}
+	return true
+}
+
+// deniedDelivery reports whether a message on subj must not reach a
+// subscription of this client (a wildcard one overlapping a deny rule).
+func (p *perms) deniedDelivery(subj []byte) bool {
+	return len(p.subDeny) > 0 && matchesAny(p.subDeny, string(subj))
+}
+
+// noteRequest records that this client received a request it may answer
+// (allow_responses).
+func (p *perms) noteRequest(reply []byte) {
+	if p.resp == nil || len(reply) == 0 {
+		return
+	}
+	rp := &respPerm{left: max(p.resp.MaxMsgs, 1)}
+	if p.resp.ExpiresNanos > 0 {
+		rp.expires = time.Now().Add(time.Duration(p.resp.ExpiresNanos))
+	}
+	p.mu.Lock()
+	if len(p.replies) >= maxReplyPerms {
+		p.pruneReplies()
+	}
+	p.replies[string(reply)] = rp
+	p.mu.Unlock()
+}
+
+// maxReplyPerms bounds the reply subjects remembered per client.
+const maxReplyPerms = 10_000
+
+// pruneReplies drops expired entries, or everything when none expired.
+// Caller holds mu.
+func (p *perms) pruneReplies() {
+	now := time.Now()
+	for k, rp := range p.replies {
+		if !rp.expires.IsZero() && now.After(rp.expires) {
+			delete(p.replies, k)
+		}
+	}
+	if len(p.replies) >= maxReplyPerms {
+		clear(p.replies)
+	}
+}
+
+// useReply spends one allowed response to subj.
+func (p *perms) useReply(subj []byte) bool {
+	if p.resp == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rp := p.replies[string(subj)]
+	if rp == nil {
+		return false
+	}
+	if !rp.expires.IsZero() && time.Now().After(rp.expires) {
+		delete(p.replies, string(subj))
+		return false
+	}
+	if rp.left--; rp.left <= 0 {
+		delete(p.replies, string(subj))
+	}
+	return true
+}
+
+// authenticate settles a pending CONNECT with authsvc: on success the client
+// gets its permissions; otherwise the CONNECT fails with nats-server's
+// "Authorization Violation".
+func (c *client) authenticate(opts *connectOpts) error {
+	resp, err := c.srv.auth.authenticate(c, opts)
+	if err != nil {
+		c.srv.log.Errorf("%s - authorization violation: authsvc %s did not answer (%v); the client is refused until it does",
+			c, c.srv.auth.addr, err)
+		return errAuthViolation
+	}
+	if !resp.Ok {
+		c.srv.log.Warnf("%s - authorization violation: %s", c, resp.Reason)
+		return errAuthViolation
+	}
+	c.authDone.Store(true)
+	c.authTimer.Stop()
+	c.authPending = false
+	c.perms = compilePerms(resp.Permissions)
+	c.mu.Lock()
+	c.identity = resp.Identity
+	c.mu.Unlock()
+	return nil
+}
+
+// publishViolation reports a refused PUB as nats-server does; the
+// connection stays open.
+func (c *client) publishViolation(subj []byte) {
+	c.srv.log.Warnf("%s - publish permissions violation for subject %q (user %q)", c, subj, c.identity)
+	c.sendErr(fmt.Sprintf("Permissions Violation for Publish to %q", subj))
+}
+
+// subscribeViolation reports a refused SUB as nats-server does.
+func (c *client) subscribeViolation(subj, queue []byte) {
+	c.srv.log.Warnf("%s - subscription permissions violation for subject %q (user %q)", c, subj, c.identity)
+	if queue != nil {
+		c.sendErr(fmt.Sprintf("Permissions Violation for Subscription to %q using queue %q", subj, queue))
+		return
+	}
+	c.sendErr(fmt.Sprintf("Permissions Violation for Subscription to %q", subj))
+}

@@ -92,6 +92,15 @@ func (h *Hub) Stop() {
 	h.stopOnce.Do(func() { close(h.stopping) })
 }
 
+func (h *Hub) isStopping() bool {
+	select {
+	case <-h.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait returns once every stream goroutine has ended (after the gRPC server
 // has stopped, which unblocks their stream calls).
 func (h *Hub) Wait() { h.workers.Wait() }
@@ -167,7 +176,7 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	case reason == nil:
 		h.log.Infof("Node %q (%s) detached", n.id, n.name)
 		return nil
-	case status.Code(reason) == codes.Canceled:
+	case status.Code(reason) == codes.Canceled, h.isStopping():
 		h.log.Infof("Node %q (%s) detached: %v", n.id, n.name, reason)
 	default:
 		h.log.Errorf("Node %q (%s) dropped: %v", n.id, n.name, reason)

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"iter"
+	"sort"
 	"strings"
 	"time"
 
@@ -63,9 +65,8 @@ func applyAuthorization(l *loader, s *Server, v value) {
 	}
 	a := &s.Auth
 	a.Set = true
-	for k, raw := range m {
-		e := v.child(v.path+"."+strings.ToLower(k), raw)
-		switch strings.ToLower(k) {
+	for k, e := range v.keys(m) {
+		switch k {
 		case "token":
 			a.Token, _ = l.str(e)
 		case "user", "username":
@@ -133,9 +134,8 @@ func (l *loader) users(v value) []User {
 			continue
 		}
 		var u User
-		for k, raw := range m {
-			f := e.child(e.path+"."+strings.ToLower(k), raw)
-			switch strings.ToLower(k) {
+		for k, f := range e.keys(m) {
+			switch k {
 			case "user", "username":
 				u.User, _ = l.str(f)
 			case "pass", "password":
@@ -170,9 +170,8 @@ func (l *loader) permissions(v value) *Permissions {
 		return nil
 	}
 	p := &Permissions{}
-	for k, raw := range m {
-		e := v.child(v.path+"."+strings.ToLower(k), raw)
-		switch strings.ToLower(k) {
+	for k, e := range v.keys(m) {
+		switch k {
 		case "publish", "pub", "import":
 			p.Publish = l.subjectPermission(e)
 		case "subscribe", "sub", "export":
@@ -193,9 +192,8 @@ func (l *loader) subjectPermission(v value) *SubjectPermission {
 		return &SubjectPermission{Allow: l.subjects(v)}
 	case map[string]any:
 		sp := &SubjectPermission{}
-		for k, raw := range r {
-			e := v.child(v.path+"."+strings.ToLower(k), raw)
-			switch strings.ToLower(k) {
+		for k, e := range v.keys(r) {
+			switch k {
 			case "allow":
 				sp.Allow = l.subjects(e)
 			case "deny":
@@ -244,9 +242,8 @@ func (l *loader) responsePermission(v value) *ResponsePermission {
 		}
 		return rp
 	case map[string]any:
-		for k, raw := range r {
-			e := v.child(v.path+"."+strings.ToLower(k), raw)
-			switch strings.ToLower(k) {
+		for k, e := range v.keys(r) {
+			switch k {
 			case "max", "max_msgs", "max_messages", "max_responses":
 				if n, ok := l.integer(e); ok {
 					rp.MaxMsgs = int(n)
@@ -261,4 +258,31 @@ func (l *loader) responsePermission(v value) *ResponsePermission {
 	}
 	l.bad(v, " expected true or { max: 1, expires: \"2m\" }, got %s", describe(v.raw))
 	return nil
+}
+
+// keys returns a block's entries in file order, each located, with its
+// key in lower case (nats-server keys are case-insensitive).
+func (v value) keys(m map[string]any) iter.Seq2[string, value] {
+	return func(yield func(string, value) bool) {
+		type entry struct {
+			key string
+			v   value
+		}
+		entries := make([]entry, 0, len(m))
+		for k, raw := range m {
+			lk := strings.ToLower(k)
+			entries = append(entries, entry{lk, v.child(v.path+"."+lk, raw)})
+		}
+		sort.Slice(entries, func(i, j int) bool {
+			if entries[i].v.line != entries[j].v.line {
+				return entries[i].v.line < entries[j].v.line
+			}
+			return entries[i].key < entries[j].key
+		})
+		for _, e := range entries {
+			if !yield(e.key, e.v) {
+				return
+			}
+		}
+	}
 }

@@ -59,18 +59,34 @@ var envKeys = []struct{ env, flag string }{
 	{"SWITCHYARD_AUTHSVC", "authsvc"},
 }
 
+// stringSettings are the plain string settings that a flag and a
+// SWITCHYARD_* variable (envKeys, by key) set the same way.
+var stringSettings = []struct {
+	key   string   // the envKeys flag name
+	names []string // flag spellings
+	usage string
+	field func(*config.Server) *string
+}{
+	{"addr", []string{"a", "addr", "net"}, "client listen host", func(c *config.Server) *string { return &c.Host }},
+	{"server_name", []string{"n", "name", "server_name"}, "server name", func(c *config.Server) *string { return &c.ServerName }},
+	{"client_advertise", []string{"client_advertise"}, "client URL to advertise to other frontdoors", func(c *config.Server) *string { return &c.ClientAdvertise }},
+	{"mesh_listen", []string{"mesh_listen"}, "host:port for messages from other nodes (default: client host, free port)", func(c *config.Server) *string { return &c.MeshListen }},
+	{"mesh_advertise", []string{"mesh_advertise"}, "host:port other nodes dial for mesh messages", func(c *config.Server) *string { return &c.MeshAdvertise }},
+	{"authsvc", []string{"authsvc"}, "authsvc host:port, which decides every CONNECT (default: no authentication)", func(c *config.Server) *string { return &c.AuthService }},
+	{"log", []string{"l", "log", "log_file"}, "log file", func(c *config.Server) *string { return &c.LogFile }},
+}
+
 // Parse reads args and the environment (through getenv).
 func Parse(args []string, getenv func(string) string) (*Options, error) {
 	o := &Options{}
 	fs := flag.NewFlagSet("frontdoor", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		host, name, advertise, logFile string
-		routers, meshListen, meshAdv   string
-		authsvc                        string
-		port, httpPort                 int
-		debug, trace, dv, logtime      bool
-		noAdvertise                    bool
+		routers                   string
+		port, httpPort            int
+		debug, trace, dv, logtime bool
+		noAdvertise               bool
+		strs                      = make([]string, len(stringSettings))
 	)
 	str := func(p *string, usage string, names ...string) {
 		for _, n := range names {
@@ -88,17 +104,13 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 		}
 	}
 	str(&o.ConfigFile, "configuration file (nats-server format)", "c", "config")
-	str(&host, "client listen host", "a", "addr", "net")
 	num(&port, "client port (-1 for a random port)", "p", "port")
-	str(&name, "server name", "n", "name", "server_name")
 	num(&httpPort, "monitoring port", "m", "http_port")
-	str(&advertise, "client URL to advertise to other frontdoors", "client_advertise")
 	str(&routers, "router replicas to attach to, comma-separated host:port", "routers")
-	str(&meshListen, "host:port for messages from other nodes (default: client host, free port)", "mesh_listen")
-	str(&meshAdv, "host:port other nodes dial for mesh messages", "mesh_advertise")
-	str(&authsvc, "authsvc host:port, which decides every CONNECT (default: no authentication)", "authsvc")
+	for i, st := range stringSettings {
+		str(&strs[i], st.usage, st.names...)
+	}
 	boolean(&noAdvertise, "do not advertise this frontdoor to clients", "no_advertise")
-	str(&logFile, "log file", "l", "log", "log_file")
 	boolean(&debug, "debug logging", "D", "debug")
 	boolean(&trace, "protocol tracing", "V", "trace")
 	boolean(&dv, "debug and trace", "DV")
@@ -134,14 +146,13 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 				return fmt.Errorf("%s=%q: %w", e.env, v, err)
 			}
 		}
-		if any("a", "addr", "net") {
-			cfg.Host = host
+		for i, st := range stringSettings {
+			if any(st.names...) {
+				*st.field(cfg) = strs[i]
+			}
 		}
 		if any("p", "port") {
 			cfg.Port = port
-		}
-		if any("n", "name", "server_name") {
-			cfg.ServerName = name
 		}
 		if any("m", "http_port") {
 			cfg.HTTPPort = httpPort
@@ -149,23 +160,8 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 		if any("routers") {
 			cfg.Routers = splitList(routers)
 		}
-		if any("client_advertise") {
-			cfg.ClientAdvertise = advertise
-		}
-		if any("authsvc") {
-			cfg.AuthService = authsvc
-		}
-		if any("mesh_listen") {
-			cfg.MeshListen = meshListen
-		}
-		if any("mesh_advertise") {
-			cfg.MeshAdvertise = meshAdv
-		}
 		if any("no_advertise") {
 			cfg.NoAdvertise = noAdvertise
-		}
-		if any("l", "log", "log_file") {
-			cfg.LogFile = logFile
 		}
 		if any("D", "debug") {
 			cfg.Debug = debug
@@ -190,23 +186,15 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 }
 
 func applyEnv(cfg *config.Server, key, v string) error {
+	for _, st := range stringSettings {
+		if st.key == key {
+			*st.field(cfg) = v
+			return nil
+		}
+	}
 	switch key {
-	case "addr":
-		cfg.Host = v
-	case "server_name":
-		cfg.ServerName = v
-	case "client_advertise":
-		cfg.ClientAdvertise = v
-	case "log":
-		cfg.LogFile = v
 	case "routers":
 		cfg.Routers = splitList(v)
-	case "authsvc":
-		cfg.AuthService = v
-	case "mesh_listen":
-		cfg.MeshListen = v
-	case "mesh_advertise":
-		cfg.MeshAdvertise = v
 	case "port", "http_port":
 		n, err := strconv.Atoi(v)
 		if err != nil {

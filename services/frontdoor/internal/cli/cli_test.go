@@ -62,3 +62,15 @@ func TestCLIErrors(t *testing.T) {
 	_, err = Parse([]string{"-p", "70000"}, env(nil))
 	require.ErrorContains(t, err, "port")
 }
+
+func TestCLIStringSettingsFromFlagsAndEnv(t *testing.T) {
+	e := env(map[string]string{"SWITCHYARD_MESH_LISTEN": "0.0.0.0:6222", "SWITCHYARD_AUTHSVC": "auth:7522", "SWITCHYARD_HOST": "10.0.0.1"})
+	o, err := Parse([]string{"--mesh_advertise", "fd-1:6222", "--authsvc", "flag-auth:7522", "-l", "/tmp/fd.log"}, e)
+	require.NoError(t, err)
+	c := o.Config
+	require.Equal(t, "0.0.0.0:6222", c.MeshListen, "from the environment")
+	require.Equal(t, "10.0.0.1", c.Host, "from the environment")
+	require.Equal(t, "fd-1:6222", c.MeshAdvertise, "from a flag")
+	require.Equal(t, "flag-auth:7522", c.AuthService, "a flag wins over the environment")
+	require.Equal(t, "/tmp/fd.log", c.LogFile)
+}

@@ -370,9 +370,13 @@ func closedConnection(t *testing.T, p *testkit.Process, cid uint64) connInfo {
 }
 
 func TestLifecycleSlowConsumer(t *testing.T) {
-	// write_deadline short: nats-server keeps stalling publishers for a
-	// cut subscriber until its blocked write times out.
-	p := start(t, "max_pending: 1MB\nwrite_deadline: \"2s\"\n")
+	// write_deadline long, so the stuck subscriber is cut for pending bytes
+	// even on a slow machine. max_pending leaves
+	// the healthy subscriber 12 MB past the 4 MB high-water mark: a test
+	// process descheduled for longer than stuckAfter (50 ms, common under
+	// -race on two busy cores) looks stuck for a moment, and with 1 MB the
+	// publisher filled the rest of its queue before it read again.
+	p := start(t, "max_pending: 16MB\nwrite_deadline: \"10s\"\n")
 
 	stuckID := dialStuckSubscriber(t, p, "firehose")
 	healthy := newFirehoseSubscriber(t, p, "firehose")
@@ -432,9 +436,12 @@ func TestLifecycleSlowConsumerBurstDoesNotCutHealthySubscriber(t *testing.T) {
 	// one publisher can send, must not be cut: nats-server stalls the
 	// producer (2-5 ms at a time) once a subscriber's pending bytes pass
 	// 75% of max_pending, instead of letting the queue overflow.
-	p := start(t, "max_pending: 1MB\n")
+	// Pacing starts at the 4 MB high-water mark; the 32 MB max_pending
+	// leaves room for a test process descheduled past stuckAfter (see
+	// TestLifecycleSlowConsumer).
+	p := start(t, "max_pending: 32MB\n")
 	healthy := newFirehoseSubscriber(t, p, "burst")
-	const size, n = 1024, 20 * 1024 // 20 MB
+	const size, n = 1024, 48 * 1024 // 48 MB
 	firehose(t, p, "burst", size, n, 1)
 	healthy.waitAll(t, p, n, size)
 	require.Zero(t, getVarz(t, p).SlowConsumers)

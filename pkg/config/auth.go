@@ -120,14 +120,8 @@ func (l *loader) seconds(v value) time.Duration {
 }
 
 func (l *loader) users(v value) []User {
-	list, ok := v.raw.([]any)
-	if !ok {
-		l.bad(v, " expected a list of users, got %s", describe(v.raw))
-		return nil
-	}
 	var out []User
-	for i, raw := range list {
-		e := v.child(fmt.Sprintf("%s[%d]", v.path, i), raw)
+	for _, e := range l.list(v, "users") {
 		m, ok := e.raw.(map[string]any)
 		if !ok {
 			l.bad(e, " expected a user block { user: ..., password: ... } or { nkey: ... }, got %s", describe(e.raw))
@@ -145,7 +139,7 @@ func (l *loader) users(v value) []User {
 			case "permissions", "permission":
 				u.Permissions = l.permissions(f)
 			case "account":
-				l.bad(f, " is not supported yet: accounts come with the accounts {} block")
+				l.bad(f, " is not supported here: list the user under accounts { NAME: { users: [...] } } instead")
 			default:
 				l.bad(f, " is not supported in a user: use user, password, nkey or permissions")
 			}
@@ -263,6 +257,15 @@ func (l *loader) responsePermission(v value) *ResponsePermission {
 // keys returns a block's entries in file order, each located, with its
 // key in lower case (nats-server keys are case-insensitive).
 func (v value) keys(m map[string]any) iter.Seq2[string, value] {
+	return v.entries(m, strings.ToLower)
+}
+
+// keysAsWritten is keys for blocks whose keys are names (accounts).
+func (v value) keysAsWritten(m map[string]any) iter.Seq2[string, value] {
+	return v.entries(m, func(k string) string { return k })
+}
+
+func (v value) entries(m map[string]any, key func(string) string) iter.Seq2[string, value] {
 	return func(yield func(string, value) bool) {
 		type entry struct {
 			key string
@@ -270,7 +273,7 @@ func (v value) keys(m map[string]any) iter.Seq2[string, value] {
 		}
 		entries := make([]entry, 0, len(m))
 		for k, raw := range m {
-			lk := strings.ToLower(k)
+			lk := key(k)
 			entries = append(entries, entry{lk, v.child(v.path+"."+lk, raw)})
 		}
 		sort.Slice(entries, func(i, j int) bool {

@@ -50,6 +50,8 @@ type Server struct {
 	MeshAdvertise    string        // "mesh_advertise" (Switchyard's own): host:port the other nodes dial; empty: derived from the listener
 	AuthService      string        // "authsvc" (Switchyard's own): host:port of authsvc, which decides every CONNECT; empty: no authentication
 	Auth             Auth          // "authorization", "no_auth_user": enforced by authsvc
+	Accounts         []Account     // "accounts", sorted by name: enforced by authsvc and the frontdoors
+	SystemAccount    string        // "system_account"/"system"
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
 	MaxConnections   int           // "max_connections"/"max_conn"

@@ -34,7 +34,7 @@ func (k keySpec) reason() string {
 		return k.hint
 	}
 	if k.owner == Authsvc {
-		return "handled by authsvc, which supports authorization {} and no_auth_user so far (accounts, operators and resolvers are planned)"
+		return "handled by authsvc, which supports authorization {}, no_auth_user, accounts {} and system_account so far (operators and resolvers are planned)"
 	}
 	if k.owner != Nobody {
 		return "handled by " + string(k.owner) + " (not built yet)"
@@ -95,10 +95,12 @@ var keys = table(
 	apply("authorization", applyAuthorization),
 	apply("no_auth_user", applyNoAuthUser),
 	apply("authsvc", stringKey(func(s *Server) *string { return &s.AuthService })),
+	apply("accounts", applyAccounts),
+	apply("system_account", applySystemAccount, "system"),
 	refuse(Authsvc, "",
-		"accounts", "operator", "operators", "roots", "root", "root_operators", "root_operator",
+		"operator", "operators", "roots", "root", "root_operators", "root_operator",
 		"resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
-		"system_account", "system", "no_system_account", "no_system", "no_sys_acc",
+		"no_system_account", "no_system", "no_sys_acc",
 		"trusted", "trusted_keys", "default_sentinel"),
 	refuse(Nobody, "not supported yet (frontdoor TLS/WebSocket are planned); terminate TLS in front of the frontdoor meanwhile",
 		"tls", "allow_non_tls", "ocsp", "ocsp_cache", "websocket", "ws"),

@@ -21,11 +21,17 @@ import (
 // Subject syntax and weight sums are checked by Validate, so mappings built
 // in code get the same checks.
 func applyMappings(l *loader, s *Server, v value) {
+	s.Mappings = append(s.Mappings, l.mappings(v)...)
+}
+
+// mappings reads one mappings block (top level or an account's).
+func (l *loader) mappings(v value) []Mapping {
 	block, ok := v.raw.(map[string]any)
 	if !ok {
 		l.bad(v, "expected a block { \"source\": \"destination\", ... }, got %s", describe(v.raw))
-		return
+		return nil
 	}
+	var out []Mapping
 	sources := make([]string, 0, len(block))
 	for src := range block {
 		sources = append(sources, src)
@@ -38,9 +44,10 @@ func applyMappings(l *loader, s *Server, v value) {
 		ev := v.child(mappingPath(src), block[src])
 		l.set[ev.path] = ev
 		if dests, ok := l.destinations(ev); ok {
-			s.Mappings = append(s.Mappings, Mapping{Source: src, Destinations: dests})
+			out = append(out, Mapping{Source: src, Destinations: dests})
 		}
 	}
+	return out
 }
 
 func mappingPath(src string) string { return fmt.Sprintf("mappings[%q]", src) }

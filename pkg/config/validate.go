@@ -90,5 +90,26 @@ func (s *Server) check() []problem {
 		seen[m.Source] = true
 		ps = append(ps, checkMapping(m)...)
 	}
+	for _, a := range s.Accounts {
+		for _, m := range a.Mappings {
+			for _, p := range checkMapping(m) {
+				p.key = "accounts"
+				p.msg = fmt.Sprintf("account %s mapping %q: %s", a.Name, m.Source, p.msg)
+				ps = append(ps, p)
+			}
+		}
+	}
+	if s.SystemAccount != "" && s.SystemAccount != "$SYS" && !s.hasAccount(s.SystemAccount) {
+		bad("system_account", "%q is not an account of accounts {}", s.SystemAccount)
+	}
 	return ps
+}
+
+func (s *Server) hasAccount(name string) bool {
+	for _, a := range s.Accounts {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
 }

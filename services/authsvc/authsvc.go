@@ -107,15 +107,14 @@ func New(cfg Config, log *logging.Logger) (*Service, error) {
 // Reload re-reads the configuration file; on error the policy in force
 // stays.
 func (s *Service) Reload() error {
-	var a config.Auth
+	c := &config.Server{}
 	if s.cfg.ConfigFile != "" {
-		c, err := config.Load(s.cfg.ConfigFile)
-		if err != nil {
+		var err error
+		if c, err = config.Load(s.cfg.ConfigFile); err != nil {
 			return err
 		}
-		a = c.Auth
 	}
-	p, err := policy.New(a)
+	p, err := policy.New(c)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", s.cfg.ConfigFile, err)
 	}
@@ -142,6 +141,12 @@ func (s *Service) Authenticate(_ context.Context, req *authv1.AuthenticateReques
 		s.log.Warnf("Node %s cid:%d (%s:%d, name %q): authorization refused: %s", req.NodeId, c.GetCid(), c.GetHost(), c.GetPort(), c.GetName(), resp.Reason)
 	}
 	return resp, nil
+}
+
+// Account tells a frontdoor how an account routes.
+func (s *Service) Account(_ context.Context, req *authv1.AccountRequest) (*authv1.AccountResponse, error) {
+	a := s.policy.Load().Account(req.Name)
+	return &authv1.AccountResponse{Found: a != nil, Account: a}, nil
 }
 
 // Start listens for frontdoors (and monitoring) in the background.

@@ -27,6 +27,361 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountRequest) Reset() {
+	*x = AccountRequest{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountRequest) ProtoMessage() {}
+
+func (x *AccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
+func (*AccountRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AccountRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AccountRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Account       *AccountConfig         `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountResponse) Reset() {
+	*x = AccountResponse{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountResponse) ProtoMessage() {}
+
+func (x *AccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountResponse.ProtoReflect.Descriptor instead.
+func (*AccountResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AccountResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *AccountResponse) GetAccount() *AccountConfig {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type AccountConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Imports       []*Import              `protobuf:"bytes,2,rep,name=imports,proto3" json:"imports,omitempty"`
+	Mappings      []*Mapping             `protobuf:"bytes,3,rep,name=mappings,proto3" json:"mappings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountConfig) Reset() {
+	*x = AccountConfig{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountConfig) ProtoMessage() {}
+
+func (x *AccountConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountConfig.ProtoReflect.Descriptor instead.
+func (*AccountConfig) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AccountConfig) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccountConfig) GetImports() []*Import {
+	if x != nil {
+		return x.Imports
+	}
+	return nil
+}
+
+func (x *AccountConfig) GetMappings() []*Mapping {
+	if x != nil {
+		return x.Mappings
+	}
+	return nil
+}
+
+// Import is one import of the account, checked by authsvc against the
+// exporter's exports (so a frontdoor never sees one it may not use), with
+// the export's response settings copied in for services.
+type Import struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Service                bool                   `protobuf:"varint,1,opt,name=service,proto3" json:"service,omitempty"`
+	Account                string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`                               // the exporting account
+	Subject                string                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`                               // in the exporting account
+	To                     string                 `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`                                         // in this account; empty: the same subject
+	ResponseType           string                 `protobuf:"bytes,5,opt,name=response_type,json=responseType,proto3" json:"response_type,omitempty"` // services: Singleton, Stream or Chunked
+	ResponseThresholdNanos int64                  `protobuf:"varint,6,opt,name=response_threshold_nanos,json=responseThresholdNanos,proto3" json:"response_threshold_nanos,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *Import) Reset() {
+	*x = Import{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Import) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Import) ProtoMessage() {}
+
+func (x *Import) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Import.ProtoReflect.Descriptor instead.
+func (*Import) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Import) GetService() bool {
+	if x != nil {
+		return x.Service
+	}
+	return false
+}
+
+func (x *Import) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Import) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Import) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Import) GetResponseType() string {
+	if x != nil {
+		return x.ResponseType
+	}
+	return ""
+}
+
+func (x *Import) GetResponseThresholdNanos() int64 {
+	if x != nil {
+		return x.ResponseThresholdNanos
+	}
+	return 0
+}
+
+type Mapping struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Destinations  []*Destination         `protobuf:"bytes,2,rep,name=destinations,proto3" json:"destinations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mapping) Reset() {
+	*x = Mapping{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mapping) ProtoMessage() {}
+
+func (x *Mapping) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mapping.ProtoReflect.Descriptor instead.
+func (*Mapping) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Mapping) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Mapping) GetDestinations() []*Destination {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+type Destination struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Weight        int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"` // percent
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Destination) Reset() {
+	*x = Destination{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Destination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Destination) ProtoMessage() {}
+
+func (x *Destination) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Destination.ProtoReflect.Descriptor instead.
+func (*Destination) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Destination) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Destination) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
 type PolicyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -36,7 +391,7 @@ type PolicyRequest struct {
 
 func (x *PolicyRequest) Reset() {
 	*x = PolicyRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +403,7 @@ func (x *PolicyRequest) String() string {
 func (*PolicyRequest) ProtoMessage() {}
 
 func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +416,7 @@ func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PolicyRequest) GetNodeId() string {
@@ -86,7 +441,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +453,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +466,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PolicyResponse) GetAuthRequired() bool {
@@ -158,7 +513,7 @@ type Credentials struct {
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -170,7 +525,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -183,7 +538,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Credentials) GetUser() string {
@@ -242,7 +597,7 @@ type ClientInfo struct {
 
 func (x *ClientInfo) Reset() {
 	*x = ClientInfo{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +609,7 @@ func (x *ClientInfo) String() string {
 func (*ClientInfo) ProtoMessage() {}
 
 func (x *ClientInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +622,7 @@ func (x *ClientInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientInfo.ProtoReflect.Descriptor instead.
 func (*ClientInfo) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClientInfo) GetCid() uint64 {
@@ -324,7 +679,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +691,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +704,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthenticateRequest) GetNodeId() string {
@@ -397,7 +752,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +764,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +777,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AuthenticateResponse) GetOk() bool {
@@ -473,7 +828,7 @@ type Permissions struct {
 
 func (x *Permissions) Reset() {
 	*x = Permissions{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +840,7 @@ func (x *Permissions) String() string {
 func (*Permissions) ProtoMessage() {}
 
 func (x *Permissions) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +853,7 @@ func (x *Permissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permissions.ProtoReflect.Descriptor instead.
 func (*Permissions) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Permissions) GetPublish() *SubjectPermission {
@@ -532,7 +887,7 @@ type SubjectPermission struct {
 
 func (x *SubjectPermission) Reset() {
 	*x = SubjectPermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +899,7 @@ func (x *SubjectPermission) String() string {
 func (*SubjectPermission) ProtoMessage() {}
 
 func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +912,7 @@ func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectPermission.ProtoReflect.Descriptor instead.
 func (*SubjectPermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SubjectPermission) GetAllow() []string {
@@ -584,7 +939,7 @@ type ResponsePermission struct {
 
 func (x *ResponsePermission) Reset() {
 	*x = ResponsePermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +951,7 @@ func (x *ResponsePermission) String() string {
 func (*ResponsePermission) ProtoMessage() {}
 
 func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +964,7 @@ func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponsePermission.ProtoReflect.Descriptor instead.
 func (*ResponsePermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResponsePermission) GetMaxMsgs() int32 {
@@ -630,7 +985,30 @@ var File_switchyard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"(\n" +
+	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"=\n" +
+	"\x0eAccountRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"d\n" +
+	"\x0fAccountResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12;\n" +
+	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\x92\x01\n" +
+	"\rAccountConfig\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
+	"\aimports\x18\x02 \x03(\v2\x1a.switchyard.auth.v1.ImportR\aimports\x127\n" +
+	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\"\xc5\x01\n" +
+	"\x06Import\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\bR\aservice\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\tR\x02to\x12#\n" +
+	"\rresponse_type\x18\x05 \x01(\tR\fresponseType\x128\n" +
+	"\x18response_threshold_nanos\x18\x06 \x01(\x03R\x16responseThresholdNanos\"f\n" +
+	"\aMapping\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12C\n" +
+	"\fdestinations\x18\x02 \x03(\v2\x1f.switchyard.auth.v1.DestinationR\fdestinations\"?\n" +
+	"\vDestination\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\"(\n" +
 	"\rPolicyRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xa6\x01\n" +
 	"\x0ePolicyResponse\x12#\n" +
@@ -674,10 +1052,11 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04deny\x18\x02 \x03(\tR\x04deny\"T\n" +
 	"\x12ResponsePermission\x12\x19\n" +
 	"\bmax_msgs\x18\x01 \x01(\x05R\amaxMsgs\x12#\n" +
-	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xba\x01\n" +
+	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\x8e\x02\n" +
 	"\x04Auth\x12O\n" +
 	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12a\n" +
-	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
+	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponse\x12R\n" +
+	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_switchyard_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -691,34 +1070,46 @@ func file_switchyard_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_switchyard_auth_v1_auth_proto_rawDescData
 }
 
-var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_switchyard_auth_v1_auth_proto_goTypes = []any{
-	(*PolicyRequest)(nil),        // 0: switchyard.auth.v1.PolicyRequest
-	(*PolicyResponse)(nil),       // 1: switchyard.auth.v1.PolicyResponse
-	(*Credentials)(nil),          // 2: switchyard.auth.v1.Credentials
-	(*ClientInfo)(nil),           // 3: switchyard.auth.v1.ClientInfo
-	(*AuthenticateRequest)(nil),  // 4: switchyard.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 5: switchyard.auth.v1.AuthenticateResponse
-	(*Permissions)(nil),          // 6: switchyard.auth.v1.Permissions
-	(*SubjectPermission)(nil),    // 7: switchyard.auth.v1.SubjectPermission
-	(*ResponsePermission)(nil),   // 8: switchyard.auth.v1.ResponsePermission
+	(*AccountRequest)(nil),       // 0: switchyard.auth.v1.AccountRequest
+	(*AccountResponse)(nil),      // 1: switchyard.auth.v1.AccountResponse
+	(*AccountConfig)(nil),        // 2: switchyard.auth.v1.AccountConfig
+	(*Import)(nil),               // 3: switchyard.auth.v1.Import
+	(*Mapping)(nil),              // 4: switchyard.auth.v1.Mapping
+	(*Destination)(nil),          // 5: switchyard.auth.v1.Destination
+	(*PolicyRequest)(nil),        // 6: switchyard.auth.v1.PolicyRequest
+	(*PolicyResponse)(nil),       // 7: switchyard.auth.v1.PolicyResponse
+	(*Credentials)(nil),          // 8: switchyard.auth.v1.Credentials
+	(*ClientInfo)(nil),           // 9: switchyard.auth.v1.ClientInfo
+	(*AuthenticateRequest)(nil),  // 10: switchyard.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 11: switchyard.auth.v1.AuthenticateResponse
+	(*Permissions)(nil),          // 12: switchyard.auth.v1.Permissions
+	(*SubjectPermission)(nil),    // 13: switchyard.auth.v1.SubjectPermission
+	(*ResponsePermission)(nil),   // 14: switchyard.auth.v1.ResponsePermission
 }
 var file_switchyard_auth_v1_auth_proto_depIdxs = []int32{
-	3, // 0: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
-	2, // 1: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
-	6, // 2: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
-	7, // 3: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
-	7, // 4: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
-	8, // 5: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
-	0, // 6: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
-	4, // 7: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
-	1, // 8: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
-	5, // 9: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2,  // 0: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
+	3,  // 1: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
+	4,  // 2: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
+	5,  // 3: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
+	9,  // 4: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
+	8,  // 5: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
+	12, // 6: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
+	13, // 7: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
+	13, // 8: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
+	14, // 9: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
+	6,  // 10: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
+	10, // 11: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
+	0,  // 12: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
+	7,  // 13: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
+	11, // 14: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
+	1,  // 15: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_auth_v1_auth_proto_init() }
@@ -732,7 +1123,7 @@ func file_switchyard_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_auth_v1_auth_proto_rawDesc), len(file_switchyard_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

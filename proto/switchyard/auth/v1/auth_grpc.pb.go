@@ -27,6 +27,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Auth_Policy_FullMethodName       = "/switchyard.auth.v1.Auth/Policy"
 	Auth_Authenticate_FullMethodName = "/switchyard.auth.v1.Auth/Authenticate"
+	Auth_Account_FullMethodName      = "/switchyard.auth.v1.Auth/Account"
 )
 
 // AuthClient is the client API for Auth service.
@@ -39,6 +40,11 @@ type AuthClient interface {
 	Policy(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*PolicyResponse, error)
 	// Authenticate decides one CONNECT.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
+	// Account tells a frontdoor how an account routes: the subject mappings
+	// of its publishers and what it imports from other accounts. Asked when
+	// a client first authenticates into the account on that frontdoor, and
+	// again whenever the policy revision changes.
+	Account(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*AccountResponse, error)
 }
 
 type authClient struct {
@@ -69,6 +75,16 @@ func (c *authClient) Authenticate(ctx context.Context, in *AuthenticateRequest, 
 	return out, nil
 }
 
+func (c *authClient) Account(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*AccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AccountResponse)
+	err := c.cc.Invoke(ctx, Auth_Account_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServer is the server API for Auth service.
 // All implementations must embed UnimplementedAuthServer
 // for forward compatibility.
@@ -79,6 +95,11 @@ type AuthServer interface {
 	Policy(context.Context, *PolicyRequest) (*PolicyResponse, error)
 	// Authenticate decides one CONNECT.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
+	// Account tells a frontdoor how an account routes: the subject mappings
+	// of its publishers and what it imports from other accounts. Asked when
+	// a client first authenticates into the account on that frontdoor, and
+	// again whenever the policy revision changes.
+	Account(context.Context, *AccountRequest) (*AccountResponse, error)
 	mustEmbedUnimplementedAuthServer()
 }
 
@@ -94,6 +115,9 @@ func (UnimplementedAuthServer) Policy(context.Context, *PolicyRequest) (*PolicyR
 }
 func (UnimplementedAuthServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authenticate not implemented")
+}
+func (UnimplementedAuthServer) Account(context.Context, *AccountRequest) (*AccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Account not implemented")
 }
 func (UnimplementedAuthServer) mustEmbedUnimplementedAuthServer() {}
 func (UnimplementedAuthServer) testEmbeddedByValue()              {}
@@ -152,6 +176,24 @@ func _Auth_Authenticate_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Auth_Account_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).Account(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_Account_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).Account(ctx, req.(*AccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Auth_ServiceDesc is the grpc.ServiceDesc for Auth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +208,10 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Authenticate",
 			Handler:    _Auth_Authenticate_Handler,
+		},
+		{
+			MethodName: "Account",
+			Handler:    _Auth_Account_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

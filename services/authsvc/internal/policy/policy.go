@@ -1,7 +1,9 @@
-// Package policy decides CONNECTs from an authorization {} configuration the
-// way nats-server does: a token, one user/password, or a list of users with
-// passwords (plain or bcrypt) or NKeys (nonce signature), each with optional
-// permissions, and no_auth_user for clients without credentials.
+// Package policy decides CONNECTs from an authorization {} and accounts {}
+// configuration the way nats-server does: a token, one user/password, or
+// users with passwords (plain or bcrypt) or NKeys (nonce signature), each
+// with optional permissions and in one account, and no_auth_user for
+// clients without credentials. It also tells frontdoors how each account
+// routes (imports, mappings).
 package policy
 
 import (
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
 
@@ -34,56 +37,105 @@ type Policy struct {
 	nkeys    map[string]*user // by public nkey
 	noAuth   *user
 	revision string
+	accounts map[string]*authv1.AccountConfig
 }
 
 type user struct {
 	name, password string
 	nkey           string
+	account        string
 	perms          *authv1.Permissions
 }
 
-// New compiles a. It fails when no_auth_user names nobody.
-func New(a config.Auth) (*Policy, error) {
+// New compiles the authorization, no_auth_user and accounts of c. It fails
+// when no_auth_user names nobody.
+func New(c *config.Server) (*Policy, error) {
+	a := c.Auth
 	p := &Policy{
 		required: a.Set || a.NoAuthUser != "",
 		timeout:  a.Timeout,
 		token:    a.Token,
 		users:    map[string]*user{},
 		nkeys:    map[string]*user{},
+		accounts: map[string]*authv1.AccountConfig{config.GlobalAccount: {Name: config.GlobalAccount}},
 	}
 	if p.timeout <= 0 {
 		p.timeout = DefaultAuthTimeout
 	}
-	def := permissions(a.Default)
 	if a.User != "" {
-		p.users[a.User] = &user{name: a.User, password: a.Pass, perms: def}
+		p.users[a.User] = &user{name: a.User, password: a.Pass, account: config.GlobalAccount, perms: permissions(a.Default)}
 	}
-	for _, u := range a.Users {
-		perms := def
-		if u.Permissions != nil {
-			perms = permissions(u.Permissions)
+	p.addUsers(config.GlobalAccount, a.Users, a.Default)
+	exports := map[string][]config.Export{}
+	for _, acc := range c.Accounts {
+		p.addUsers(acc.Name, acc.Users, acc.Default)
+		if len(acc.Users) > 0 {
+			p.required = true
 		}
-		if u.Nkey != "" {
-			p.nkeys[u.Nkey] = &user{nkey: u.Nkey, perms: perms}
-			p.nonce = true
-		} else {
-			p.users[u.User] = &user{name: u.User, password: u.Password, perms: perms}
-		}
+		exports[acc.Name] = acc.Exports
+	}
+	for _, acc := range c.Accounts {
+		p.accounts[acc.Name] = accountConfig(acc, exports)
 	}
 	if a.NoAuthUser != "" {
 		p.noAuth = p.users[a.NoAuthUser]
 		if p.noAuth == nil {
-			return nil, fmt.Errorf("no_auth_user %q (%s) is not a user of authorization { users }", a.NoAuthUser, a.NoAuthWhere)
+			return nil, fmt.Errorf("no_auth_user %q (%s) is not a user with a password in authorization {} or accounts {}", a.NoAuthUser, a.NoAuthWhere)
 		}
 	}
-	p.revision = revision(a)
+	p.revision = revision(c)
 	return p, nil
 }
 
+func (p *Policy) addUsers(account string, users []config.User, def *config.Permissions) {
+	for _, u := range users {
+		perms := u.Permissions
+		if perms == nil {
+			perms = def
+		}
+		if u.Nkey != "" {
+			p.nkeys[u.Nkey] = &user{nkey: u.Nkey, account: account, perms: permissions(perms)}
+			p.nonce = true
+		} else {
+			p.users[u.User] = &user{name: u.User, password: u.Password, account: account, perms: permissions(perms)}
+		}
+	}
+}
+
+// accountConfig is what frontdoors need of an account: its mappings, and
+// its imports with the exporter's response settings (config.Load already
+// checked that each import is allowed).
+func accountConfig(acc config.Account, exports map[string][]config.Export) *authv1.AccountConfig {
+	out := &authv1.AccountConfig{Name: acc.Name}
+	for _, m := range acc.Mappings {
+		pm := &authv1.Mapping{Source: m.Source}
+		for _, d := range m.Destinations {
+			pm.Destinations = append(pm.Destinations, &authv1.Destination{Subject: d.Subject, Weight: int32(d.Weight)})
+		}
+		out.Mappings = append(out.Mappings, pm)
+	}
+	for _, im := range acc.Imports {
+		pi := &authv1.Import{Service: im.Service, Account: im.Account, Subject: im.Subject, To: im.To}
+		for _, x := range exports[im.Account] {
+			if x.Service && im.Service && subject.Covers(x.Subject, im.Subject) {
+				pi.ResponseType, pi.ResponseThresholdNanos = x.ResponseType, int64(x.ResponseThreshold)
+				break
+			}
+		}
+		out.Imports = append(out.Imports, pi)
+	}
+	return out
+}
+
 // revision fingerprints the configuration so frontdoors can tell a change.
-func revision(a config.Auth) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%#v", a))
+func revision(c *config.Server) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%#v %#v %q", c.Auth, c.Accounts, c.SystemAccount))
 	return base64.RawURLEncoding.EncodeToString(h[:9])
+}
+
+// Account returns how an account routes, or nil when it does not exist.
+func (p *Policy) Account(name string) *authv1.AccountConfig {
+	return p.accounts[name]
 }
 
 func permissions(p *config.Permissions) *authv1.Permissions {
@@ -117,9 +169,9 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		c = &authv1.Credentials{}
 	}
 	ok := func(u *user, identity string) *authv1.AuthenticateResponse {
-		r := &authv1.AuthenticateResponse{Ok: true, Account: globalAccount, Identity: identity}
+		r := &authv1.AuthenticateResponse{Ok: true, Account: config.GlobalAccount, Identity: identity}
 		if u != nil {
-			r.Permissions = u.perms
+			r.Account, r.Permissions = u.account, u.perms
 		}
 		return r
 	}
@@ -161,9 +213,6 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 	}
 	return refuse("no credentials in CONNECT")
 }
-
-// globalAccount is where every user lives until accounts are supported.
-const globalAccount = "$G"
 
 // secretMatches compares a presented secret with a configured one, plain
 // or bcrypt, in constant time for plain ones.

@@ -16,7 +16,7 @@ func mustPolicy(t *testing.T, conf string) *Policy {
 	t.Helper()
 	c, err := config.Parse(conf)
 	require.NoError(t, err)
-	p, err := New(c.Auth)
+	p, err := New(c)
 	require.NoError(t, err)
 	return p
 }
@@ -72,7 +72,7 @@ func TestPolicyUsersAndPermissions(t *testing.T) {
 func TestPolicyNoAuthUserMustExist(t *testing.T) {
 	c, err := config.Parse("authorization { users = [ { user: a, password: b } ] }\nno_auth_user: ghost\n")
 	require.NoError(t, err)
-	_, err = New(c.Auth)
+	_, err = New(c)
 	require.ErrorContains(t, err, `no_auth_user "ghost"`)
 }
 
@@ -104,4 +104,48 @@ func TestPolicyBadConfigRefused(t *testing.T) {
 		_, err := config.Parse(conf)
 		require.ErrorContains(t, err, want, conf)
 	}
+}
+
+func TestPolicyAccounts(t *testing.T) {
+	p := mustPolicy(t, `
+		authorization { users = [ { user: g, password: g } ] }
+		accounts {
+			A: {
+				users: [ { user: a, password: a } ]
+				default_permissions: { publish: "a.>" }
+				exports: [ { service: "svc.>", response_type: stream, response_threshold: "3s" }, { stream: "feed.>" } ]
+				mappings { "x": "y" }
+			}
+			B: {
+				users: [ { user: b, password: b, permissions: { publish: "b" } } ]
+				imports: [ { service: { account: A, subject: "svc.time" }, to: "time" }, { stream: { account: A, subject: "feed.>" } } ]
+			}
+		}
+		no_auth_user: b
+	`)
+	require.True(t, p.Info().AuthRequired)
+	r := auth(p, "", &authv1.Credentials{User: "a", Pass: "a"})
+	require.True(t, r.Ok)
+	require.Equal(t, "A", r.Account)
+	require.Equal(t, []string{"a.>"}, r.Permissions.Publish.Allow, "the account's default_permissions")
+	r = auth(p, "", &authv1.Credentials{User: "g", Pass: "g"})
+	require.Equal(t, "$G", r.Account)
+	r = auth(p, "", nil)
+	require.True(t, r.Ok)
+	require.Equal(t, "B", r.Account, "no_auth_user lands in its account")
+	require.Equal(t, []string{"b"}, r.Permissions.Publish.Allow)
+	require.False(t, auth(p, "", &authv1.Credentials{User: "a", Pass: "b"}).Ok)
+
+	b := p.Account("B")
+	require.Len(t, b.Imports, 2)
+	require.Equal(t, "Stream", b.Imports[0].ResponseType, "the exporter's response type is copied in")
+	require.Equal(t, int64(3*time.Second), b.Imports[0].ResponseThresholdNanos)
+	require.Equal(t, "time", b.Imports[0].To)
+	require.Empty(t, b.Imports[1].ResponseType)
+	require.Equal(t, "y", p.Account("A").Mappings[0].Destinations[0].Subject)
+	require.NotNil(t, p.Account("$G"))
+	require.Nil(t, p.Account("C"))
+
+	// Accounts with users require authentication even without authorization {}.
+	require.True(t, mustPolicy(t, `accounts { A: { users: [ {user: a, password: a} ] } }`).Info().AuthRequired)
 }

@@ -76,6 +76,7 @@ func (a *authLink) start(wait time.Duration) {
 				if old := a.policy.Swap(p); old == nil || old.Revision != p.Revision || !reachable {
 					a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
 						a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
+					a.reloadAccounts(p.Revision)
 				}
 				reachable = true
 			}
@@ -94,6 +95,27 @@ func (a *authLink) start(wait time.Duration) {
 	select {
 	case <-first:
 	case <-time.After(wait):
+	}
+}
+
+// revision is the policy revision in force ("" before the first answer).
+func (a *authLink) revision() string {
+	if p := a.policy.Load(); p != nil {
+		return p.Revision
+	}
+	return ""
+}
+
+// reloadAccounts fetches again the rules of the accounts loaded so far,
+// after the policy changed.
+func (a *authLink) reloadAccounts(revision string) {
+	for _, acc := range a.srv.allAccounts() {
+		if !acc.loaded.Load() {
+			continue
+		}
+		if err := acc.loadRules(revision); err != nil {
+			a.srv.log.Errorf("authsvc %s: %v; keeping the account's previous imports and mappings", a.addr, err)
+		}
 	}
 }
 
@@ -317,9 +339,15 @@ func (c *client) authenticate(opts *connectOpts) error {
 		c.srv.log.Warnf("%s - authorization violation: %s", c, resp.Reason)
 		return errAuthViolation
 	}
+	acc := c.srv.account(resp.Account)
+	if err := acc.loadRules(c.srv.auth.revision()); err != nil {
+		c.srv.log.Errorf("%s - authorization violation: %v; the client is refused until its account can be loaded", c, err)
+		return errAuthViolation
+	}
 	c.authDone.Store(true)
 	c.authTimer.Stop()
 	c.authPending = false
+	c.setAccount(acc)
 	c.perms = compilePerms(resp.Permissions)
 	c.mu.Lock()
 	c.identity = resp.Identity

@@ -41,6 +41,7 @@ func defaultConnectOpts() connectOpts {
 // subscription is one SUB of one client.
 type subscription struct {
 	client    *client
+	acc       *account
 	subject   string
 	queue     string
 	sid       string
@@ -61,10 +62,16 @@ type client struct {
 
 	// Reader-owned state.
 	parser *protocol.Parser
-	cache  *subject.Cache[subscription]
-	// Remote interest of the primary router link, cached like cache.
+	acc    *account                     // the client's account: $G until authsvc says otherwise
+	cache  *subject.Cache[subscription] // matches in acc
+	// Remote interest in acc of the primary router link, cached like cache.
 	remoteLink  *routerLink
 	remoteCache *subject.Cache[remoteSub]
+	// Caches for other accounts this client's messages reach (imports, and
+	// every account for the mesh's delivering client); reader-owned.
+	otherCaches  map[*account]*subject.Cache[subscription]
+	otherRemotes map[*account]*subject.Cache[remoteSub]
+	meshAcc      *account // the mesh's delivering client: the account of the last frame
 	opts        connectOpts
 	connectd    bool
 	sentPong    bool
@@ -120,7 +127,7 @@ type client struct {
 // another node.
 func newInternalClient(s *Server) *client {
 	c := &client{srv: s, start: time.Now(), opts: defaultConnectOpts()}
-	c.cache = subject.NewCache(s.sublist)
+	c.setAccount(s.gacc)
 	c.subs = map[string]*subscription{}
 	return c
 }
@@ -136,9 +143,9 @@ func newClient(s *Server, conn net.Conn, id uint64) *client {
 		c.raw = newRawWriter(tc)
 	}
 	c.parser = protocol.New(c)
+	c.setAccount(s.gacc)
 	c.cfgGen = s.cfgGen.Load()
 	c.applyLimits(s.Config())
-	c.cache = subject.NewCache(s.sublist)
 	c.subs = map[string]*subscription{}
 	return c
 }
@@ -492,7 +499,7 @@ func (c *client) Ping() error {
 		c.infoUpdates.Store(true) // before the snapshot below, so no change is missed
 		info := c.srv.baseInfo()
 		info.ClientID, info.ClientIP = c.id, c.host
-		info.ConnectInfo, info.RemoteAccount = true, globalAccount
+		info.ConnectInfo, info.RemoteAccount = true, c.acc.name
 		c.queueSelf(infoLine(&info))
 	}
 	return nil
@@ -543,7 +550,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 		c.sendErr("maximum subscriptions exceeded")
 		return nil
 	}
-	sub := &subscription{client: c, subject: string(subj), queue: string(queue), sid: string(sid)}
+	sub := &subscription{client: c, acc: c.acc, subject: string(subj), queue: string(queue), sid: string(sid)}
 	c.subs[sub.sid] = sub
 	c.mu.Unlock()
 	c.srv.trieInsert(sub)
@@ -593,4 +600,52 @@ func (c *client) removeSub(sub *subscription) {
 	if ok && cur == sub {
 		c.srv.trieRemove(sub)
 	}
+}
+
+// setAccount puts the client into acc (at accept, and when authsvc names
+// its account); it has no subscriptions yet.
+func (c *client) setAccount(acc *account) {
+	c.acc = acc
+	c.cache = subject.NewCache(acc.sublist)
+	c.remoteLink, c.remoteCache = nil, nil
+}
+
+// cacheFor returns the match cache for acc.
+func (c *client) cacheFor(acc *account) *subject.Cache[subscription] {
+	if acc == c.acc {
+		return c.cache
+	}
+	sc := c.otherCaches[acc]
+	if sc == nil {
+		if c.otherCaches == nil {
+			c.otherCaches = map[*account]*subject.Cache[subscription]{}
+		}
+		sc = subject.NewCache(acc.sublist)
+		c.otherCaches[acc] = sc
+	}
+	return sc
+}
+
+// remoteMatch returns the other nodes' interest in subj within acc, as the
+// primary router link reports it.
+func (c *client) remoteMatch(link *routerLink, acc *account, subj []byte) *subject.Result[remoteSub] {
+	if c.remoteLink != link {
+		c.remoteLink, c.remoteCache = link, nil
+		clear(c.otherRemotes)
+	}
+	if acc == c.acc {
+		if c.remoteCache == nil {
+			c.remoteCache = subject.NewCache(link.remoteFor(acc.name))
+		}
+		return c.remoteCache.Match(subj)
+	}
+	rc := c.otherRemotes[acc]
+	if rc == nil {
+		if c.otherRemotes == nil {
+			c.otherRemotes = map[*account]*subject.Cache[remoteSub]{}
+		}
+		rc = subject.NewCache(link.remoteFor(acc.name))
+		c.otherRemotes[acc] = rc
+	}
+	return rc.Match(subj)
 }

@@ -24,20 +24,90 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 	if c.opts.Verbose {
 		c.queueSelf(okBytes)
 	}
-	if m := c.srv.mappings.Load(); m != nil {
+	acc := c.acc
+	if m := acc.mappings.Load(); m != nil {
 		if mapped, ok := m.apply(subj); ok {
 			subj = mapped
 		}
 	}
-	r := c.cache.Match(subj)
-	delivered := !r.Empty() && c.deliverAll(r, subj, reply, headerLen, msg)
-	if rt := c.srv.routing; rt != nil && c.forward(rt, r, subj, reply, headerLen, msg) {
+	delivered := c.publish(acc, subj, reply, headerLen, msg)
+	if svcs := acc.services.Load(); svcs != nil && c.requestService(*svcs, subj, reply, headerLen, msg) {
 		delivered = true
 	}
 	if !delivered && len(reply) > 0 && c.opts.NoResponders {
 		c.sendNoResponders(subj, reply)
 	}
 	return nil
+}
+
+// publish delivers a message published in acc: to local subscribers, to
+// the other nodes with interest, and to local importers of acc's streams.
+// A response to a request that came through a service import goes to the
+// requester's account instead. It reports whether anyone received it.
+func (c *client) publish(acc *account, subj, reply []byte, headerLen int, msg []byte) bool {
+	if rr := acc.responses.take(subj); rr != nil {
+		return c.publish(rr.to, []byte(rr.reply), nil, headerLen, msg)
+	}
+	r := c.cacheFor(acc).Match(subj)
+	delivered := !r.Empty() && c.deliverAll(r, subj, reply, headerLen, msg)
+	if rt := c.srv.routing; rt != nil && c.forward(rt, acc, r, subj, reply, headerLen, msg) {
+		delivered = true
+	}
+	if outs := acc.streamsOut.Load(); outs != nil && c.deliverStreamImports(*outs, subj, reply, headerLen, msg) {
+		delivered = true
+	}
+	return delivered
+}
+
+// deliverStreamImports gives a message published in an exporting account
+// to the subscribers of the accounts on this node that import it, under
+// the importer's subject. Each node does this for its own subscribers:
+// the importers' nodes hold interest in the exporter's subject for them.
+func (c *client) deliverStreamImports(outs []*streamImport, subj, reply []byte, headerLen int, msg []byte) bool {
+	delivered := false
+	for _, si := range outs {
+		to, ok := importSubject(si.subject, si.tr, subj)
+		if !ok {
+			continue
+		}
+		if r := c.cacheFor(si.to).Match(to); !r.Empty() && c.deliverAll(r, to, reply, headerLen, msg) {
+			delivered = true
+		}
+	}
+	return delivered
+}
+
+// importSubject reports whether subj is taken by an import of pattern, and
+// the subject it becomes on the other side (tr nil: the same).
+func importSubject(pattern string, tr *subject.Transform, subj []byte) ([]byte, bool) {
+	if !subject.Matches(pattern, string(subj)) {
+		return nil, false
+	}
+	if tr == nil {
+		return subj, true
+	}
+	mapped, ok := tr.Apply(string(subj))
+	return []byte(mapped), ok
+}
+
+// requestService sends a request published on a service import's subject
+// into the exporting account, with a reply subject there that routes the
+// response back. A Nats-Request-Info header the client sent is replaced by
+// one that says who really asked.
+func (c *client) requestService(svcs []*serviceImport, subj, reply []byte, headerLen int, msg []byte) bool {
+	for _, si := range svcs {
+		to, ok := importSubject(si.local, si.tr, subj)
+		if !ok {
+			continue
+		}
+		var newReply []byte
+		if len(reply) > 0 {
+			newReply = si.exporter.responses.add(c.acc, reply, si)
+		}
+		hdrLen, body := c.withRequestInfo(headerLen, msg)
+		return c.publish(si.exporter, to, newReply, hdrLen, body)
+	}
+	return false
 }
 
 func hasQueue(r *subject.Result[subscription], name string) bool {

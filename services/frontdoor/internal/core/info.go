@@ -36,8 +36,6 @@ type serverInfo struct {
 	Switchyard    string   `json:"switchyard_version,omitempty"`
 }
 
-// globalAccount is the account every client is in until authsvc exists.
-const globalAccount = "$G"
 
 func (s *Server) baseInfo() serverInfo {
 	cfg := s.Config()

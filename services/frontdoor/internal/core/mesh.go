@@ -203,10 +203,26 @@ func (rt *routing) readFrames(conn net.Conn, buf []byte, have int, in *inboundPe
 // plain ones when the sender says so, and one member of each queue group it
 // names.
 func (c *client) deliverMeshMessage(m *mesh.Message) {
-	r := c.cache.Match(m.Subject)
+	acc := c.meshAcc
+	if acc == nil || string(m.Account) != acc.name {
+		if acc = c.srv.lookupAccount(m.Account); acc == nil {
+			return // no account here, so no interest in it either
+		}
+		c.meshAcc = acc // consecutive frames are mostly of one account
+	}
+	if rr := acc.responses.take(m.Subject); rr != nil {
+		// A response to a request that came in through a service import:
+		// the requester waits in the importing account.
+		c.publish(rr.to, []byte(rr.reply), nil, m.HeaderLen, m.Body)
+		return
+	}
+	r := c.cacheFor(acc).Match(m.Subject)
 	if m.Plain {
 		for _, sub := range r.Plain {
 			c.deliver(sub, m.Subject, m.Reply, m.HeaderLen, m.Body)
+		}
+		if outs := acc.streamsOut.Load(); outs != nil {
+			c.deliverStreamImports(*outs, m.Subject, m.Reply, m.HeaderLen, m.Body)
 		}
 	}
 	for _, q := range m.Queues {
@@ -229,15 +245,12 @@ type meshDest struct {
 // with a plain subscriber, and for each queue group with no member here,
 // one node (at random) among those with members. It reports whether some
 // other node wanted it.
-func (c *client) forward(rt *routing, local *subject.Result[subscription], subj, reply []byte, headerLen int, msg []byte) bool {
+func (c *client) forward(rt *routing, acc *account, local *subject.Result[subscription], subj, reply []byte, headerLen int, msg []byte) bool {
 	link := rt.primary.Load()
 	if link == nil {
 		return false
 	}
-	if c.remoteLink != link {
-		c.remoteLink, c.remoteCache = link, subject.NewCache(link.remote)
-	}
-	rr := c.remoteCache.Match(subj)
+	rr := c.remoteMatch(link, acc, subj)
 	replyTo := rt.replies.lookup(subj)
 	if rr.Empty() && replyTo == "" {
 		return false
@@ -263,7 +276,7 @@ func (c *client) forward(rt *routing, local *subject.Result[subscription], subj,
 	sent := false
 	for i := range dests {
 		d := &dests[i]
-		if p := (*peers)[d.node]; p != nil && c.sendToPeer(p, subj, reply, d, headerLen, msg) {
+		if p := (*peers)[d.node]; p != nil && c.sendToPeer(p, acc, subj, reply, d, headerLen, msg) {
 			sent = true
 		}
 		d.queues = d.queues[:0]
@@ -314,18 +327,16 @@ func (c *client) pickNode(members []*remoteSub) string {
 	return nodes[rand.IntN(len(nodes))]
 }
 
-var globalAccountBytes = []byte(globalAccount)
-
 // sendToPeer queues one frame for p; flushDelivered sends it after this
 // read, and a backlog past the high-water mark makes this publisher wait
 // (as for a slow local subscriber).
-func (c *client) sendToPeer(p *peer, subj, reply []byte, d *meshDest, headerLen int, msg []byte) bool {
+func (c *client) sendToPeer(p *peer, acc *account, subj, reply []byte, d *meshDest, headerLen int, msg []byte) bool {
 	pc := p.out.Load()
-	if pc == nil || !mesh.Fits(globalAccountBytes, subj, reply, d.queues) {
+	if pc == nil || !mesh.Fits(acc.nameBytes, subj, reply, d.queues) {
 		p.noteDrop()
 		return false
 	}
-	pending := pc.out.appendFrame(globalAccountBytes, subj, reply, d.queues, d.plain, headerLen, msg, maxMeshBacklog)
+	pending := pc.out.appendFrame(acc.nameBytes, subj, reply, d.queues, d.plain, headerLen, msg, maxMeshBacklog)
 	switch {
 	case pending == 0: // closed: reconnecting
 		p.noteDrop()

@@ -49,6 +49,7 @@ type ClosedConn = ConnInfo
 
 // SubDetail is one subscription in /connz?subs=detail.
 type SubDetail struct {
+	Account string `json:"account,omitempty"`
 	Subject string `json:"subject"`
 	Queue   string `json:"qgroup,omitempty"`
 	Sid     string `json:"sid"`
@@ -296,7 +297,7 @@ func (s *Server) Varz() *Varz {
 		MaxControlLine: cfg.MaxControlLine, MaxPayload: cfg.MaxPayload, MaxPending: cfg.MaxPending,
 		WriteDeadline: cfg.WriteDeadline, Start: s.start, Now: now,
 		Uptime: humanDuration(now.Sub(s.start)), Cores: runtime.NumCPU(), MaxProcs: runtime.GOMAXPROCS(0),
-		TotalConnections: s.nextCID.Load(), Subscriptions: uint32(s.sublist.Count()),
+		TotalConnections: s.nextCID.Load(), Subscriptions: uint32(s.numSubs()),
 		ConfigLoadTime: s.configLoadTime(), LameDuck: s.lameDuck.Load(),
 		HTTPReqStats: s.httpStats(),
 	}
@@ -342,9 +343,15 @@ type Subsz struct {
 // Subsz reports the subject trie; with subs it lists subscriptions
 // (optionally only those matching test).
 func (s *Server) Subsz(subs bool, test string, offset, limit int) *Subsz {
-	ins, rem, matches := s.sublist.Stats()
-	sz := &Subsz{ID: s.id, Now: time.Now(), NumSubs: uint32(s.sublist.Count()), NumInserts: ins,
-		NumRemoves: rem, NumMatches: matches, Offset: offset, Limit: limit}
+	sz := &Subsz{ID: s.id, Now: time.Now(), Offset: offset, Limit: limit}
+	accounts := s.allAccounts()
+	for _, a := range accounts {
+		ins, rem, matches := a.sublist.Stats()
+		sz.NumSubs += uint32(a.sublist.Count())
+		sz.NumInserts += ins
+		sz.NumRemoves += rem
+		sz.NumMatches += matches
+	}
 	if sz.Limit <= 0 {
 		sz.Limit = 1024
 	}
@@ -352,11 +359,16 @@ func (s *Server) Subsz(subs bool, test string, offset, limit int) *Subsz {
 		return sz
 	}
 	var list []SubDetail
-	s.sublist.All(func(sub *subscription) {
+	each := func(fn func(*subscription)) {
+		for _, a := range accounts {
+			a.sublist.All(fn)
+		}
+	}
+	each(func(sub *subscription) {
 		if test != "" && !subject.Matches(sub.subject, test) {
 			return
 		}
-		list = append(list, SubDetail{Subject: sub.subject, Queue: sub.queue, Sid: sub.sid,
+		list = append(list, SubDetail{Account: sub.acc.name, Subject: sub.subject, Queue: sub.queue, Sid: sub.sid,
 			Msgs: sub.delivered.Load(), Max: sub.max.Load(), Cid: sub.client.id})
 	})
 	sort.Slice(list, func(i, j int) bool {
@@ -399,4 +411,13 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 		return
 	}
 	w.Write(b)
+}
+
+// numSubs counts the subscriptions of every account.
+func (s *Server) numSubs() int {
+	n := 0
+	for _, a := range s.allAccounts() {
+		n += a.sublist.Count()
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"github.com/switchyard-io/switchyard/pkg/subject"
 	"net/http"
 	"slices"
 	"time"
@@ -55,7 +56,7 @@ func (s *Server) Routez() *Routez {
 	rt.mu.Unlock()
 	for _, l := range links {
 		rz.Routes = append(rz.Routes, RouteInfo{Router: l.addr, Configured: l.target, Up: l.up.Load(),
-			Primary: l == primary, RemoteInterest: l.remote.Count()})
+			Primary: l == primary, RemoteInterest: l.remoteCount()})
 	}
 	rz.NumRoutes = len(rz.Routes)
 	for _, p := range *rt.peers.Load() {
@@ -79,3 +80,13 @@ func (s *Server) Routez() *Routez {
 }
 
 func (s *Server) handleRoutez(w http.ResponseWriter, r *http.Request) { writeJSON(w, r, s.Routez()) }
+
+// remoteCount is the number of remote interest entries over all accounts.
+func (l *routerLink) remoteCount() int {
+	n := 0
+	l.remotes.Range(func(_, v any) bool {
+		n += v.(*subject.Sublist[remoteSub]).Count()
+		return true
+	})
+	return n
+}

@@ -41,6 +41,10 @@ type routing struct {
 	peers   atomic.Pointer[map[string]*peer] // by node id; replaced, never modified
 	inbound sync.Map                         // *inboundPeer, for monitoring
 	replies replyRoutes
+
+	// Interest this node has on behalf of local stream importers (guarded
+	// by mu): counted into snapshots like subscriptions.
+	importInterest map[interestKey]int32
 }
 
 // routerLink is the stream to one router replica.
@@ -51,8 +55,9 @@ type routerLink struct {
 	up     atomic.Bool
 	cancel context.CancelFunc
 
-	// Remote interest as this router reports it, summed per node.
-	remote  *subject.Sublist[remoteSub]
+	// Remote interest as this router reports it, summed per node, in one
+	// trie per account (remotes: name -> *subject.Sublist[remoteSub]).
+	remotes sync.Map
 	entries map[remoteKey]*remoteSub // recv goroutine only
 
 	nodes []*routerv1.Node // the attached nodes this router lists; guarded by routing.mu
@@ -62,13 +67,24 @@ type routerLink struct {
 	wake     chan struct{}
 }
 
-type interestKey struct{ subject, queue string }
-type remoteKey struct{ node, subject, queue string }
+type interestKey struct{ account, subject, queue string }
+type remoteKey struct{ node, account, subject, queue string }
 
-// remoteSub is another node's interest in one subject (and queue group).
+// remoteSub is another node's interest in one subject (and queue group)
+// of one account.
 type remoteSub struct {
-	node, subject, queue string
-	count                int32
+	node, account, subject, queue string
+	count                         int32
+}
+
+// remoteFor returns the remote-interest trie of an account, made empty
+// when new so that publishers can cache it before any interest arrives.
+func (l *routerLink) remoteFor(account string) *subject.Sublist[remoteSub] {
+	if sl, ok := l.remotes.Load(account); ok {
+		return sl.(*subject.Sublist[remoteSub])
+	}
+	sl, _ := l.remotes.LoadOrStore(account, subject.NewSublist[remoteSub]())
+	return sl.(*subject.Sublist[remoteSub])
 }
 
 // resolveInterval is how often router names are looked up again, so a
@@ -178,7 +194,7 @@ func (rt *routing) reconcile(ctx context.Context) {
 	}
 	sort.Strings(added)
 	for _, a := range added {
-		l := &routerLink{rt: rt, addr: a, target: want[a], remote: subject.NewSublist[remoteSub](),
+		l := &routerLink{rt: rt, addr: a, target: want[a],
 			entries: map[remoteKey]*remoteSub{}, interest: map[interestKey]int32{}, wake: make(chan struct{}, 1)}
 		lctx, cancel := context.WithCancel(ctx)
 		l.cancel = cancel
@@ -219,7 +235,12 @@ func (rt *routing) subChanged(sub *subscription, delta int32, apply func() bool)
 		rt.mu.Unlock()
 		return
 	}
-	k := interestKey{sub.subject, sub.queue}
+	rt.interestChanged(interestKey{sub.acc.name, sub.subject, sub.queue}, delta)
+	rt.mu.Unlock()
+}
+
+// interestChanged queues one change for every router. Caller holds mu.
+func (rt *routing) interestChanged(k interestKey, delta int32) {
 	for _, l := range rt.links {
 		l.mu.Lock()
 		if l.interest[k] += delta; l.interest[k] == 0 {
@@ -228,7 +249,23 @@ func (rt *routing) subChanged(sub *subscription, delta int32, apply func() bool)
 		l.mu.Unlock()
 		l.signal()
 	}
-	rt.mu.Unlock()
+}
+
+// setImportInterest replaces the interest held for local stream importers.
+func (rt *routing) setImportInterest(want map[interestKey]int32) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for k, n := range rt.importInterest {
+		if d := want[k] - n; d != 0 {
+			rt.interestChanged(k, d)
+		}
+	}
+	for k, n := range want {
+		if _, had := rt.importInterest[k]; !had {
+			rt.interestChanged(k, n)
+		}
+	}
+	rt.importInterest = want
 }
 
 // snapshot counts local interest and resets l's pending changes, atomically
@@ -237,13 +274,18 @@ func (rt *routing) snapshot(l *routerLink) *routerv1.Interest {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	counts := map[interestKey]int32{}
-	rt.srv.sublist.All(func(s *subscription) { counts[interestKey{s.subject, s.queue}]++ })
+	for _, a := range rt.srv.allAccounts() {
+		a.sublist.All(func(s *subscription) { counts[interestKey{a.name, s.subject, s.queue}]++ })
+	}
+	for k, n := range rt.importInterest {
+		counts[k] += n
+	}
 	l.mu.Lock()
 	clear(l.interest)
 	l.mu.Unlock()
 	in := &routerv1.Interest{Snapshot: true}
 	for k, n := range counts {
-		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: n})
+		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: k.account, Subject: k.subject, Queue: k.queue, Delta: n})
 	}
 	return in
 }
@@ -337,7 +379,7 @@ func (l *routerLink) sendPending(stream grpc.BidiStreamingClient[routerv1.NodeFr
 	}
 	in := &routerv1.Interest{}
 	for k, d := range l.interest {
-		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: globalAccount, Subject: k.subject, Queue: k.queue, Delta: d})
+		in.Entries = append(in.Entries, &routerv1.InterestEntry{Account: k.account, Subject: k.subject, Queue: k.queue, Delta: d})
 	}
 	clear(l.interest)
 	l.mu.Unlock()
@@ -372,26 +414,26 @@ func (l *routerLink) applyInterest(in *routerv1.Interest) {
 		l.clearRemote()
 	}
 	for _, e := range in.Entries {
-		k := remoteKey{e.NodeId, e.Subject, e.Queue}
+		k := remoteKey{e.NodeId, e.Account, e.Subject, e.Queue}
 		rs := l.entries[k]
 		if rs == nil {
-			if e.Delta <= 0 || !subject.ValidSubscribe([]byte(e.Subject)) {
+			if e.Delta <= 0 || !subject.ValidSubscribe([]byte(e.Subject)) || e.Account == "" {
 				continue
 			}
-			rs = &remoteSub{node: e.NodeId, subject: e.Subject, queue: e.Queue}
+			rs = &remoteSub{node: e.NodeId, account: e.Account, subject: e.Subject, queue: e.Queue}
 			l.entries[k] = rs
-			l.remote.Insert(rs.subject, rs.queue, rs)
+			l.remoteFor(rs.account).Insert(rs.subject, rs.queue, rs)
 		}
 		if rs.count += e.Delta; rs.count <= 0 {
 			delete(l.entries, k)
-			l.remote.Remove(rs.subject, rs.queue, rs)
+			l.remoteFor(rs.account).Remove(rs.subject, rs.queue, rs)
 		}
 	}
 }
 
 func (l *routerLink) clearRemote() {
 	for k, rs := range l.entries {
-		l.remote.Remove(rs.subject, rs.queue, rs)
+		l.remoteFor(rs.account).Remove(rs.subject, rs.queue, rs)
 		delete(l.entries, k)
 	}
 }

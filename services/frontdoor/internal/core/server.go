@@ -17,7 +17,6 @@ import (
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/logging"
-	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
 // Config is the frontdoor's configuration: the nats-server keys it owns.
@@ -38,9 +37,11 @@ type Server struct {
 	id      string
 	name    string
 	start   time.Time
-	sublist *subject.Sublist[subscription]
 
-	mappings atomic.Pointer[mappingTable]
+	accMu    sync.Mutex          // guards accounts
+	accounts map[string]*account // by name; never removed
+	gacc     *account            // the global account ($G)
+	importMu sync.Mutex          // serializes rebuildStreamImports
 
 	mu           sync.Mutex // guards clients, closed, listeners
 	clients      map[uint64]*client
@@ -83,11 +84,12 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 		log:     log,
 		id:      id,
 		name:    cfg.ServerName,
-		start:   time.Now(),
-		sublist: subject.NewSublist[subscription](),
-		clients: map[uint64]*client{},
-		ready:   make(chan struct{}),
+		start:    time.Now(),
+		accounts: map[string]*account{},
+		clients:  map[uint64]*client{},
+		ready:    make(chan struct{}),
 	}
+	s.gacc = s.account(config.GlobalAccount)
 	if s.name == "" {
 		s.name = id
 	}
@@ -101,9 +103,9 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 		if s.auth, err = newAuthLink(s, cfg.AuthService); err != nil {
 			return nil, fmt.Errorf("authsvc %s: %w", cfg.AuthService, err)
 		}
-	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" {
+	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 {
 		// Never serve open by mistake when the file asks for authorization.
-		return nil, fmt.Errorf("authorization {} and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
+		return nil, fmt.Errorf("authorization {}, accounts {} and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
 	}
 	return s, nil
 }
@@ -114,7 +116,7 @@ func (s *Server) setConfig(cfg *Config) error {
 		return err
 	}
 	s.cfg.Store(cfg)
-	s.mappings.Store(m)
+	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
 	now := time.Now()
 	s.loadedAt.Store(&now)
 	return nil
@@ -379,19 +381,21 @@ func (s *Server) connectURLs() []string {
 // trieInsert and trieRemove change the local subject trie, telling the
 // router tier when there is one.
 func (s *Server) trieInsert(sub *subscription) {
+	sl := sub.acc.sublist
 	if s.routing == nil {
-		s.sublist.Insert(sub.subject, sub.queue, sub)
+		sl.Insert(sub.subject, sub.queue, sub)
 		return
 	}
-	s.routing.subChanged(sub, 1, func() bool { s.sublist.Insert(sub.subject, sub.queue, sub); return true })
+	s.routing.subChanged(sub, 1, func() bool { sl.Insert(sub.subject, sub.queue, sub); return true })
 }
 
 func (s *Server) trieRemove(sub *subscription) {
+	sl := sub.acc.sublist
 	if s.routing == nil {
-		s.sublist.Remove(sub.subject, sub.queue, sub)
+		sl.Remove(sub.subject, sub.queue, sub)
 		return
 	}
-	s.routing.subChanged(sub, -1, func() bool { return s.sublist.Remove(sub.subject, sub.queue, sub) })
+	s.routing.subChanged(sub, -1, func() bool { return sl.Remove(sub.subject, sub.queue, sub) })
 }
 
 // sendInfoToClients tells clients that asked for updates (protocol 1)

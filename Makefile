@@ -47,13 +47,21 @@ run: build ## Run the suite in the foreground: authsvc, a router and two frontdo
 		bin/frontdoor -p 4222 -m 8222 --routers 127.0.0.1:7422 --authsvc 127.0.0.1:7522 $(if $(CONFIG),-c $(CONFIG))'
 
 .PHONY: test
-test: check-go reference $(TOOLS_BIN)/nats ## Run every test (unit, integration against race-detector builds with nats.go, differential against nats-server, a short fuzz run)
+test: check-go reference $(TOOLS_BIN)/nats postgres ## Run every test (unit, integration against race-detector builds with nats.go, differential against nats-server, a short fuzz run)
 	@mkdir -p $(RACE_BIN)
 	for s in frontdoor router authsvc; do go build -race -o $(RACE_BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
 	GORACE=halt_on_error=1 SWITCHYARD_BIN_DIR=$(RACE_BIN) NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server \
 		go test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && go test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
+
+.PHONY: postgres
+postgres: ## Make sure PostgreSQL's binaries are installed (tests start throwaway servers from them); apt-get installs them when missing
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		echo "Installing PostgreSQL (tests start throwaway servers from its binaries)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null && \
+		{ [ "$$(id -u)" = 0 ] && $$SUDO service postgresql stop >/dev/null 2>&1; true; }; }
 
 .PHONY: fuzz
 fuzz: ## Fuzz the client-protocol parser and the mesh frame decoder, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)

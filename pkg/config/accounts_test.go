@@ -106,3 +106,32 @@ func TestConfigAccountErrors(t *testing.T) {
   B: { exports: [ {service: b} ], imports: [ {service: {account: A, subject: a}} ] }
 }`)
 }
+
+func TestConfigOperator(t *testing.T) {
+	s := mustParse(t, `
+operator: "/etc/nats/op.jwt"
+system_account: ADSYS
+resolver: MEMORY
+resolver_preload: { ADSYS: "eyJ.sys", AXYZ: "eyJ.xyz" }
+`)
+	require.Equal(t, []string{"/etc/nats/op.jwt"}, s.Operators)
+	require.Equal(t, ResolverMemory, s.Resolver.Type)
+	require.Equal(t, map[string]string{"ADSYS": "eyJ.sys", "AXYZ": "eyJ.xyz"}, s.Resolver.Preload)
+
+	s = mustParse(t, `operator: [a.jwt, b.jwt]
+resolver { type: full, allow_delete: true, postgres: "postgres://x/y", interval: "2m" }`)
+	require.Equal(t, Resolver{Type: ResolverFull, Dir: DefaultResolverDir, AllowDelete: true, Postgres: "postgres://x/y"}, s.Resolver)
+
+	for conf, want := range map[string]string{
+		"operator: a.jwt":                                       `needs a resolver`,
+		"resolver: MEMORY":                                      `is for operator (JWT) mode`,
+		"operator: a.jwt\nresolver: URL(http://x)":              `"URL(http://x)" is not supported`,
+		"operator: a.jwt\nresolver { type: cache }":             `the cache resolver is not supported yet`,
+		"operator: a.jwt\nresolver { dir: x }":                  `needs a type: full`,
+		"operator: a.jwt\nresolver: MEMORY\naccounts { A: {} }": `remove accounts {} and authorization {}`,
+		"operator: 5":                                           `expected an operator JWT file`,
+	} {
+		_, err := Parse(conf)
+		requireErrLines(t, err, want)
+	}
+}

@@ -52,6 +52,8 @@ type Server struct {
 	Auth             Auth          // "authorization", "no_auth_user": enforced by authsvc
 	Accounts         []Account     // "accounts", sorted by name: enforced by authsvc and the frontdoors
 	SystemAccount    string        // "system_account"/"system"
+	Operators        []string      // "operator": operator JWT files (or JWTs); set: operator (JWT) mode
+	Resolver         Resolver      // "resolver", "resolver_preload"
 	MaxPayload       int32         // "max_payload": number or size ("1MB")
 	MaxControlLine   int32         // "max_control_line"
 	MaxConnections   int           // "max_connections"/"max_conn"

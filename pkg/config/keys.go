@@ -34,7 +34,7 @@ func (k keySpec) reason() string {
 		return k.hint
 	}
 	if k.owner == Authsvc {
-		return "handled by authsvc, which supports authorization {}, no_auth_user, accounts {} and system_account so far (operators and resolvers are planned)"
+		return "handled by authsvc, which supports authorization {}, no_auth_user, accounts {}, system_account, operator, resolver and resolver_preload so far"
 	}
 	if k.owner != Nobody {
 		return "handled by " + string(k.owner) + " (not built yet)"
@@ -97,9 +97,11 @@ var keys = table(
 	apply("authsvc", stringKey(func(s *Server) *string { return &s.AuthService })),
 	apply("accounts", applyAccounts),
 	apply("system_account", applySystemAccount, "system"),
+	apply("operator", applyOperator, "operators", "root_operators", "root_operator"),
+	apply("resolver", applyResolver, "account_resolver", "accounts_resolver"),
+	apply("resolver_preload", applyResolverPreload),
 	refuse(Authsvc, "",
-		"operator", "operators", "roots", "root", "root_operators", "root_operator",
-		"resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload", "resolver_pinned_accounts",
+		"roots", "root", "resolver_tls", "resolver_pinned_accounts",
 		"no_system_account", "no_system", "no_sys_acc",
 		"trusted", "trusted_keys", "default_sentinel"),
 	refuse(Nobody, "not supported yet (frontdoor TLS/WebSocket are planned); terminate TLS in front of the frontdoor meanwhile",

@@ -99,7 +99,17 @@ func (s *Server) check() []problem {
 			}
 		}
 	}
-	if s.SystemAccount != "" && s.SystemAccount != "$SYS" && !s.hasAccount(s.SystemAccount) {
+	if len(s.Operators) > 0 {
+		if len(s.Accounts) > 0 || s.Auth.Set {
+			bad("operator", "operator (JWT) mode takes accounts and users from account JWTs: remove accounts {} and authorization {}")
+		}
+		if s.Resolver.Type == "" {
+			bad("operator", "needs a resolver: MEMORY with resolver_preload, or resolver { type: full, dir: \"./jwt\" }")
+		}
+	} else if s.Resolver.Type != "" {
+		bad("resolver", "is for operator (JWT) mode: set operator too")
+	}
+	if s.SystemAccount != "" && s.SystemAccount != "$SYS" && len(s.Operators) == 0 && !s.hasAccount(s.SystemAccount) {
 		bad("system_account", "%q is not an account of accounts {}", s.SystemAccount)
 	}
 	return ps

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard-io/switchyard/pkg/service"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 	"github.com/switchyard-io/switchyard/services/authsvc/internal/policy"
+	"github.com/switchyard-io/switchyard/services/authsvc/internal/resolver"
 )
 
 // DefaultPort is where frontdoors reach authsvc unless told otherwise.
@@ -83,6 +84,10 @@ type Service struct {
 	policy atomic.Pointer[policy.Policy]
 	grpc   *grpc.Server
 
+	storeMu  sync.Mutex     // guards store and storeCfg (Reload)
+	store    resolver.Store // operator mode's account resolver; nil otherwise
+	storeCfg string         // the resolver settings store was opened with
+
 	accepted, refused atomic.Int64
 
 	ports service.Listeners
@@ -114,7 +119,11 @@ func (s *Service) Reload() error {
 			return err
 		}
 	}
-	p, err := policy.New(c)
+	store, err := s.openStore(c)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", s.cfg.ConfigFile, err)
+	}
+	p, err := policy.New(c, store)
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", s.cfg.ConfigFile, err)
 	}
@@ -143,10 +152,64 @@ func (s *Service) Authenticate(_ context.Context, req *authv1.AuthenticateReques
 	return resp, nil
 }
 
+// openStore returns the account resolver the configuration asks for,
+// keeping the open one when its settings did not change.
+func (s *Service) openStore(c *config.Server) (resolver.Store, error) {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	r := c.Resolver
+	key := fmt.Sprintf("%#v", r)
+	if len(c.Operators) == 0 || r.Type == "" {
+		return nil, nil
+	}
+	if s.store != nil && key == s.storeCfg {
+		return s.store, nil
+	}
+	var store resolver.Store
+	var err error
+	switch {
+	case r.Type == config.ResolverMemory:
+		store = resolver.NewMemory(r.Preload)
+	case r.Postgres != "":
+		store, err = resolver.NewPostgres(context.Background(), r.Postgres, r.Preload)
+	default:
+		store, err = resolver.NewDir(r.Dir, r.Preload)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+	s.store, s.storeCfg = store, key
+	s.log.Infof("Account resolver: %s", store.Kind())
+	return store, nil
+}
+
 // Account tells a frontdoor how an account routes.
 func (s *Service) Account(_ context.Context, req *authv1.AccountRequest) (*authv1.AccountResponse, error) {
-	a := s.policy.Load().Account(req.Name)
+	a, skipped, err := s.policy.Load().Account(req.Name)
+	for _, sk := range skipped {
+		s.log.Warnf("Account %s: %s; the import is left out", req.Name, sk)
+	}
+	if err != nil {
+		s.log.Warnf("Node %s asked for account %s: %v", req.NodeId, req.Name, err)
+	}
 	return &authv1.AccountResponse{Found: a != nil, Account: a}, nil
+}
+
+// Claims stores or looks up account JWTs for the system account's
+// $SYS.REQ.CLAIMS.* requests, which frontdoors pass on.
+func (s *Service) Claims(_ context.Context, req *authv1.ClaimsRequest) (*authv1.ClaimsResponse, error) {
+	resp := s.policy.Load().Claims(req)
+	if resp.Code == 200 {
+		if req.Op == authv1.ClaimsRequest_OP_UPDATE {
+			s.log.Infof("Account %s: JWT updated (pushed through node %s)", resp.Account, req.NodeId)
+		}
+	} else {
+		s.log.Warnf("Account %s: claims %v through node %s: %s", resp.Account, req.Op, req.NodeId, resp.Message)
+	}
+	return resp, nil
 }
 
 // Start listens for frontdoors (and monitoring) in the background.
@@ -193,6 +256,11 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 func (s *Service) Stop() {
 	s.stop.Do(func() {
 		s.grpc.Stop()
+		s.storeMu.Lock()
+		if s.store != nil {
+			s.store.Close()
+		}
+		s.storeMu.Unlock()
 		s.ports.CloseMonitor()
 		s.ports.Wait()
 	})

@@ -27,6 +27,192 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ClaimsRequest_Op int32
+
+const (
+	ClaimsRequest_OP_UNSPECIFIED ClaimsRequest_Op = 0
+	ClaimsRequest_OP_UPDATE      ClaimsRequest_Op = 1
+	ClaimsRequest_OP_LOOKUP      ClaimsRequest_Op = 2
+)
+
+// Enum value maps for ClaimsRequest_Op.
+var (
+	ClaimsRequest_Op_name = map[int32]string{
+		0: "OP_UNSPECIFIED",
+		1: "OP_UPDATE",
+		2: "OP_LOOKUP",
+	}
+	ClaimsRequest_Op_value = map[string]int32{
+		"OP_UNSPECIFIED": 0,
+		"OP_UPDATE":      1,
+		"OP_LOOKUP":      2,
+	}
+)
+
+func (x ClaimsRequest_Op) Enum() *ClaimsRequest_Op {
+	p := new(ClaimsRequest_Op)
+	*p = x
+	return p
+}
+
+func (x ClaimsRequest_Op) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClaimsRequest_Op) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_auth_v1_auth_proto_enumTypes[0].Descriptor()
+}
+
+func (ClaimsRequest_Op) Type() protoreflect.EnumType {
+	return &file_switchyard_auth_v1_auth_proto_enumTypes[0]
+}
+
+func (x ClaimsRequest_Op) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClaimsRequest_Op.Descriptor instead.
+func (ClaimsRequest_Op) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0, 0}
+}
+
+type ClaimsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Op            ClaimsRequest_Op       `protobuf:"varint,1,opt,name=op,proto3,enum=switchyard.auth.v1.ClaimsRequest_Op" json:"op,omitempty"`
+	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"` // from the subject; empty for $SYS.REQ.CLAIMS.UPDATE
+	Jwt           string                 `protobuf:"bytes,3,opt,name=jwt,proto3" json:"jwt,omitempty"`         // the account JWT, for updates
+	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimsRequest) Reset() {
+	*x = ClaimsRequest{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimsRequest) ProtoMessage() {}
+
+func (x *ClaimsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimsRequest.ProtoReflect.Descriptor instead.
+func (*ClaimsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ClaimsRequest) GetOp() ClaimsRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return ClaimsRequest_OP_UNSPECIFIED
+}
+
+func (x *ClaimsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ClaimsRequest) GetJwt() string {
+	if x != nil {
+		return x.Jwt
+	}
+	return ""
+}
+
+func (x *ClaimsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type ClaimsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HTTP-like status, as nats-server reports it: 200 ok, 4xx/5xx errors.
+	Code          int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Account       string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // "jwt updated", or what went wrong
+	Jwt           string `protobuf:"bytes,4,opt,name=jwt,proto3" json:"jwt,omitempty"`         // lookups: the stored JWT, empty when unknown
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimsResponse) Reset() {
+	*x = ClaimsResponse{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimsResponse) ProtoMessage() {}
+
+func (x *ClaimsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimsResponse.ProtoReflect.Descriptor instead.
+func (*ClaimsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClaimsResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ClaimsResponse) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ClaimsResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ClaimsResponse) GetJwt() string {
+	if x != nil {
+		return x.Jwt
+	}
+	return ""
+}
+
 type AccountRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -37,7 +223,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +235,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +248,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AccountRequest) GetNodeId() string {
@@ -89,7 +275,7 @@ type AccountResponse struct {
 
 func (x *AccountResponse) Reset() {
 	*x = AccountResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +287,7 @@ func (x *AccountResponse) String() string {
 func (*AccountResponse) ProtoMessage() {}
 
 func (x *AccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +300,7 @@ func (x *AccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResponse.ProtoReflect.Descriptor instead.
 func (*AccountResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AccountResponse) GetFound() bool {
@@ -132,17 +318,22 @@ func (x *AccountResponse) GetAccount() *AccountConfig {
 }
 
 type AccountConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Imports       []*Import              `protobuf:"bytes,2,rep,name=imports,proto3" json:"imports,omitempty"`
-	Mappings      []*Mapping             `protobuf:"bytes,3,rep,name=mappings,proto3" json:"mappings,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Imports  []*Import              `protobuf:"bytes,2,rep,name=imports,proto3" json:"imports,omitempty"`
+	Mappings []*Mapping             `protobuf:"bytes,3,rep,name=mappings,proto3" json:"mappings,omitempty"`
+	// The system account: its clients may send $SYS requests.
+	System bool `protobuf:"varint,4,opt,name=system,proto3" json:"system,omitempty"`
+	// Revoked users (JWT mode): public key ("*" for all) -> unix seconds;
+	// a user whose JWT was issued at or before that time is disconnected.
+	Revocations   map[string]int64 `protobuf:"bytes,5,rep,name=revocations,proto3" json:"revocations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AccountConfig) Reset() {
 	*x = AccountConfig{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -154,7 +345,7 @@ func (x *AccountConfig) String() string {
 func (*AccountConfig) ProtoMessage() {}
 
 func (x *AccountConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -167,7 +358,7 @@ func (x *AccountConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountConfig.ProtoReflect.Descriptor instead.
 func (*AccountConfig) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AccountConfig) GetName() string {
@@ -191,6 +382,20 @@ func (x *AccountConfig) GetMappings() []*Mapping {
 	return nil
 }
 
+func (x *AccountConfig) GetSystem() bool {
+	if x != nil {
+		return x.System
+	}
+	return false
+}
+
+func (x *AccountConfig) GetRevocations() map[string]int64 {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
 // Import is one import of the account, checked by authsvc against the
 // exporter's exports (so a frontdoor never sees one it may not use), with
 // the export's response settings copied in for services.
@@ -208,7 +413,7 @@ type Import struct {
 
 func (x *Import) Reset() {
 	*x = Import{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +425,7 @@ func (x *Import) String() string {
 func (*Import) ProtoMessage() {}
 
 func (x *Import) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +438,7 @@ func (x *Import) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Import.ProtoReflect.Descriptor instead.
 func (*Import) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Import) GetService() bool {
@@ -288,7 +493,7 @@ type Mapping struct {
 
 func (x *Mapping) Reset() {
 	*x = Mapping{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +505,7 @@ func (x *Mapping) String() string {
 func (*Mapping) ProtoMessage() {}
 
 func (x *Mapping) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +518,7 @@ func (x *Mapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mapping.ProtoReflect.Descriptor instead.
 func (*Mapping) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Mapping) GetSource() string {
@@ -340,7 +545,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +557,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +570,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Destination) GetSubject() string {
@@ -391,7 +596,7 @@ type PolicyRequest struct {
 
 func (x *PolicyRequest) Reset() {
 	*x = PolicyRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +608,7 @@ func (x *PolicyRequest) String() string {
 func (*PolicyRequest) ProtoMessage() {}
 
 func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +621,7 @@ func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PolicyRequest) GetNodeId() string {
@@ -441,7 +646,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +658,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +671,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PolicyResponse) GetAuthRequired() bool {
@@ -513,7 +718,7 @@ type Credentials struct {
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +730,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +743,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Credentials) GetUser() string {
@@ -597,7 +802,7 @@ type ClientInfo struct {
 
 func (x *ClientInfo) Reset() {
 	*x = ClientInfo{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +814,7 @@ func (x *ClientInfo) String() string {
 func (*ClientInfo) ProtoMessage() {}
 
 func (x *ClientInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +827,7 @@ func (x *ClientInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientInfo.ProtoReflect.Descriptor instead.
 func (*ClientInfo) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClientInfo) GetCid() uint64 {
@@ -679,7 +884,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +896,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +909,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuthenticateRequest) GetNodeId() string {
@@ -744,15 +949,22 @@ type AuthenticateResponse struct {
 	Account string `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
 	// Who the client is, for logs and monitoring: the user name or public
 	// nkey; never a password or token.
-	Identity      string       `protobuf:"bytes,4,opt,name=identity,proto3" json:"identity,omitempty"`
-	Permissions   *Permissions `protobuf:"bytes,5,opt,name=permissions,proto3" json:"permissions,omitempty"` // absent: everything allowed
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identity    string       `protobuf:"bytes,4,opt,name=identity,proto3" json:"identity,omitempty"`
+	Permissions *Permissions `protobuf:"bytes,5,opt,name=permissions,proto3" json:"permissions,omitempty"` // absent: everything allowed
+	// JWT users: when the credentials expire (the frontdoor closes the
+	// connection then), 0 for never; the user's public key and the JWT's
+	// issue time, which account revocations are checked against.
+	ExpiresUnixNanos int64   `protobuf:"varint,6,opt,name=expires_unix_nanos,json=expiresUnixNanos,proto3" json:"expires_unix_nanos,omitempty"`
+	UserKey          string  `protobuf:"bytes,7,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`
+	IssuedAtUnix     int64   `protobuf:"varint,8,opt,name=issued_at_unix,json=issuedAtUnix,proto3" json:"issued_at_unix,omitempty"`
+	Limits           *Limits `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +976,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +989,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuthenticateResponse) GetOk() bool {
@@ -815,6 +1027,88 @@ func (x *AuthenticateResponse) GetPermissions() *Permissions {
 	return nil
 }
 
+func (x *AuthenticateResponse) GetExpiresUnixNanos() int64 {
+	if x != nil {
+		return x.ExpiresUnixNanos
+	}
+	return 0
+}
+
+func (x *AuthenticateResponse) GetUserKey() string {
+	if x != nil {
+		return x.UserKey
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetIssuedAtUnix() int64 {
+	if x != nil {
+		return x.IssuedAtUnix
+	}
+	return 0
+}
+
+func (x *AuthenticateResponse) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits of one connection, from the user and account JWTs (the smaller
+// wins); 0 or absent: the frontdoor's own limits.
+type Limits struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MaxPayload       int32                  `protobuf:"varint,1,opt,name=max_payload,json=maxPayload,proto3" json:"max_payload,omitempty"`
+	MaxSubscriptions int32                  `protobuf:"varint,2,opt,name=max_subscriptions,json=maxSubscriptions,proto3" json:"max_subscriptions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Limits) GetMaxPayload() int32 {
+	if x != nil {
+		return x.MaxPayload
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxSubscriptions() int32 {
+	if x != nil {
+		return x.MaxSubscriptions
+	}
+	return 0
+}
+
 type Permissions struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Publish   *SubjectPermission     `protobuf:"bytes,1,opt,name=publish,proto3" json:"publish,omitempty"`     // absent: every subject
@@ -828,7 +1122,7 @@ type Permissions struct {
 
 func (x *Permissions) Reset() {
 	*x = Permissions{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1134,7 @@ func (x *Permissions) String() string {
 func (*Permissions) ProtoMessage() {}
 
 func (x *Permissions) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1147,7 @@ func (x *Permissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permissions.ProtoReflect.Descriptor instead.
 func (*Permissions) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Permissions) GetPublish() *SubjectPermission {
@@ -887,7 +1181,7 @@ type SubjectPermission struct {
 
 func (x *SubjectPermission) Reset() {
 	*x = SubjectPermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1193,7 @@ func (x *SubjectPermission) String() string {
 func (*SubjectPermission) ProtoMessage() {}
 
 func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1206,7 @@ func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectPermission.ProtoReflect.Descriptor instead.
 func (*SubjectPermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubjectPermission) GetAllow() []string {
@@ -939,7 +1233,7 @@ type ResponsePermission struct {
 
 func (x *ResponsePermission) Reset() {
 	*x = ResponsePermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1245,7 @@ func (x *ResponsePermission) String() string {
 func (*ResponsePermission) ProtoMessage() {}
 
 func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1258,7 @@ func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponsePermission.ProtoReflect.Descriptor instead.
 func (*ResponsePermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResponsePermission) GetMaxMsgs() int32 {
@@ -985,17 +1279,36 @@ var File_switchyard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"=\n" +
+	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"\xc2\x01\n" +
+	"\rClaimsRequest\x124\n" +
+	"\x02op\x18\x01 \x01(\x0e2$.switchyard.auth.v1.ClaimsRequest.OpR\x02op\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x10\n" +
+	"\x03jwt\x18\x03 \x01(\tR\x03jwt\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"6\n" +
+	"\x02Op\x12\x12\n" +
+	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
+	"\tOP_UPDATE\x10\x01\x12\r\n" +
+	"\tOP_LOOKUP\x10\x02\"j\n" +
+	"\x0eClaimsResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x10\n" +
+	"\x03jwt\x18\x04 \x01(\tR\x03jwt\"=\n" +
 	"\x0eAccountRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"d\n" +
 	"\x0fAccountResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12;\n" +
-	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\x92\x01\n" +
+	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xc0\x02\n" +
 	"\rAccountConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\aimports\x18\x02 \x03(\v2\x1a.switchyard.auth.v1.ImportR\aimports\x127\n" +
-	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\"\xc5\x01\n" +
+	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\x12\x16\n" +
+	"\x06system\x18\x04 \x01(\bR\x06system\x12T\n" +
+	"\vrevocations\x18\x05 \x03(\v22.switchyard.auth.v1.AccountConfig.RevocationsEntryR\vrevocations\x1a>\n" +
+	"\x10RevocationsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc5\x01\n" +
 	"\x06Import\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\bR\aservice\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x18\n" +
@@ -1036,13 +1349,21 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
 	"\x06client\x18\x02 \x01(\v2\x1e.switchyard.auth.v1.ClientInfoR\x06client\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12A\n" +
-	"\vcredentials\x18\x04 \x01(\v2\x1f.switchyard.auth.v1.CredentialsR\vcredentials\"\xb7\x01\n" +
+	"\vcredentials\x18\x04 \x01(\v2\x1f.switchyard.auth.v1.CredentialsR\vcredentials\"\xda\x02\n" +
 	"\x14AuthenticateResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
 	"\bidentity\x18\x04 \x01(\tR\bidentity\x12A\n" +
-	"\vpermissions\x18\x05 \x01(\v2\x1f.switchyard.auth.v1.PermissionsR\vpermissions\"\xd7\x01\n" +
+	"\vpermissions\x18\x05 \x01(\v2\x1f.switchyard.auth.v1.PermissionsR\vpermissions\x12,\n" +
+	"\x12expires_unix_nanos\x18\x06 \x01(\x03R\x10expiresUnixNanos\x12\x19\n" +
+	"\buser_key\x18\a \x01(\tR\auserKey\x12$\n" +
+	"\x0eissued_at_unix\x18\b \x01(\x03R\fissuedAtUnix\x122\n" +
+	"\x06limits\x18\t \x01(\v2\x1a.switchyard.auth.v1.LimitsR\x06limits\"V\n" +
+	"\x06Limits\x12\x1f\n" +
+	"\vmax_payload\x18\x01 \x01(\x05R\n" +
+	"maxPayload\x12+\n" +
+	"\x11max_subscriptions\x18\x02 \x01(\x05R\x10maxSubscriptions\"\xd7\x01\n" +
 	"\vPermissions\x12?\n" +
 	"\apublish\x18\x01 \x01(\v2%.switchyard.auth.v1.SubjectPermissionR\apublish\x12C\n" +
 	"\tsubscribe\x18\x02 \x01(\v2%.switchyard.auth.v1.SubjectPermissionR\tsubscribe\x12B\n" +
@@ -1052,11 +1373,12 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04deny\x18\x02 \x03(\tR\x04deny\"T\n" +
 	"\x12ResponsePermission\x12\x19\n" +
 	"\bmax_msgs\x18\x01 \x01(\x05R\amaxMsgs\x12#\n" +
-	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\x8e\x02\n" +
+	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xdf\x02\n" +
 	"\x04Auth\x12O\n" +
 	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12a\n" +
 	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponse\x12R\n" +
-	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
+	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponse\x12O\n" +
+	"\x06Claims\x12!.switchyard.auth.v1.ClaimsRequest\x1a\".switchyard.auth.v1.ClaimsResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_switchyard_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1070,46 +1392,57 @@ func file_switchyard_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_switchyard_auth_v1_auth_proto_rawDescData
 }
 
-var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_switchyard_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_switchyard_auth_v1_auth_proto_goTypes = []any{
-	(*AccountRequest)(nil),       // 0: switchyard.auth.v1.AccountRequest
-	(*AccountResponse)(nil),      // 1: switchyard.auth.v1.AccountResponse
-	(*AccountConfig)(nil),        // 2: switchyard.auth.v1.AccountConfig
-	(*Import)(nil),               // 3: switchyard.auth.v1.Import
-	(*Mapping)(nil),              // 4: switchyard.auth.v1.Mapping
-	(*Destination)(nil),          // 5: switchyard.auth.v1.Destination
-	(*PolicyRequest)(nil),        // 6: switchyard.auth.v1.PolicyRequest
-	(*PolicyResponse)(nil),       // 7: switchyard.auth.v1.PolicyResponse
-	(*Credentials)(nil),          // 8: switchyard.auth.v1.Credentials
-	(*ClientInfo)(nil),           // 9: switchyard.auth.v1.ClientInfo
-	(*AuthenticateRequest)(nil),  // 10: switchyard.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 11: switchyard.auth.v1.AuthenticateResponse
-	(*Permissions)(nil),          // 12: switchyard.auth.v1.Permissions
-	(*SubjectPermission)(nil),    // 13: switchyard.auth.v1.SubjectPermission
-	(*ResponsePermission)(nil),   // 14: switchyard.auth.v1.ResponsePermission
+	(ClaimsRequest_Op)(0),        // 0: switchyard.auth.v1.ClaimsRequest.Op
+	(*ClaimsRequest)(nil),        // 1: switchyard.auth.v1.ClaimsRequest
+	(*ClaimsResponse)(nil),       // 2: switchyard.auth.v1.ClaimsResponse
+	(*AccountRequest)(nil),       // 3: switchyard.auth.v1.AccountRequest
+	(*AccountResponse)(nil),      // 4: switchyard.auth.v1.AccountResponse
+	(*AccountConfig)(nil),        // 5: switchyard.auth.v1.AccountConfig
+	(*Import)(nil),               // 6: switchyard.auth.v1.Import
+	(*Mapping)(nil),              // 7: switchyard.auth.v1.Mapping
+	(*Destination)(nil),          // 8: switchyard.auth.v1.Destination
+	(*PolicyRequest)(nil),        // 9: switchyard.auth.v1.PolicyRequest
+	(*PolicyResponse)(nil),       // 10: switchyard.auth.v1.PolicyResponse
+	(*Credentials)(nil),          // 11: switchyard.auth.v1.Credentials
+	(*ClientInfo)(nil),           // 12: switchyard.auth.v1.ClientInfo
+	(*AuthenticateRequest)(nil),  // 13: switchyard.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 14: switchyard.auth.v1.AuthenticateResponse
+	(*Limits)(nil),               // 15: switchyard.auth.v1.Limits
+	(*Permissions)(nil),          // 16: switchyard.auth.v1.Permissions
+	(*SubjectPermission)(nil),    // 17: switchyard.auth.v1.SubjectPermission
+	(*ResponsePermission)(nil),   // 18: switchyard.auth.v1.ResponsePermission
+	nil,                          // 19: switchyard.auth.v1.AccountConfig.RevocationsEntry
 }
 var file_switchyard_auth_v1_auth_proto_depIdxs = []int32{
-	2,  // 0: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
-	3,  // 1: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
-	4,  // 2: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
-	5,  // 3: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
-	9,  // 4: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
-	8,  // 5: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
-	12, // 6: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
-	13, // 7: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
-	13, // 8: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
-	14, // 9: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
-	6,  // 10: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
-	10, // 11: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
-	0,  // 12: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
-	7,  // 13: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
-	11, // 14: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
-	1,  // 15: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 0: switchyard.auth.v1.ClaimsRequest.op:type_name -> switchyard.auth.v1.ClaimsRequest.Op
+	5,  // 1: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
+	6,  // 2: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
+	7,  // 3: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
+	19, // 4: switchyard.auth.v1.AccountConfig.revocations:type_name -> switchyard.auth.v1.AccountConfig.RevocationsEntry
+	8,  // 5: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
+	12, // 6: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
+	11, // 7: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
+	16, // 8: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
+	15, // 9: switchyard.auth.v1.AuthenticateResponse.limits:type_name -> switchyard.auth.v1.Limits
+	17, // 10: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
+	17, // 11: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
+	18, // 12: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
+	9,  // 13: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
+	13, // 14: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
+	3,  // 15: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
+	1,  // 16: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
+	10, // 17: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
+	14, // 18: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
+	4,  // 19: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
+	2,  // 20: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_auth_v1_auth_proto_init() }
@@ -1122,13 +1455,14 @@ func file_switchyard_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_auth_v1_auth_proto_rawDesc), len(file_switchyard_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_switchyard_auth_v1_auth_proto_goTypes,
 		DependencyIndexes: file_switchyard_auth_v1_auth_proto_depIdxs,
+		EnumInfos:         file_switchyard_auth_v1_auth_proto_enumTypes,
 		MessageInfos:      file_switchyard_auth_v1_auth_proto_msgTypes,
 	}.Build()
 	File_switchyard_auth_v1_auth_proto = out.File

@@ -28,6 +28,7 @@ const (
 	Auth_Policy_FullMethodName       = "/switchyard.auth.v1.Auth/Policy"
 	Auth_Authenticate_FullMethodName = "/switchyard.auth.v1.Auth/Authenticate"
 	Auth_Account_FullMethodName      = "/switchyard.auth.v1.Auth/Account"
+	Auth_Claims_FullMethodName       = "/switchyard.auth.v1.Auth/Claims"
 )
 
 // AuthClient is the client API for Auth service.
@@ -45,6 +46,10 @@ type AuthClient interface {
 	// a client first authenticates into the account on that frontdoor, and
 	// again whenever the policy revision changes.
 	Account(ctx context.Context, in *AccountRequest, opts ...grpc.CallOption) (*AccountResponse, error)
+	// Claims serves the system account's $SYS.REQ.CLAIMS.* and
+	// $SYS.REQ.ACCOUNT.<id>.CLAIMS.* requests (nsc push, nats): store or
+	// look up an account JWT in the resolver.
+	Claims(ctx context.Context, in *ClaimsRequest, opts ...grpc.CallOption) (*ClaimsResponse, error)
 }
 
 type authClient struct {
@@ -85,6 +90,16 @@ func (c *authClient) Account(ctx context.Context, in *AccountRequest, opts ...gr
 	return out, nil
 }
 
+func (c *authClient) Claims(ctx context.Context, in *ClaimsRequest, opts ...grpc.CallOption) (*ClaimsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimsResponse)
+	err := c.cc.Invoke(ctx, Auth_Claims_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServer is the server API for Auth service.
 // All implementations must embed UnimplementedAuthServer
 // for forward compatibility.
@@ -100,6 +115,10 @@ type AuthServer interface {
 	// a client first authenticates into the account on that frontdoor, and
 	// again whenever the policy revision changes.
 	Account(context.Context, *AccountRequest) (*AccountResponse, error)
+	// Claims serves the system account's $SYS.REQ.CLAIMS.* and
+	// $SYS.REQ.ACCOUNT.<id>.CLAIMS.* requests (nsc push, nats): store or
+	// look up an account JWT in the resolver.
+	Claims(context.Context, *ClaimsRequest) (*ClaimsResponse, error)
 	mustEmbedUnimplementedAuthServer()
 }
 
@@ -118,6 +137,9 @@ func (UnimplementedAuthServer) Authenticate(context.Context, *AuthenticateReques
 }
 func (UnimplementedAuthServer) Account(context.Context, *AccountRequest) (*AccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Account not implemented")
+}
+func (UnimplementedAuthServer) Claims(context.Context, *ClaimsRequest) (*ClaimsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Claims not implemented")
 }
 func (UnimplementedAuthServer) mustEmbedUnimplementedAuthServer() {}
 func (UnimplementedAuthServer) testEmbeddedByValue()              {}
@@ -194,6 +216,24 @@ func _Auth_Account_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Auth_Claims_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).Claims(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_Claims_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).Claims(ctx, req.(*ClaimsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Auth_ServiceDesc is the grpc.ServiceDesc for Auth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -212,6 +252,10 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Account",
 			Handler:    _Auth_Account_Handler,
+		},
+		{
+			MethodName: "Claims",
+			Handler:    _Auth_Claims_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

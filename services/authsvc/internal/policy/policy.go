@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
+	"github.com/switchyard-io/switchyard/services/authsvc/internal/resolver"
 )
 
 // DefaultAuthTimeout is nats-server's time to authenticate when the
@@ -38,6 +39,7 @@ type Policy struct {
 	noAuth   *user
 	revision string
 	accounts map[string]*authv1.AccountConfig
+	op       *operatorMode // operator (JWT) mode; nil otherwise
 }
 
 type user struct {
@@ -47,9 +49,10 @@ type user struct {
 	perms          *authv1.Permissions
 }
 
-// New compiles the authorization, no_auth_user and accounts of c. It fails
-// when no_auth_user names nobody.
-func New(c *config.Server) (*Policy, error) {
+// New compiles the authorization, no_auth_user and accounts of c, or its
+// operators (JWT mode, with store as the account resolver). It fails when
+// no_auth_user names nobody or an operator JWT cannot be read.
+func New(c *config.Server, store resolver.Store) (*Policy, error) {
 	a := c.Auth
 	p := &Policy{
 		required: a.Set || a.NoAuthUser != "",
@@ -76,6 +79,16 @@ func New(c *config.Server) (*Policy, error) {
 	}
 	for _, acc := range c.Accounts {
 		p.accounts[acc.Name] = accountConfig(acc, exports)
+	}
+	if len(c.Operators) > 0 {
+		if store == nil {
+			return nil, fmt.Errorf("operator mode needs a resolver")
+		}
+		op, err := loadOperators(c, store)
+		if err != nil {
+			return nil, err
+		}
+		p.op, p.required, p.nonce = op, true, true
 	}
 	if a.NoAuthUser != "" {
 		p.noAuth = p.users[a.NoAuthUser]
@@ -129,13 +142,42 @@ func accountConfig(acc config.Account, exports map[string][]config.Export) *auth
 
 // revision fingerprints the configuration so frontdoors can tell a change.
 func revision(c *config.Server) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%#v %#v %q", c.Auth, c.Accounts, c.SystemAccount))
+	h := sha256.Sum256(fmt.Appendf(nil, "%#v %#v %q %q %#v", c.Auth, c.Accounts, c.SystemAccount, c.Operators, c.Resolver))
 	return base64.RawURLEncoding.EncodeToString(h[:9])
 }
 
 // Account returns how an account routes, or nil when it does not exist.
-func (p *Policy) Account(name string) *authv1.AccountConfig {
-	return p.accounts[name]
+// skipped lists JWT imports left out because they do not check out.
+func (p *Policy) Account(name string) (acc *authv1.AccountConfig, skipped []string, err error) {
+	if p.op != nil {
+		return p.op.accountConfig(name)
+	}
+	return p.accounts[name], nil, nil
+}
+
+// Claims stores or looks up an account JWT ($SYS.REQ.CLAIMS.*).
+func (p *Policy) Claims(req *authv1.ClaimsRequest) *authv1.ClaimsResponse {
+	if p.op == nil {
+		return &authv1.ClaimsResponse{Code: 400, Account: req.Account, Message: "this suite is not in operator (JWT) mode"}
+	}
+	switch req.Op {
+	case authv1.ClaimsRequest_OP_LOOKUP:
+		token, ok, err := p.op.store.Get(req.Account)
+		if err != nil {
+			return &authv1.ClaimsResponse{Code: 500, Account: req.Account, Message: err.Error()}
+		}
+		if !ok {
+			return &authv1.ClaimsResponse{Code: 404, Account: req.Account, Message: "account not found"}
+		}
+		return &authv1.ClaimsResponse{Code: 200, Account: req.Account, Jwt: token}
+	case authv1.ClaimsRequest_OP_UPDATE:
+		key, err := p.op.update(req.Account, strings.TrimSpace(req.Jwt))
+		if err != nil {
+			return &authv1.ClaimsResponse{Code: 500, Account: key, Message: "jwt update resulted in error - " + err.Error()}
+		}
+		return &authv1.ClaimsResponse{Code: 200, Account: key, Message: "jwt updated"}
+	}
+	return &authv1.ClaimsResponse{Code: 400, Account: req.Account, Message: "unknown claims operation"}
 }
 
 func permissions(p *config.Permissions) *authv1.Permissions {
@@ -155,10 +197,16 @@ func permissions(p *config.Permissions) *authv1.Permissions {
 	return out
 }
 
-// Info is what frontdoors announce.
+// Info is what frontdoors announce. In operator mode the revision also
+// changes when the resolver stores a pushed account JWT.
 func (p *Policy) Info() *authv1.PolicyResponse {
+	rev := p.revision
+	if p.op != nil {
+		gen, _ := p.op.store.Generation()
+		rev = fmt.Sprintf("%s.%d", rev, gen)
+	}
 	return &authv1.PolicyResponse{AuthRequired: p.required, NonceRequired: p.nonce,
-		AuthTimeoutNanos: int64(p.timeout), Revision: p.revision}
+		AuthTimeoutNanos: int64(p.timeout), Revision: rev}
 }
 
 // Authenticate decides one CONNECT. A refusal's reason is for the
@@ -185,6 +233,15 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		return ok(p.noAuth, p.noAuth.name)
 	}
 	switch {
+	case p.op != nil:
+		if c.Jwt == "" {
+			return refuse("no user JWT in CONNECT: this suite is in operator (JWT) mode")
+		}
+		r, err := p.op.authenticate(c, req.GetNonce())
+		if err != nil {
+			return refuse("%v", err)
+		}
+		return r
 	case c.Jwt != "":
 		return refuse("a user JWT was presented, but no operator is configured")
 	case p.token != "":

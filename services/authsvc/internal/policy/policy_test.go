@@ -16,7 +16,7 @@ func mustPolicy(t *testing.T, conf string) *Policy {
 	t.Helper()
 	c, err := config.Parse(conf)
 	require.NoError(t, err)
-	p, err := New(c)
+	p, err := New(c, nil)
 	require.NoError(t, err)
 	return p
 }
@@ -72,7 +72,7 @@ func TestPolicyUsersAndPermissions(t *testing.T) {
 func TestPolicyNoAuthUserMustExist(t *testing.T) {
 	c, err := config.Parse("authorization { users = [ { user: a, password: b } ] }\nno_auth_user: ghost\n")
 	require.NoError(t, err)
-	_, err = New(c)
+	_, err = New(c, nil)
 	require.ErrorContains(t, err, `no_auth_user "ghost"`)
 }
 
@@ -136,15 +136,18 @@ func TestPolicyAccounts(t *testing.T) {
 	require.Equal(t, []string{"b"}, r.Permissions.Publish.Allow)
 	require.False(t, auth(p, "", &authv1.Credentials{User: "a", Pass: "b"}).Ok)
 
-	b := p.Account("B")
+	b, _, _ := p.Account("B")
 	require.Len(t, b.Imports, 2)
 	require.Equal(t, "Stream", b.Imports[0].ResponseType, "the exporter's response type is copied in")
 	require.Equal(t, int64(3*time.Second), b.Imports[0].ResponseThresholdNanos)
 	require.Equal(t, "time", b.Imports[0].To)
 	require.Empty(t, b.Imports[1].ResponseType)
-	require.Equal(t, "y", p.Account("A").Mappings[0].Destinations[0].Subject)
-	require.NotNil(t, p.Account("$G"))
-	require.Nil(t, p.Account("C"))
+	a, _, _ := p.Account("A")
+	require.Equal(t, "y", a.Mappings[0].Destinations[0].Subject)
+	g, _, _ := p.Account("$G")
+	require.NotNil(t, g)
+	c, _, _ := p.Account("C")
+	require.Nil(t, c)
 
 	// Accounts with users require authentication even without authorization {}.
 	require.True(t, mustPolicy(t, `accounts { A: { users: [ {user: a, password: a} ] } }`).Info().AuthRequired)

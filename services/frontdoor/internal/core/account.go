@@ -36,10 +36,12 @@ type account struct {
 	streamsOut atomic.Pointer[[]*streamImport]
 
 	responses responseRoutes // replies owed, through a service import, to another account
+	system    atomic.Bool    // the system account: its clients' $SYS requests are served
 	loaded    atomic.Bool    // rules fetched from authsvc at least once
 	loadMu    sync.Mutex     // one fetch at a time
 	revision  string         // the policy revision the rules are from; guarded by loadMu
 	imports   []*authv1.Import
+	revoked   map[string]int64 // JWT revocations: user key ("*": all) -> unix seconds; guarded by loadMu
 }
 
 // streamImport delivers messages published in its exporter on subject to
@@ -109,6 +111,10 @@ func (a *account) loadRules(revision string) error {
 	changed, err := a.fetchRules(revision)
 	if changed {
 		a.srv.rebuildStreamImports()
+		a.loadMu.Lock()
+		revoked := a.revoked
+		a.loadMu.Unlock()
+		a.srv.disconnectRevoked(a, revoked)
 	}
 	return err
 }
@@ -163,6 +169,8 @@ func (a *account) fetchRules(revision string) (bool, error) {
 		a.services.Store(nil)
 	}
 	a.imports = cfg.Imports
+	a.revoked = cfg.Revocations
+	a.system.Store(cfg.System)
 	a.revision = revision
 	a.loaded.Store(true)
 	return true, nil

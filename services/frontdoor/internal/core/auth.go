@@ -26,13 +26,15 @@ type authLink struct {
 	conn   *grpc.ClientConn
 	client authv1.AuthClient
 	policy atomic.Pointer[authv1.PolicyResponse]
+	kick   chan struct{} // asks the poller to ask authsvc now
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 // authPolicyInterval is how often the frontdoor asks authsvc whether its
-// policy (auth required, nonce, timeout) changed.
-const authPolicyInterval = 10 * time.Second
+// policy (auth required, nonce, timeout, the revision of users and
+// accounts) changed: a revoked user is disconnected within about this.
+const authPolicyInterval = 2 * time.Second
 
 // authCallTimeout bounds one CONNECT's wait for authsvc.
 const authCallTimeout = 5 * time.Second
@@ -45,7 +47,7 @@ func newAuthLink(s *Server, addr string) (*authLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authLink{srv: s, addr: addr, conn: conn, client: authv1.NewAuthClient(conn)}, nil
+	return &authLink{srv: s, addr: addr, conn: conn, client: authv1.NewAuthClient(conn), kick: make(chan struct{}, 1)}, nil
 }
 
 // start polls authsvc's policy in the background; it returns after the
@@ -89,12 +91,21 @@ func (a *authLink) start(wait time.Duration) {
 			case <-ctx.Done():
 				return
 			case <-time.After(next):
+			case <-a.kick:
 			}
 		}
 	}()
 	select {
 	case <-first:
 	case <-time.After(wait):
+	}
+}
+
+// refresh asks authsvc for the policy now rather than at the next poll.
+func (a *authLink) refresh() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -349,10 +360,57 @@ func (c *client) authenticate(opts *connectOpts) error {
 	c.authPending = false
 	c.setAccount(acc)
 	c.perms = compilePerms(resp.Permissions)
+	if resp.Limits != nil {
+		c.jwtLimits = resp.Limits
+		c.applyLimits(c.srv.Config())
+	}
+	if resp.ExpiresUnixNanos > 0 {
+		c.expTimer = time.AfterFunc(time.Until(time.Unix(0, resp.ExpiresUnixNanos)), func() {
+			c.srv.log.Infof("%s - user %s: credentials expired, closing", c, resp.Identity)
+			c.sendErrAndClose("User Authentication Expired", "Authentication Expired")
+		})
+	}
 	c.mu.Lock()
 	c.identity = resp.Identity
+	c.authAcc, c.userKey, c.issuedAt = acc, resp.UserKey, resp.IssuedAtUnix
 	c.mu.Unlock()
 	return nil
+}
+
+// revoked reports whether an account revocation covers this client's JWT.
+// Caller holds c.mu.
+func (c *client) revoked(acc *account, revocations map[string]int64) bool {
+	if c.authAcc != acc || c.userKey == "" {
+		return false
+	}
+	for _, k := range []string{c.userKey, "*"} {
+		if t, ok := revocations[k]; ok && c.issuedAt <= t {
+			return true
+		}
+	}
+	return false
+}
+
+// disconnectRevoked closes the clients of acc whose JWTs the account has
+// revoked since they connected, as nats-server does.
+func (s *Server) disconnectRevoked(acc *account, revocations map[string]int64) {
+	if len(revocations) == 0 {
+		return
+	}
+	s.mu.Lock()
+	var victims []*client
+	for _, c := range s.clients {
+		c.mu.Lock()
+		if c.revoked(acc, revocations) {
+			victims = append(victims, c)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range victims {
+		s.log.Infof("%s - user %s revoked by account %s, closing", c, c.userKey, acc.name)
+		c.sendErrAndClose("User Authentication Revoked", "Authentication Revoked")
+	}
 }
 
 // publishViolation reports a refused PUB as nats-server does; the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/pkg/protocol"
 	"github.com/switchyard-io/switchyard/pkg/subject"
+	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
 
 // connectOpts is the CONNECT JSON. verbose and pedantic default to true when
@@ -72,17 +73,17 @@ type client struct {
 	otherCaches  map[*account]*subject.Cache[subscription]
 	otherRemotes map[*account]*subject.Cache[remoteSub]
 	meshAcc      *account // the mesh's delivering client: the account of the last frame
-	opts        connectOpts
-	connectd    bool
-	sentPong    bool
-	pcd         map[*client]struct{} // clients (and peers) this read delivered to
-	stallOn     []*client            // congested subscribers and peers to wait for after this read
-	meshDests   []meshDest           // scratch: the peers one message goes to
-	candidates  []string             // scratch: nodes with a member of one queue group
-	lastPcd     *client
-	inMsgs      int64
-	inBytes     int64
-	cfgGen      uint64
+	opts         connectOpts
+	connectd     bool
+	sentPong     bool
+	pcd          map[*client]struct{} // clients (and peers) this read delivered to
+	stallOn      []*client            // congested subscribers and peers to wait for after this read
+	meshDests    []meshDest           // scratch: the peers one message goes to
+	candidates   []string             // scratch: nodes with a member of one queue group
+	lastPcd      *client
+	inMsgs       int64
+	inBytes      int64
+	cfgGen       uint64
 
 	mu          sync.Mutex // guards subs and the fields monitoring reads
 	subs        map[string]*subscription
@@ -105,6 +106,15 @@ type client struct {
 	nonce        string
 	perms        *perms
 	identity     string // user name or nkey authsvc named; never a secret
+	// JWT users: the user's key and its JWT's issue time (checked against
+	// account revocations; guarded by mu, with authAcc, the account they
+	// authenticated into), its limits, and the timer that ends the
+	// connection when the credentials expire.
+	authAcc   *account
+	userKey   string
+	issuedAt  int64
+	jwtLimits *authv1.Limits
+	expTimer  *time.Timer
 
 	// peer is set on the sending side of a mesh connection to another
 	// node (mesh.go); such a client has no subscriptions and no reader.
@@ -153,6 +163,19 @@ func newClient(s *Server, conn net.Conn, id uint64) *client {
 func (c *client) applyLimits(cfg *Config) {
 	c.parser.MaxControlLine = int(cfg.MaxControlLine)
 	c.parser.MaxPayload = int(cfg.MaxPayload)
+	if l := c.jwtLimits; l != nil && l.MaxPayload > 0 && int(l.MaxPayload) < c.parser.MaxPayload {
+		c.parser.MaxPayload = int(l.MaxPayload)
+	}
+}
+
+// maxSubs is the connection's subscription limit (0: none): the smaller of
+// max_subscriptions and its JWT's.
+func (c *client) maxSubs(cfg *Config) int {
+	n := cfg.MaxSubscriptions
+	if l := c.jwtLimits; l != nil && l.MaxSubscriptions > 0 && (n == 0 || int(l.MaxSubscriptions) < n) {
+		n = int(l.MaxSubscriptions)
+	}
+	return n
 }
 
 // Read buffers: a small one of its own keeps an idle connection cheap; a
@@ -420,6 +443,9 @@ func (c *client) closeConnection(reason string, flush bool) {
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 	}
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+	}
 
 	o := &c.out
 	o.mu.Lock()
@@ -545,7 +571,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 		}
 		return nil
 	}
-	if cfg.MaxSubscriptions > 0 && len(c.subs) >= cfg.MaxSubscriptions {
+	if max := c.maxSubs(cfg); max > 0 && len(c.subs) >= max {
 		c.mu.Unlock()
 		c.sendErr("maximum subscriptions exceeded")
 		return nil

@@ -36,7 +36,6 @@ type serverInfo struct {
 	Switchyard    string   `json:"switchyard_version,omitempty"`
 }
 
-
 func (s *Server) baseInfo() serverInfo {
 	cfg := s.Config()
 	host, port := s.advertise()

@@ -32,16 +32,17 @@ const firstPingInterval = 2 * time.Second
 
 // Server is one frontdoor's client-facing NATS server.
 type Server struct {
-	log     *logging.Logger
-	cfg     atomic.Pointer[Config]
-	id      string
-	name    string
-	start   time.Time
+	log   *logging.Logger
+	cfg   atomic.Pointer[Config]
+	id    string
+	name  string
+	start time.Time
 
 	accMu    sync.Mutex          // guards accounts
 	accounts map[string]*account // by name; never removed
 	gacc     *account            // the global account ($G)
 	importMu sync.Mutex          // serializes rebuildStreamImports
+	sys      sysPublisher        // the frontdoor's own messages (system replies)
 
 	mu           sync.Mutex // guards clients, closed, listeners
 	clients      map[uint64]*client
@@ -81,9 +82,9 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 	}
 	id, _ := kp.PublicKey()
 	s := &Server{
-		log:     log,
-		id:      id,
-		name:    cfg.ServerName,
+		log:      log,
+		id:       id,
+		name:     cfg.ServerName,
 		start:    time.Now(),
 		accounts: map[string]*account{},
 		clients:  map[uint64]*client{},

@@ -1,0 +1,375 @@
+package test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/pkg/testkit"
+)
+
+// operatorEnv is an operator with a system account, as `nsc init` makes
+// one, plus helpers to issue accounts and users the way nsc does.
+type operatorEnv struct {
+	t      *testing.T
+	dir    string
+	op     nkeys.KeyPair
+	opFile string
+	sys    *issuedAccount
+}
+
+type issuedAccount struct {
+	kp     nkeys.KeyPair
+	pub    string
+	claims *jwt.AccountClaims
+	token  string
+}
+
+func newOperatorEnv(t *testing.T) *operatorEnv {
+	t.Helper()
+	op, err := nkeys.CreateOperator()
+	require.NoError(t, err)
+	opPub, _ := op.PublicKey()
+	env := &operatorEnv{t: t, dir: t.TempDir(), op: op}
+	env.sys = env.account("SYS", nil)
+	oc := jwt.NewOperatorClaims(opPub)
+	oc.Name = "OP"
+	oc.SystemAccount = env.sys.pub
+	token, err := oc.Encode(op)
+	require.NoError(t, err)
+	env.opFile = filepath.Join(env.dir, "op.jwt")
+	require.NoError(t, os.WriteFile(env.opFile, []byte(token), 0o600))
+	return env
+}
+
+// account issues an account JWT signed by the operator.
+func (e *operatorEnv) account(name string, edit func(*jwt.AccountClaims)) *issuedAccount {
+	e.t.Helper()
+	kp, err := nkeys.CreateAccount()
+	require.NoError(e.t, err)
+	pub, _ := kp.PublicKey()
+	ac := jwt.NewAccountClaims(pub)
+	ac.Name = name
+	a := &issuedAccount{kp: kp, pub: pub, claims: ac}
+	if edit != nil {
+		edit(ac)
+	}
+	e.resign(a)
+	return a
+}
+
+// resign encodes the account's (edited) claims again.
+func (e *operatorEnv) resign(a *issuedAccount) {
+	e.t.Helper()
+	token, err := a.claims.Encode(e.op)
+	require.NoError(e.t, err)
+	a.token = token
+}
+
+// user issues a user of a (signed by signer, the account's key by
+// default) and writes its .creds file as nsc does.
+func (e *operatorEnv) user(a *issuedAccount, edit func(*jwt.UserClaims), signer nkeys.KeyPair) (creds string, pub string) {
+	e.t.Helper()
+	ukp, err := nkeys.CreateUser()
+	require.NoError(e.t, err)
+	pub, _ = ukp.PublicKey()
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = "u"
+	if signer == nil {
+		signer = a.kp
+	}
+	if edit != nil {
+		edit(uc)
+	}
+	token, err := uc.Encode(signer)
+	require.NoError(e.t, err)
+	seed, _ := ukp.Seed()
+	b, err := jwt.FormatUserConfig(token, seed)
+	require.NoError(e.t, err)
+	creds = filepath.Join(e.dir, pub+".creds")
+	require.NoError(e.t, os.WriteFile(creds, b, 0o600))
+	return creds, pub
+}
+
+// memoryConf is an operator-mode configuration with a MEMORY resolver
+// preloaded with accounts.
+func (e *operatorEnv) memoryConf(accounts ...*issuedAccount) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n", e.opFile, e.sys.pub)
+	for _, a := range append([]*issuedAccount{e.sys}, accounts...) {
+		fmt.Fprintf(&b, "  %s: %q\n", a.pub, a.token)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// A user connects with a .creds file exactly as a user of nsc would, on
+// either frontdoor; accounts stay apart and the JWT's permissions hold.
+func TestJWTCredsAcrossFrontdoors(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	b := env.account("B", nil)
+	s := startAuthSuite(t, env.memoryConf(a, b), 2)
+	credsA, _ := env.user(a, nil, nil)
+	credsA2, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Pub.Deny.Add("secret.>") }, nil)
+	credsB, _ := env.user(b, nil, nil)
+
+	pub := connect(t, s.fds[0], nats.UserCredentials(credsA2))
+	subA := mustSyncSub(t, connect(t, s.fds[1], nats.UserCredentials(credsA)), ">")
+	subB := mustSyncSub(t, connect(t, s.fds[1], nats.UserCredentials(credsB)), ">")
+	awaitRoute(t, pub, "hello", subA)
+	collect(subB)
+	require.NoError(t, pub.Publish("orders.1", []byte("x")))
+	flush(t, pub)
+	require.Equal(t, []string{"orders.1=x"}, collect(subA))
+	require.Empty(t, collect(subB), "account B sees nothing of A")
+
+	errs := make(chan error, 1)
+	denied := connect(t, s.fds[0], nats.UserCredentials(credsA2), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		errs <- err
+	}))
+	require.NoError(t, denied.Publish("secret.x", nil))
+	select {
+	case err := <-errs:
+		require.Contains(t, err.Error(), `Permissions Violation for Publish to "secret.x"`)
+	case <-time.After(waitLong):
+		t.Fatal("no permissions violation for a subject the user JWT denies")
+	}
+}
+
+// Bad credentials of every kind are refused with nats-server's error and
+// nothing else happens: no panic, the next good client still connects.
+func TestJWTRefusals(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	b := env.account("B", nil)
+	signing, _ := nkeys.CreateAccount()
+	signingPub, _ := signing.PublicKey()
+	a.claims.SigningKeys.Add(signingPub)
+	env.resign(a)
+	unknown := env.account("Unknown", nil) // never preloaded
+	otherOp, _ := nkeys.CreateOperator()
+	rogue := env.account("Rogue", nil)
+	rogueToken, err := rogue.claims.Encode(otherOp) // signed by an untrusted operator
+	require.NoError(t, err)
+	rogue.token = rogueToken
+	s := startAuthSuite(t, env.memoryConf(a, b, rogue), 1)
+	fd := s.fds[0]
+
+	cases := map[string]string{}
+	stranger, _ := nkeys.CreateAccount()
+	cases["signed by a key that is not its account's"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.pub }, stranger)
+	cases["issuer_account it does not belong to"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = b.pub }, signing)
+	cases["issuer_account of $SYS without its key"], _ = env.user(env.sys, func(uc *jwt.UserClaims) { uc.IssuerAccount = env.sys.pub }, signing)
+	cases["expired"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(-time.Minute).Unix() }, nil)
+	cases["not yet valid"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.NotBefore = time.Now().Add(time.Hour).Unix() }, nil)
+	cases["unknown account"], _ = env.user(unknown, nil, nil)
+	cases["account of an untrusted operator"], _ = env.user(rogue, nil, nil)
+	for name, creds := range cases {
+		t.Run(name, func(t *testing.T) { refused(t, fd, nats.UserCredentials(creds)) })
+	}
+
+	// A signing key with issuer_account set properly is accepted.
+	good, _ := env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.pub }, signing)
+	connect(t, fd, nats.UserCredentials(good))
+
+	// Malformed, truncated and wrongly signed JWTs and signatures, raw.
+	creds, _ := env.user(a, nil, nil)
+	raw, err := os.ReadFile(creds)
+	require.NoError(t, err)
+	userJWT, err := jwt.ParseDecoratedJWT(raw)
+	require.NoError(t, err)
+	otherUser, _ := nkeys.CreateUser()
+	for name, connectLine := range map[string]string{
+		"garbage JWT":     `{"jwt":"not-a-jwt","sig":"AAAA"}`,
+		"truncated JWT":   fmt.Sprintf(`{"jwt":%q,"sig":"AAAA"}`, userJWT[:len(userJWT)/2]),
+		"tampered JWT":    fmt.Sprintf(`{"jwt":%q,"sig":"AAAA"}`, userJWT[:len(userJWT)-3]+"abc"),
+		"no signature":    fmt.Sprintf(`{"jwt":%q}`, userJWT),
+		"wrong signature": "",
+		"nkey only":       `{"nkey":"UABC","sig":"AAAA"}`,
+		"nothing":         `{}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			rc := testkit.DialRaw(t, fd.Addr())
+			var info struct{ Nonce string }
+			require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(rc.INFO), "INFO ")), &info))
+			require.NotEmpty(t, info.Nonce, "operator mode sends a nonce")
+			if connectLine == "" {
+				sig, err := otherUser.Sign([]byte(info.Nonce))
+				require.NoError(t, err)
+				connectLine = fmt.Sprintf(`{"jwt":%q,"sig":%q}`, userJWT, base64.RawURLEncoding.EncodeToString(sig))
+			}
+			rc.Send("CONNECT " + connectLine + "\r\nPING\r\n")
+			require.Equal(t, "-ERR 'Authorization Violation'\r\n", rc.ExpectClosed(waitLong))
+		})
+	}
+	connect(t, fd, nats.UserCredentials(creds)) // still serving
+}
+
+// A bearer-token user needs no nonce signature.
+func TestJWTBearerToken(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	s := startAuthSuite(t, env.memoryConf(a), 1)
+	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.BearerToken = true }, nil)
+	raw, err := os.ReadFile(creds)
+	require.NoError(t, err)
+	token, err := jwt.ParseDecoratedJWT(raw)
+	require.NoError(t, err)
+	rc := testkit.DialRaw(t, s.fds[0].Addr())
+	rc.Send(fmt.Sprintf("CONNECT {\"jwt\":%q,\"verbose\":false}\r\nPING\r\n", token))
+	rc.Expect("PONG\r\n")
+}
+
+// Credentials that expire while connected end the connection with
+// nats-server's error.
+func TestJWTExpiryDisconnects(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	s := startAuthSuite(t, env.memoryConf(a), 1)
+	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(2 * time.Second).Unix() }, nil)
+	errs := make(chan error, 4)
+	nc := connect(t, s.fds[0], nats.UserCredentials(creds), nats.NoReconnect(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	require.True(t, nc.IsConnected())
+	select {
+	case err := <-errs:
+		require.ErrorIs(t, err, nats.ErrAuthExpired, "nats.go's reading of -ERR 'User Authentication Expired'")
+	case <-time.After(waitLong):
+		t.Fatal("the connection outlived its credentials")
+	}
+}
+
+// fullConf is an operator-mode configuration with a full resolver, which
+// knows only the system account until others are pushed.
+func (e *operatorEnv) fullConf(store string) string {
+	return fmt.Sprintf("operator: %q\nsystem_account: %s\nresolver { type: full, %s }\nresolver_preload: { %s: %q }\n",
+		e.opFile, e.sys.pub, store, e.sys.pub, e.sys.token)
+}
+
+// claimsReply is nats-server's answer to a claims update.
+type claimsReply struct {
+	Data *struct {
+		Account string `json:"account"`
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"data"`
+	Error *struct {
+		Account     string `json:"account"`
+		Code        int    `json:"code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+func push(t *testing.T, sys *nats.Conn, subj, token string) claimsReply {
+	t.Helper()
+	m, err := sys.Request(subj, []byte(token), waitLong)
+	require.NoError(t, err)
+	var r claimsReply
+	require.NoError(t, json.Unmarshal(m.Data, &r), "reply %q", m.Data)
+	return r
+}
+
+// The full resolver, as nsc push drives it: an account unknown until its
+// JWT is pushed through the system account; looked up again; a user
+// revoked by a pushed update is disconnected within seconds; the store
+// survives an authsvc restart.
+func TestJWTFullResolverDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "jwt")
+	testFullResolver(t, fmt.Sprintf("dir: %q", dir), func() {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Len(t, entries, 2, "the system account and the pushed one, one file each")
+	})
+}
+
+func testFullResolver(t *testing.T, store string, checkStore func()) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	s := startAuthSuite(t, env.fullConf(store), 2)
+	sysCreds, _ := env.user(env.sys, nil, nil)
+	credsA, userA := env.user(a, nil, nil)
+	refused(t, s.fds[0], nats.UserCredentials(credsA))
+
+	sys := connect(t, s.fds[1], nats.UserCredentials(sysCreds))
+	// A JWT that no trusted operator signed is refused.
+	otherOp, _ := nkeys.CreateOperator()
+	forged, err := a.claims.Encode(otherOp)
+	require.NoError(t, err)
+	r := push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", forged)
+	require.NotNil(t, r.Error, "an untrusted account JWT is refused")
+	require.Equal(t, 500, r.Error.Code)
+	require.Contains(t, r.Error.Description, "not a trusted operator")
+	// The real one is stored.
+	r = push(t, sys, "$SYS.REQ.ACCOUNT."+a.pub+".CLAIMS.UPDATE", a.token)
+	require.NotNil(t, r.Data, "%+v", r.Error)
+	require.Equal(t, 200, r.Data.Code)
+	require.Equal(t, a.pub, r.Data.Account)
+	require.Equal(t, "jwt updated", r.Data.Message)
+	m, err := sys.Request("$SYS.REQ.ACCOUNT."+a.pub+".CLAIMS.LOOKUP", nil, waitLong)
+	require.NoError(t, err)
+	require.Equal(t, a.token, string(m.Data))
+	if checkStore != nil {
+		checkStore()
+	}
+
+	// Now A's users get in, on either frontdoor; the push went through
+	// frontdoor 1 and frontdoor 0 learns within its policy poll.
+	var nc *nats.Conn
+	eventually(t, waitLong, func() error {
+		var err error
+		nc, err = nats.Connect(s.fds[0].URL(), nats.UserCredentials(credsA), nats.NoReconnect())
+		return err
+	})
+	t.Cleanup(nc.Close)
+	closed := make(chan error, 4)
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { closed <- err })
+
+	// An accounts' user that is not A cannot push A.
+	credsA2, _ := env.user(a, nil, nil)
+	other := connect(t, s.fds[1], nats.UserCredentials(credsA2))
+	_, err = other.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(a.token), 500*time.Millisecond)
+	require.ErrorIs(t, err, nats.ErrNoResponders, "only the system account reaches the resolver")
+
+	// Revoke the connected user: pushed through frontdoor 1, the client on
+	// frontdoor 0 is disconnected within seconds.
+	a.claims.Revoke(userA)
+	a.claims.IssuedAt = time.Now().Unix() + 1 // newer than the stored one
+	env.resign(a)
+	r = push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", a.token)
+	require.NotNil(t, r.Data, "%+v", r.Error)
+	began := time.Now()
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, nats.ErrAuthRevoked, "nats.go's reading of -ERR 'User Authentication Revoked'")
+	case <-time.After(waitLong):
+		t.Fatal("a revoked user stayed connected")
+	}
+	require.Less(t, time.Since(began), 10*time.Second)
+	refused(t, s.fds[1], nats.UserCredentials(credsA))
+	connect(t, s.fds[1], nats.UserCredentials(credsA2)) // others of A stay welcome
+
+	// The store survives authsvc: a new one, same configuration.
+	s.authsvc.Stop()
+	file := filepath.Join(t.TempDir(), "again.conf")
+	require.NoError(t, os.WriteFile(file, []byte(env.fullConf(store)), 0o600))
+	again := testkit.StartAuthsvc(t, file)
+	fd := start(t, env.fullConf(store)+fmt.Sprintf("authsvc: %q\n", again.Addr()))
+	connect(t, fd, nats.UserCredentials(credsA2))
+}
+
+// The same with the account JWTs in PostgreSQL (a throwaway server).
+func TestJWTFullResolverPostgres(t *testing.T) {
+	url := testkit.StartPostgres(t)
+	testFullResolver(t, fmt.Sprintf("postgres: %q", url), nil)
+}

@@ -373,3 +373,55 @@ func TestJWTFullResolverPostgres(t *testing.T) {
 	url := testkit.StartPostgres(t)
 	testFullResolver(t, fmt.Sprintf("postgres: %q", url), nil)
 }
+
+// Exports and imports from account JWTs: a private service export reached
+// through an activation token, answered across frontdoors; a public stream;
+// an import without the token it needs is left out.
+func TestJWTExportsAndImports(t *testing.T) {
+	env := newOperatorEnv(t)
+	var a, b, c *issuedAccount
+	a = env.account("A", func(ac *jwt.AccountClaims) {
+		ac.Exports.Add(&jwt.Export{Subject: "svc.echo", Type: jwt.Service, TokenReq: true},
+			&jwt.Export{Subject: "feed.>", Type: jwt.Stream})
+	})
+	b = env.account("B", nil)
+	c = env.account("C", nil)
+	act := jwt.NewActivationClaims(b.pub)
+	act.ImportSubject = "svc.echo"
+	act.ImportType = jwt.Service
+	token, err := act.Encode(a.kp)
+	require.NoError(t, err)
+	b.claims.Imports.Add(
+		&jwt.Import{Account: a.pub, Subject: "svc.echo", LocalSubject: "echo", Type: jwt.Service, Token: token},
+		&jwt.Import{Account: a.pub, Subject: "feed.>", LocalSubject: "a.feed.>", Type: jwt.Stream})
+	env.resign(b)
+	c.claims.Imports.Add(&jwt.Import{Account: a.pub, Subject: "svc.echo", Type: jwt.Service}) // no token
+	env.resign(c)
+	s := startAuthSuite(t, env.memoryConf(a, b, c), 2)
+	credsA, _ := env.user(a, nil, nil)
+	credsB, _ := env.user(b, nil, nil)
+	credsC, _ := env.user(c, nil, nil)
+
+	responder := connect(t, s.fds[0], nats.UserCredentials(credsA))
+	_, err = responder.Subscribe("svc.echo", func(m *nats.Msg) { m.Respond(append([]byte("echo: "), m.Data...)) })
+	require.NoError(t, err)
+	flush(t, responder)
+	req := connect(t, s.fds[1], nats.UserCredentials(credsB))
+	var reply *nats.Msg
+	eventually(t, waitLong, func() error {
+		var err error
+		reply, err = req.Request("echo", []byte("hi"), time.Second)
+		return err
+	})
+	require.Equal(t, "echo: hi", string(reply.Data))
+
+	feed := mustSyncSub(t, req, "a.feed.>")
+	pubA := connect(t, s.fds[0], nats.UserCredentials(credsA))
+	awaitRoute(t, pubA, "feed.probe", feed)
+	require.NoError(t, pubA.Publish("feed.x", []byte("1")))
+	require.Equal(t, "a.feed.x", nextMsgs(t, feed, 1)[0].Subject)
+
+	cc := connect(t, s.fds[1], nats.UserCredentials(credsC))
+	_, err = cc.Request("svc.echo", nil, 500*time.Millisecond)
+	require.ErrorIs(t, err, nats.ErrNoResponders, "an import of a private export without its activation token is left out")
+}

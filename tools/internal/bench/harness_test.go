@@ -41,6 +41,7 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 		FanoutMsgs: 10_000, QueueMsgs: 20_000, StuckSubMsgs: 20_000,
 		Requests:  500,
 		IdleConns: 200, IdleSettle: 200 * time.Millisecond,
+		JWTConnects: 50, PermPubMsgs16: 20_000,
 	}
 	var log strings.Builder
 	h := &Harness{CLI: CLI{Path: natsBin, Timeout: 30 * time.Second}, Log: &log}

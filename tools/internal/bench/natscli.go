@@ -14,13 +14,19 @@ type CLI struct {
 	// gets all its messages would otherwise wait forever (it has no timeout
 	// of its own and, in v0.5.1, even ignores SIGINT).
 	Timeout time.Duration
+	// Creds is a .creds file to connect with; empty: none.
+	Creds string
 }
 
 // args builds a natscli command line. --no-context keeps a developer's
 // selected natscli context (server, credentials) out of the measurement, and
 // --no-progress keeps progress bars out of the output we parse.
 func (c CLI) args(url string, benchArgs []string) []string {
-	a := []string{"--no-context", "--server", url, "bench"}
+	a := []string{"--no-context", "--server", url}
+	if c.Creds != "" {
+		a = append(a, "--creds", c.Creds)
+	}
+	a = append(a, "bench")
 	a = append(a, benchArgs...)
 	return append(a, "--no-progress")
 }

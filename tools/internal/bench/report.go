@@ -150,6 +150,8 @@ func formatValue(u Unit, v float64) string {
 			return fmt.Sprintf("%.0f k msg/s", v/1e3)
 		}
 		return fmt.Sprintf("%.0f msg/s", v)
+	case UnitConnRate:
+		return fmt.Sprintf("%.0f conn/s", v)
 	case UnitMicros:
 		if v >= 1000 {
 			return fmt.Sprintf("%.2f ms", v/1000)

@@ -50,7 +50,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, jwt-connect, perm-pub-16B, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
 }
 
 // Validate names the bad flag.
@@ -165,6 +165,13 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 			info.RouterPath = rel
 		}
 	}
+	if needsAuth(workloads) && !info.SwitchyardIsRef {
+		authPath := filepath.Join(filepath.Dir(syPath), "authsvc")
+		if st, err := os.Stat(authPath); err != nil || st.IsDir() {
+			return fmt.Errorf("Switchyard authsvc binary %s not found (the authenticated workloads need it): build it first, or leave them out with -only", authPath)
+		}
+		bins[1].Authsvc = authPath
+	}
 	fmt.Fprintf(log, "natscli %s, reference %s (%s), switchyard %s; %d round(s), %d CPUs, load %s\n",
 		info.NatsCLIVersion, info.ReferenceVer, refPath, syPath, runs, info.Machine.CPUs, info.Machine.LoadAvg)
 
@@ -276,9 +283,12 @@ func measureOnce(ctx context.Context, h *Harness, w Workload, side string, bins 
 		t   *Topology
 		err error
 	)
-	if w.Cluster {
+	switch {
+	case w.Auth:
+		t, err = StartAuthSingle(ctx, side, bins)
+	case w.Cluster:
 		t, err = StartCluster(ctx, side, bins)
-	} else {
+	default:
 		t, err = StartSingle(ctx, side, bins.Server)
 	}
 	if err != nil {
@@ -291,6 +301,16 @@ func measureOnce(ctx context.Context, h *Harness, w Workload, side string, bins 
 		err = t.checkAlive()
 	}
 	return vals, err
+}
+
+// needsAuth reports whether any workload runs in operator (JWT) mode.
+func needsAuth(workloads []Workload) bool {
+	for _, w := range workloads {
+		if w.Auth {
+			return true
+		}
+	}
+	return false
 }
 
 // needsCluster reports whether any workload runs across two nodes.

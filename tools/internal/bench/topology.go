@@ -18,6 +18,9 @@ type Binaries struct {
 	// workload attach to (--routers). Empty: the server clusters itself the
 	// nats-server way (--cluster, --cluster_name, --routes).
 	Router string
+	// Authsvc is Switchyard's authsvc, started beside the server for the
+	// authenticated workloads. Empty: the server authenticates itself.
+	Authsvc string
 }
 
 // Topology is what one measurement runs against: a single server, or two
@@ -28,6 +31,11 @@ type Topology struct {
 	Side string
 	Pub  *Server // where publishers and requesters connect
 	Sub  *Server // where subscribers and responders connect
+	// Authenticated topologies: the user's .creds file, Switchyard's
+	// authsvc, and what to remove afterwards.
+	Creds   string
+	authsvc *Process
+	cleanup func()
 
 	router      *Process // Switchyard's router, when the cluster has one
 	routerMonit int      // its monitoring port
@@ -40,6 +48,12 @@ func (t *Topology) Cross() bool { return t.Pub != t.Sub }
 func (t *Topology) Stop() {
 	for _, s := range t.servers() {
 		s.Stop()
+	}
+	if t.authsvc != nil {
+		t.authsvc.Kill()
+	}
+	if t.cleanup != nil {
+		t.cleanup()
 	}
 	if t.router != nil {
 		t.router.Kill()

@@ -15,6 +15,7 @@ const (
 	UnitMicros              // microseconds
 	UnitBytes               // bytes
 	UnitPercent             // percent of a baseline measured in the same run
+	UnitConnRate            // connections per second
 )
 
 // MetricSpec is one row of the results table.
@@ -32,6 +33,7 @@ type Workload struct {
 	Metrics []MetricSpec
 	How     string // how it is measured, for docs/benchmarks.md
 	Cluster bool   // publisher and subscriber on different nodes of a cluster
+	Auth    bool   // one server in operator (JWT) mode; Topology.Creds is the user
 	Run     func(ctx context.Context, h *Harness, t *Topology) ([]float64, error)
 }
 
@@ -61,6 +63,8 @@ type Plan struct {
 	Requests                     int
 	IdleConns                    int
 	IdleSettle                   time.Duration
+	JWTConnects                  int // authenticated connections opened and closed
+	PermPubMsgs16                int
 }
 
 // DefaultPlan returns the full-size plan, or a small one for -quick.
@@ -73,6 +77,7 @@ func DefaultPlan(quick bool) Plan {
 			FanoutMsgs: 100_000, QueueMsgs: 200_000, StuckSubMsgs: 300_000,
 			Requests:  5_000,
 			IdleConns: 10_000, IdleSettle: 3 * time.Second,
+			JWTConnects: 500, PermPubMsgs16: 200_000,
 		}
 	}
 	return Plan{
@@ -82,6 +87,7 @@ func DefaultPlan(quick bool) Plan {
 		FanoutMsgs: 1_000_000, QueueMsgs: 2_000_000, StuckSubMsgs: 4_000_000,
 		Requests:  20_000,
 		IdleConns: 10_000, IdleSettle: 3 * time.Second,
+		JWTConnects: 5_000, PermPubMsgs16: 5_000_000,
 	}
 }
 
@@ -161,6 +167,24 @@ func Workloads(p Plan) []Workload {
 			How: fmt.Sprintf("raw TCP clients from the harness each send `CONNECT {\"verbose\":false}` + `PING` and wait for `PONG`; after %s, VmRSS of the server from /proc; per connection = (RSS − RSS before connecting) / %d", p.IdleSettle, p.IdleConns),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.idleConnections(ctx, t, p.IdleConns, p.IdleSettle)
+			},
+		},
+		{
+			Key: "jwt-connect", Metrics: []MetricSpec{{Name: "connect + close with a user JWT (.creds)", Unit: UnitConnRate}},
+			Auth: true,
+			How:  fmt.Sprintf("operator mode with a MEMORY resolver (Switchyard: authsvc beside the frontdoor, same file); %d nats.go connections with `nats.UserCredentials`, 4 at a time, each connected (nonce signed, JWT checked, PING/PONG) and closed; connections / elapsed", p.JWTConnects),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.connectRate(ctx, t, 4, p.JWTConnects)
+			},
+		},
+		{
+			Key: "perm-pub-16B", Metrics: rate("publish only, 16 B, JWT user with publish permissions"),
+			Auth: true,
+			How:  fmt.Sprintf("as publish only, 16 B (`--msgs %d`), connected with `--creds` as a JWT user whose publish permissions allow `bench.>` and `_INBOX.>` and deny `bench.denied.>`", p.PermPubMsgs16),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				hc := *h
+				hc.CLI.Creds = t.Creds
+				return hc.publishOnly(ctx, t, "16", p.PermPubMsgs16)
 			},
 		},
 		{

@@ -104,9 +104,9 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 		if s.auth, err = newAuthLink(s, cfg.AuthService); err != nil {
 			return nil, fmt.Errorf("authsvc %s: %w", cfg.AuthService, err)
 		}
-	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 {
+	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 || len(cfg.Operators) > 0 {
 		// Never serve open by mistake when the file asks for authorization.
-		return nil, fmt.Errorf("authorization {}, accounts {} and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
+		return nil, fmt.Errorf("authorization {}, accounts {}, operator and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
 	}
 	return s, nil
 }

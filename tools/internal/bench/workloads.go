@@ -11,11 +11,11 @@ import (
 type Unit int
 
 const (
-	UnitRate    Unit = iota // messages per second
-	UnitMicros              // microseconds
-	UnitBytes               // bytes
-	UnitPercent             // percent of a baseline measured in the same run
-	UnitConnRate            // connections per second
+	UnitRate     Unit = iota // messages per second
+	UnitMicros               // microseconds
+	UnitBytes                // bytes
+	UnitPercent              // percent of a baseline measured in the same run
+	UnitConnRate             // connections per second
 )
 
 // MetricSpec is one row of the results table.

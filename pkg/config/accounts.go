@@ -61,6 +61,10 @@ const DefaultResponseThreshold = 2 * time.Minute
 // client without accounts {}, and the users of authorization {}.
 const GlobalAccount = "$G"
 
+// SystemAccount is the system account's name when system_account does not
+// name another.
+const SystemAccount = "$SYS"
+
 func applyAccounts(l *loader, s *Server, v value) {
 	m, ok := v.raw.(map[string]any)
 	if !ok {

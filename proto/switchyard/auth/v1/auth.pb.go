@@ -639,7 +639,11 @@ type PolicyResponse struct {
 	AuthTimeoutNanos int64 `protobuf:"varint,3,opt,name=auth_timeout_nanos,json=authTimeoutNanos,proto3" json:"auth_timeout_nanos,omitempty"`
 	// A version that changes whenever users or permissions change, so a
 	// frontdoor can tell that it must re-check its connections.
-	Revision      string `protobuf:"bytes,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision string `protobuf:"bytes,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The system account's name ($SYS unless system_account says otherwise;
+	// in operator mode its public key): frontdoors answer the $SYS.REQ.SERVER
+	// requests and send connection events in it.
+	SystemAccount string `protobuf:"bytes,5,opt,name=system_account,json=systemAccount,proto3" json:"system_account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -698,6 +702,13 @@ func (x *PolicyResponse) GetAuthTimeoutNanos() int64 {
 func (x *PolicyResponse) GetRevision() string {
 	if x != nil {
 		return x.Revision
+	}
+	return ""
+}
+
+func (x *PolicyResponse) GetSystemAccount() string {
+	if x != nil {
+		return x.SystemAccount
 	}
 	return ""
 }
@@ -1323,12 +1334,13 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\"(\n" +
 	"\rPolicyRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xa6\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xcd\x01\n" +
 	"\x0ePolicyResponse\x12#\n" +
 	"\rauth_required\x18\x01 \x01(\bR\fauthRequired\x12%\n" +
 	"\x0enonce_required\x18\x02 \x01(\bR\rnonceRequired\x12,\n" +
 	"\x12auth_timeout_nanos\x18\x03 \x01(\x03R\x10authTimeoutNanos\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\tR\brevision\"\x8c\x01\n" +
+	"\brevision\x18\x04 \x01(\tR\brevision\x12%\n" +
+	"\x0esystem_account\x18\x05 \x01(\tR\rsystemAccount\"\x8c\x01\n" +
 	"\vCredentials\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04pass\x18\x02 \x01(\tR\x04pass\x12\x1d\n" +

@@ -40,6 +40,7 @@ type Policy struct {
 	revision string
 	accounts map[string]*authv1.AccountConfig
 	op       *operatorMode // operator (JWT) mode; nil otherwise
+	system   string        // the system account
 }
 
 type user struct {
@@ -77,9 +78,17 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 		}
 		exports[acc.Name] = acc.Exports
 	}
+	p.system = c.SystemAccount
+	if p.system == "" {
+		p.system = config.SystemAccount
+	}
+	if _, ok := p.accounts[p.system]; !ok {
+		p.accounts[p.system] = &authv1.AccountConfig{Name: p.system} // nats-server always has one
+	}
 	for _, acc := range c.Accounts {
 		p.accounts[acc.Name] = accountConfig(acc, exports)
 	}
+	p.accounts[p.system].System = true
 	if len(c.Operators) > 0 {
 		if store == nil {
 			return nil, fmt.Errorf("operator mode needs a resolver")
@@ -89,6 +98,7 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 			return nil, err
 		}
 		p.op, p.required, p.nonce = op, true, true
+		p.system = op.system
 	}
 	if a.NoAuthUser != "" {
 		p.noAuth = p.users[a.NoAuthUser]
@@ -206,7 +216,7 @@ func (p *Policy) Info() *authv1.PolicyResponse {
 		rev = fmt.Sprintf("%s.%d", rev, gen)
 	}
 	return &authv1.PolicyResponse{AuthRequired: p.required, NonceRequired: p.nonce,
-		AuthTimeoutNanos: int64(p.timeout), Revision: rev}
+		AuthTimeoutNanos: int64(p.timeout), Revision: rev, SystemAccount: p.system}
 }
 
 // Authenticate decides one CONNECT. A refusal's reason is for the

@@ -79,6 +79,9 @@ func (a *authLink) start(wait time.Duration) {
 					a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
 						a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
 					a.reloadAccounts(p.Revision)
+					if p.SystemAccount != "" {
+						a.srv.enableSystem(p.SystemAccount)
+					}
 				}
 				reachable = true
 			}

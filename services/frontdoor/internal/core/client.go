@@ -41,8 +41,12 @@ func defaultConnectOpts() connectOpts {
 
 // subscription is one SUB of one client.
 type subscription struct {
-	client    *client
-	acc       *account
+	client *client
+	acc    *account
+	// internal handles the frontdoor's own subscriptions (system requests)
+	// instead of a socket: it gets the subject, reply and payload, must not
+	// block, and must copy what it keeps.
+	internal  func(subj, reply, payload []byte)
 	subject   string
 	queue     string
 	sid       string
@@ -494,10 +498,12 @@ func (c *client) Connect(arg []byte) error {
 	if opts.NoResponders && !opts.Headers {
 		return errNoRespondersNoHeaders
 	}
+	authenticated := false
 	if c.authPending {
 		if err := c.authenticate(&opts); err != nil {
 			return err
 		}
+		authenticated = true
 	}
 	c.opts = opts
 	c.connectd = true
@@ -506,6 +512,9 @@ func (c *client) Connect(arg []byte) error {
 	c.mu.Lock()
 	c.name, c.lang, c.version = opts.Name, opts.Lang, opts.Version
 	c.mu.Unlock()
+	if authenticated {
+		c.srv.connectionEvent(c, "")
+	}
 	c.srv.log.Tracef("%s - <<- [CONNECT %s]", c, arg)
 	if opts.Verbose {
 		c.queueSelf(okBytes)

@@ -164,6 +164,14 @@ func (c *client) deliverQueue(members []*subscription, subj, reply []byte, heade
 
 // deliver queues one message to one subscription.
 func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, msg []byte) bool {
+	if sub.internal != nil {
+		payload := msg
+		if headerLen >= 0 {
+			payload = msg[headerLen:]
+		}
+		sub.internal(subj, reply, payload)
+		return true
+	}
 	dst := sub.client
 	if p := dst.perms; p != nil && (p.subDeny != nil || p.resp != nil) {
 		if p.deniedDelivery(subj) {

@@ -18,30 +18,32 @@ import (
 
 // ConnInfo is one /connz entry.
 type ConnInfo struct {
-	Cid          uint64      `json:"cid"`
-	Kind         string      `json:"kind"`
-	Type         string      `json:"type"`
-	IP           string      `json:"ip"`
-	Port         int         `json:"port"`
-	Start        time.Time   `json:"start"`
-	LastActivity time.Time   `json:"last_activity"`
-	Stop         *time.Time  `json:"stop,omitempty"`
-	Reason       string      `json:"reason,omitempty"`
-	RTT          string      `json:"rtt,omitempty"`
-	Uptime       string      `json:"uptime"`
-	Idle         string      `json:"idle"`
-	Pending      int         `json:"pending_bytes"`
-	InMsgs       int64       `json:"in_msgs"`
-	OutMsgs      int64       `json:"out_msgs"`
-	InBytes      int64       `json:"in_bytes"`
-	OutBytes     int64       `json:"out_bytes"`
-	NumSubs      uint32      `json:"subscriptions"`
-	Name         string      `json:"name,omitempty"`
-	Lang         string      `json:"lang,omitempty"`
-	Version      string      `json:"version,omitempty"`
-	Subs         []string    `json:"subscriptions_list,omitempty"`
-	SubsDetail   []SubDetail `json:"subscriptions_list_detail,omitempty"`
-	subsSnapshot []SubDetail
+	Cid            uint64      `json:"cid"`
+	Kind           string      `json:"kind"`
+	Type           string      `json:"type"`
+	IP             string      `json:"ip"`
+	Port           int         `json:"port"`
+	Start          time.Time   `json:"start"`
+	LastActivity   time.Time   `json:"last_activity"`
+	Stop           *time.Time  `json:"stop,omitempty"`
+	Reason         string      `json:"reason,omitempty"`
+	RTT            string      `json:"rtt,omitempty"`
+	Uptime         string      `json:"uptime"`
+	Idle           string      `json:"idle"`
+	Pending        int         `json:"pending_bytes"`
+	InMsgs         int64       `json:"in_msgs"`
+	OutMsgs        int64       `json:"out_msgs"`
+	InBytes        int64       `json:"in_bytes"`
+	OutBytes       int64       `json:"out_bytes"`
+	NumSubs        uint32      `json:"subscriptions"`
+	Name           string      `json:"name,omitempty"`
+	Lang           string      `json:"lang,omitempty"`
+	Version        string      `json:"version,omitempty"`
+	Account        string      `json:"account,omitempty"`
+	AuthorizedUser string      `json:"authorized_user,omitempty"`
+	Subs           []string    `json:"subscriptions_list,omitempty"`
+	SubsDetail     []SubDetail `json:"subscriptions_list_detail,omitempty"`
+	subsSnapshot   []SubDetail
 }
 
 // ClosedConn is a ConnInfo kept after the connection ended.
@@ -66,7 +68,10 @@ func (c *client) connInfo(now time.Time) *ConnInfo {
 		Start: c.start, LastActivity: c.lastActive,
 		Name: c.name, Lang: c.lang, Version: c.version,
 		Uptime: humanDuration(now.Sub(c.start)), Idle: humanDuration(now.Sub(c.lastActive)),
-		Reason: c.closeReason,
+		Reason: c.closeReason, AuthorizedUser: c.identity,
+	}
+	if c.authAcc != nil {
+		ci.Account = c.authAcc.name
 	}
 	if c.rtt > 0 {
 		ci.RTT = c.rtt.String()

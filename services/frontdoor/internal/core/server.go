@@ -43,6 +43,7 @@ type Server struct {
 	gacc     *account            // the global account ($G)
 	importMu sync.Mutex          // serializes rebuildStreamImports
 	sys      sysPublisher        // the frontdoor's own messages (system replies)
+	sysState sysState            // the system account's request handlers
 
 	mu           sync.Mutex // guards clients, closed, listeners
 	clients      map[uint64]*client
@@ -306,6 +307,7 @@ func (s *Server) removeClient(c *client, reason string) {
 	if len(reason) > 13 && reason[:13] == "Slow Consumer" {
 		s.slowConsumers.Add(1)
 	}
+	s.connectionEvent(c, reason)
 	s.log.Debugf("%s - client connection closed: %s", c, reason)
 	s.wg.Done()
 }

@@ -1,11 +1,16 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nuid"
 
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
@@ -39,18 +44,14 @@ func parseClaimsSubject(subj string) (op authv1.ClaimsRequest_Op, account string
 	return 0, "", false
 }
 
-// sysServerInfo is the "server" object of nats-server's system responses.
+// sysServerInfo is the "server" object of nats-server's system messages.
 type sysServerInfo struct {
 	Name    string    `json:"name"`
 	Host    string    `json:"host"`
 	ID      string    `json:"id"`
 	Version string    `json:"ver"`
+	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
-}
-
-func (s *Server) sysInfo() sysServerInfo {
-	host, _ := s.advertise()
-	return sysServerInfo{Name: s.name, Host: host, ID: s.id, Version: Version, Time: time.Now().UTC()}
 }
 
 // systemRequest serves a claims request published by a client of the
@@ -128,4 +129,262 @@ func (s *Server) sysPublish(acc *account, subj string, payload []byte) {
 	p.c.flushDelivered()
 	clear(p.c.stallOn)
 	p.c.stallOn = p.c.stallOn[:0]
+}
+
+// The system account's server requests, as nats-server answers them: every
+// frontdoor subscribes (in the system account, so the router tier spreads
+// the interest) to $SYS.REQ.SERVER.PING[.<endpoint>] and
+// $SYS.REQ.SERVER.<its id>.<endpoint>, so `nats server list`, `nats server
+// info` and `nats server report connections` see the whole suite.
+const (
+	serverPingSubject = "$SYS.REQ.SERVER.PING"
+	serverReqPrefix   = "$SYS.REQ.SERVER."
+)
+
+// sysState is the frontdoor's presence in the system account.
+type sysState struct {
+	mu     sync.Mutex
+	acc    *account // nil until authsvc names the system account
+	client *client  // owns the internal subscriptions
+	seq    atomic.Uint64
+}
+
+// enableSystem subscribes this frontdoor's request handlers in the named
+// system account (moving them when the name changes).
+func (s *Server) enableSystem(name string) {
+	st := &s.sysState
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.acc != nil && st.acc.name == name {
+		return
+	}
+	if st.client != nil {
+		st.client.mu.Lock()
+		subs := st.client.subs
+		st.client.subs = map[string]*subscription{}
+		st.client.mu.Unlock()
+		for _, sub := range subs {
+			s.trieRemove(sub)
+		}
+	}
+	acc := s.account(name)
+	if s.auth != nil {
+		if err := acc.loadRules(s.auth.revision()); err != nil {
+			s.log.Warnf("System account %s: %v", name, err)
+		}
+	}
+	ic := newInternalClient(s)
+	ic.setAccount(acc)
+	for i, subj := range []string{serverPingSubject, serverPingSubject + ".*", serverReqPrefix + s.id + ".*"} {
+		sub := &subscription{client: ic, acc: acc, subject: subj, sid: strconv.Itoa(i + 1)}
+		sub.internal = func(subj, reply, payload []byte) { s.serverRequest(string(subj), string(reply), payload) }
+		ic.subs[sub.sid] = sub
+		s.trieInsert(sub)
+	}
+	st.acc, st.client = acc, ic
+	s.log.Debugf("Answering $SYS.REQ.SERVER requests in system account %s", name)
+}
+
+// sysInfo is the "server" object of system messages, with the next
+// sequence number.
+func (s *Server) sysInfo() sysServerInfo {
+	host, _ := s.advertise()
+	return sysServerInfo{Name: s.name, Host: host, ID: s.id, Version: Version,
+		Seq: s.sysState.seq.Add(1), Time: time.Now().UTC()}
+}
+
+// eventFilter is the part of a request body that selects servers.
+type eventFilter struct {
+	Name    string `json:"server_name"`
+	Host    string `json:"host"`
+	Cluster string `json:"cluster"`
+}
+
+// serverRequest answers one $SYS.REQ.SERVER request on its own goroutine.
+func (s *Server) serverRequest(subj, reply string, payload []byte) {
+	if reply == "" {
+		return
+	}
+	body := append([]byte(nil), payload...)
+	go func() {
+		endpoint := "STATSZ"
+		if rest, ok := strings.CutPrefix(subj, serverPingSubject+"."); ok {
+			endpoint = rest
+		} else if rest, ok := strings.CutPrefix(subj, serverReqPrefix+s.id+"."); ok {
+			endpoint = rest
+		}
+		var f eventFilter
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &f); err != nil {
+				s.replyServerAPI(reply, nil, 400, "bad request: "+err.Error())
+				return
+			}
+		}
+		host, _ := s.advertise()
+		if (f.Name != "" && !strings.Contains(s.name, f.Name)) || (f.Host != "" && f.Host != host) || f.Cluster != "" {
+			return // a filtered ping this server does not match stays silent
+		}
+		switch endpoint {
+		case "STATSZ":
+			s.replyJSON(reply, map[string]any{"server": s.sysInfo(), "statsz": s.statsz()})
+		case "VARZ":
+			s.replyServerAPI(reply, s.Varz(), 0, "")
+		case "CONNZ":
+			s.replyServerAPI(reply, s.Connz(connzFromRequest(body)), 0, "")
+		case "SUBSZ":
+			var o struct {
+				Subs   bool   `json:"subscriptions"`
+				Test   string `json:"test"`
+				Offset int    `json:"offset"`
+				Limit  int    `json:"limit"`
+			}
+			_ = json.Unmarshal(body, &o)
+			s.replyServerAPI(reply, s.Subsz(o.Subs, o.Test, o.Offset, o.Limit), 0, "")
+		case "HEALTHZ":
+			s.replyServerAPI(reply, map[string]string{"status": "ok"}, 0, "")
+		case "IDZ":
+			s.replyJSON(reply, map[string]string{"server_id": s.id, "server_name": s.name})
+		default:
+			s.replyServerAPI(reply, nil, 404, "endpoint "+endpoint+" is not served by Switchyard")
+		}
+	}()
+}
+
+// connzFromRequest reads nats-server's CONNZ request options.
+func connzFromRequest(body []byte) ConnzOptions {
+	var o struct {
+		Sort   string `json:"sort"`
+		Subs   bool   `json:"subscriptions"`
+		Detail bool   `json:"subscriptions_detail"`
+		State  int    `json:"state"`
+		CID    uint64 `json:"cid"`
+		Offset int    `json:"offset"`
+		Limit  int    `json:"limit"`
+	}
+	_ = json.Unmarshal(body, &o)
+	state := "open"
+	switch o.State {
+	case 1:
+		state = "closed"
+	case 2:
+		state = "any"
+	}
+	return ConnzOptions{Sort: o.Sort, Subs: o.Subs || o.Detail, Detail: o.Detail, State: state, CID: o.CID, Offset: o.Offset, Limit: o.Limit}
+}
+
+// statsz is nats-server's server statistics message body.
+func (s *Server) statsz() map[string]any {
+	v := s.Varz()
+	return map[string]any{
+		"start": v.Start, "mem": v.Mem, "cores": v.Cores, "cpu": 0,
+		"connections": v.Connections, "total_connections": v.TotalConnections,
+		"active_accounts": len(s.allAccounts()), "subscriptions": v.Subscriptions,
+		"sent":     map[string]int64{"msgs": v.OutMsgs, "bytes": v.OutBytes},
+		"received": map[string]int64{"msgs": v.InMsgs, "bytes": v.InBytes},
+		"slow_consumers": v.SlowConsumers,
+	}
+}
+
+// replyServerAPI sends nats-server's ServerAPIResponse: the server, then
+// data or an error.
+func (s *Server) replyServerAPI(reply string, data any, code int, desc string) {
+	out := map[string]any{"server": s.sysInfo()}
+	if code != 0 {
+		out["error"] = map[string]any{"code": code, "description": desc}
+	} else {
+		out["data"] = data
+	}
+	s.replyJSON(reply, out)
+}
+
+func (s *Server) replyJSON(reply string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Errorf("System reply on %s: %v", reply, err)
+		return
+	}
+	s.sysState.mu.Lock()
+	acc := s.sysState.acc
+	s.sysState.mu.Unlock()
+	if acc != nil {
+		s.sysPublish(acc, reply, b)
+	}
+}
+
+// Connection events: $SYS.ACCOUNT.<account>.CONNECT and .DISCONNECT, as
+// nats-server publishes them in the system account. They are built only
+// when someone (on any node) listens.
+
+type eventClient struct {
+	Start   time.Time     `json:"start"`
+	Host    string        `json:"host,omitempty"`
+	ID      uint64        `json:"id"`
+	Account string        `json:"acc"`
+	User    string        `json:"user,omitempty"`
+	Name    string        `json:"name,omitempty"`
+	Lang    string        `json:"lang,omitempty"`
+	Version string        `json:"ver,omitempty"`
+	RTT     time.Duration `json:"rtt,omitempty"`
+	Server  string        `json:"server"`
+	Stop    *time.Time    `json:"stop,omitempty"`
+	Kind    string        `json:"kind"`
+	Type    string        `json:"client_type"`
+}
+
+type dataStats struct {
+	Msgs  int64 `json:"msgs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// connectionEvent publishes a client's connect (reason "") or disconnect.
+func (s *Server) connectionEvent(c *client, reason string) {
+	s.sysState.mu.Lock()
+	sys := s.sysState.acc
+	s.sysState.mu.Unlock()
+	c.mu.Lock()
+	acc := c.authAcc
+	ec := eventClient{Start: c.start, Host: c.host, ID: c.id, User: c.identity, Name: c.name, Lang: c.lang,
+		Version: c.version, RTT: c.rtt, Server: s.name, Kind: "Client", Type: "nats"}
+	c.mu.Unlock()
+	if sys == nil || acc == nil {
+		return
+	}
+	ec.Account = acc.name
+	kind, typ := "CONNECT", "io.nats.server.advisory.v1.client_connect"
+	if reason != "" {
+		kind, typ = "DISCONNECT", "io.nats.server.advisory.v1.client_disconnect"
+	}
+	subj := "$SYS.ACCOUNT." + acc.name + "." + kind
+	if !s.hasInterest(sys, subj) {
+		return
+	}
+	ev := map[string]any{"type": typ, "id": nuid.Next(), "timestamp": time.Now().UTC(), "server": s.sysInfo(), "client": ec}
+	if reason != "" {
+		now := time.Now().UTC()
+		ec.Stop = &now
+		ev["client"] = ec
+		ev["reason"] = reason
+		ev["received"] = dataStats{c.statInMsgs.Load(), c.statInBytes.Load()}
+		c.out.mu.Lock()
+		ev["sent"] = dataStats{c.out.msgs, c.out.bytes}
+		c.out.mu.Unlock()
+	}
+	b, err := json.Marshal(ev)
+	if err == nil {
+		s.sysPublish(sys, subj, b)
+	}
+}
+
+// hasInterest reports whether a subscriber here or on another node wants
+// subj in acc.
+func (s *Server) hasInterest(acc *account, subj string) bool {
+	if !acc.sublist.Match(subj).Empty() {
+		return true
+	}
+	if s.routing != nil {
+		if l := s.routing.primary.Load(); l != nil && !l.remoteFor(acc.name).Match(subj).Empty() {
+			return true
+		}
+	}
+	return false
 }

@@ -325,8 +325,10 @@ func (r *responseRoutes) take(subj []byte) *responseRoute {
 // client, in which account, sent a request through a service import.
 const requestInfoHeader = "Nats-Request-Info"
 
-// requestInfo is the header's JSON, with nats-server's field names.
-type requestInfo struct {
+// clientInfo is nats-server's description of a client, with its field
+// names: the Nats-Request-Info header's JSON and the "client" of
+// connection events.
+type clientInfo struct {
 	Start      time.Time     `json:"start"`
 	Host       string        `json:"host,omitempty"`
 	ID         uint64        `json:"id"`
@@ -337,8 +339,15 @@ type requestInfo struct {
 	Version    string        `json:"ver,omitempty"`
 	RTT        time.Duration `json:"rtt,omitempty"`
 	Server     string        `json:"server"`
+	Stop       *time.Time    `json:"stop,omitempty"`
 	Kind       string        `json:"kind"`
 	ClientType string        `json:"client_type"`
+}
+
+// info describes the client in acc. Caller holds mu.
+func (c *client) info(acc *account) clientInfo {
+	return clientInfo{Start: c.start, Host: c.host, ID: c.id, Account: acc.name, User: c.identity,
+		Name: c.name, Lang: c.lang, Version: c.version, RTT: c.rtt, Server: c.srv.name, Kind: "Client", ClientType: "nats"}
 }
 
 // withRequestInfo returns the message with its Nats-Request-Info header
@@ -346,8 +355,7 @@ type requestInfo struct {
 // client's identity.
 func (c *client) withRequestInfo(headerLen int, msg []byte) (int, []byte) {
 	c.mu.Lock()
-	info := requestInfo{Start: c.start, Host: c.host, ID: c.id, Account: c.acc.name, User: c.identity,
-		Name: c.name, Lang: c.lang, Version: c.version, RTT: c.rtt, Server: c.srv.name, Kind: "Client", ClientType: "nats"}
+	info := c.info(c.acc)
 	c.mu.Unlock()
 	js, _ := json.Marshal(info)
 	out := make([]byte, 0, len(msg)+len(js)+64)

@@ -279,8 +279,8 @@ func (s *Server) statsz() map[string]any {
 		"start": v.Start, "mem": v.Mem, "cores": v.Cores, "cpu": 0,
 		"connections": v.Connections, "total_connections": v.TotalConnections,
 		"active_accounts": len(s.allAccounts()), "subscriptions": v.Subscriptions,
-		"sent":     map[string]int64{"msgs": v.OutMsgs, "bytes": v.OutBytes},
-		"received": map[string]int64{"msgs": v.InMsgs, "bytes": v.InBytes},
+		"sent":           map[string]int64{"msgs": v.OutMsgs, "bytes": v.OutBytes},
+		"received":       map[string]int64{"msgs": v.InMsgs, "bytes": v.InBytes},
 		"slow_consumers": v.SlowConsumers,
 	}
 }
@@ -315,22 +315,6 @@ func (s *Server) replyJSON(reply string, v any) {
 // nats-server publishes them in the system account. They are built only
 // when someone (on any node) listens.
 
-type eventClient struct {
-	Start   time.Time     `json:"start"`
-	Host    string        `json:"host,omitempty"`
-	ID      uint64        `json:"id"`
-	Account string        `json:"acc"`
-	User    string        `json:"user,omitempty"`
-	Name    string        `json:"name,omitempty"`
-	Lang    string        `json:"lang,omitempty"`
-	Version string        `json:"ver,omitempty"`
-	RTT     time.Duration `json:"rtt,omitempty"`
-	Server  string        `json:"server"`
-	Stop    *time.Time    `json:"stop,omitempty"`
-	Kind    string        `json:"kind"`
-	Type    string        `json:"client_type"`
-}
-
 type dataStats struct {
 	Msgs  int64 `json:"msgs"`
 	Bytes int64 `json:"bytes"`
@@ -343,13 +327,14 @@ func (s *Server) connectionEvent(c *client, reason string) {
 	s.sysState.mu.Unlock()
 	c.mu.Lock()
 	acc := c.authAcc
-	ec := eventClient{Start: c.start, Host: c.host, ID: c.id, User: c.identity, Name: c.name, Lang: c.lang,
-		Version: c.version, RTT: c.rtt, Server: s.name, Kind: "Client", Type: "nats"}
+	var ec clientInfo
+	if acc != nil {
+		ec = c.info(acc)
+	}
 	c.mu.Unlock()
 	if sys == nil || acc == nil {
 		return
 	}
-	ec.Account = acc.name
 	kind, typ := "CONNECT", "io.nats.server.advisory.v1.client_connect"
 	if reason != "" {
 		kind, typ = "DISCONNECT", "io.nats.server.advisory.v1.client_disconnect"

@@ -220,3 +220,78 @@ func TestAuthFailsClosed(t *testing.T) {
 	refused(t, fd, nats.Token("t"))
 	require.Contains(t, fd.Log(), "did not answer")
 }
+
+// Passwords, tokens and nonce signatures never reach a log or a monitoring
+// page, even with tracing on and with refused attempts.
+func TestAuthSecretsNeverShown(t *testing.T) {
+	const secret = "pw-S3CRET-7d1f"
+	s := startAuthSuite(t, `trace: true
+debug: true
+authorization { users = [ { user: alice, password: "`+secret+`" } ] }`, 1)
+	fd := s.fds[0]
+	nc := connect(t, fd, nats.UserInfo("alice", secret), nats.Name("secretive"))
+	refused(t, fd, nats.UserInfo("alice", secret+"-wrong"))
+	refused(t, fd, nats.Token(secret))
+	flush(t, nc)
+	for _, path := range []string{"/connz?auth=true&subs=detail", "/connz?state=any&auth=true", "/varz", "/subsz?subs=1"} {
+		body := getBody(t, fd, path)
+		require.NotContains(t, body, secret, "GET %s", path)
+	}
+	require.Contains(t, getBody(t, fd, "/connz?auth=true"), `"authorized_user": "alice"`)
+	require.Contains(t, fd.Log(), "[REDACTED]", "the traced CONNECT is shown, redacted")
+	require.NotContains(t, fd.Log(), secret)
+	require.NotContains(t, s.authsvc.Log(), secret)
+}
+
+// A queue subscription overlapping a deny rule gets nothing denied either.
+func TestAuthQueueSubscriptionOverlappingDeny(t *testing.T) {
+	s := startAuthSuite(t, `authorization { users = [
+		{ user: worker, password: pw, permissions: { subscribe: { allow: ["jobs.>"], deny: ["jobs.secret.>"] } } }
+		{ user: admin, password: pw }
+	] }`, 2)
+	w1 := connect(t, s.fds[0], nats.UserInfo("worker", "pw"))
+	w2 := connect(t, s.fds[1], nats.UserInfo("worker", "pw"))
+	q1, err := w1.QueueSubscribeSync("jobs.>", "workers")
+	require.NoError(t, err)
+	q2, err := w2.QueueSubscribeSync("jobs.>", "workers")
+	require.NoError(t, err)
+	flush(t, w1, w2)
+	admin := connect(t, s.fds[0], nats.UserInfo("admin", "pw"))
+	eventually(t, waitLong, func() error {
+		require.NoError(t, admin.Publish("jobs.probe", nil))
+		flush(t, admin)
+		if n1, _, _ := q1.Pending(); n1 > 0 {
+			return nil
+		}
+		if n2, _, _ := q2.Pending(); n2 > 0 {
+			return nil
+		}
+		return fmt.Errorf("no probe yet")
+	})
+	time.Sleep(quietTime)
+	for _, q := range []*nats.Subscription{q1, q2} {
+		for {
+			if _, err := q.NextMsg(50 * time.Millisecond); err != nil {
+				break
+			}
+		}
+	}
+	for i := 0; i < 20; i++ {
+		require.NoError(t, admin.Publish("jobs.secret.x", nil))
+		require.NoError(t, admin.Publish("jobs.ok", nil))
+	}
+	flush(t, admin)
+	time.Sleep(quietTime)
+	total := 0
+	for _, q := range []*nats.Subscription{q1, q2} {
+		for {
+			m, err := q.NextMsg(50 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			require.Equal(t, "jobs.ok", m.Subject, "a denied subject reached a queue member")
+			total++
+		}
+	}
+	require.Equal(t, 20, total, "each allowed message to exactly one member")
+}

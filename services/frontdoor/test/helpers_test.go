@@ -16,6 +16,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,11 +107,19 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 // getJSON fetches a monitoring endpoint and decodes it into v.
 func getJSON(t *testing.T, p *testkit.Process, path string, v any) {
 	t.Helper()
+	require.NoError(t, json.Unmarshal([]byte(getBody(t, p, path)), v), "GET %s: decoding", path)
+}
+
+// getBody fetches a monitoring endpoint.
+func getBody(t *testing.T, p *testkit.Process, path string) string {
+	t.Helper()
 	resp, err := httpClient.Get(p.MonitorURL() + path)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s", path)
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(v), "GET %s: decoding", path)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }
 
 // varz is the part of /varz the tests read (nats-server's field names).

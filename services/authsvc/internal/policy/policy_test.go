@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/base64"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -151,4 +152,22 @@ func TestPolicyAccounts(t *testing.T) {
 
 	// Accounts with users require authentication even without authorization {}.
 	require.True(t, mustPolicy(t, `accounts { A: { users: [ {user: a, password: a} ] } }`).Info().AuthRequired)
+}
+
+// The examples in deploy/examples/auth load, and those without external
+// files compile into a policy.
+func TestPolicyDeployExamples(t *testing.T) {
+	files, err := filepath.Glob("../../../../deploy/examples/auth/*.conf")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		c, err := config.Load(f)
+		require.NoError(t, err, f)
+		if len(c.Operators) > 0 {
+			require.NotEmpty(t, c.Resolver.Type, f)
+			continue // they name an operator file the user provides
+		}
+		_, err = New(c, nil)
+		require.NoError(t, err, f)
+	}
 }

@@ -515,7 +515,9 @@ func (c *client) Connect(arg []byte) error {
 	if authenticated {
 		c.srv.connectionEvent(c, "")
 	}
-	c.srv.log.Tracef("%s - <<- [CONNECT %s]", c, arg)
+	if c.srv.log.TraceOn() {
+		c.srv.log.Tracef("%s - <<- [CONNECT %s]", c, redactConnect(arg))
+	}
 	if opts.Verbose {
 		c.queueSelf(okBytes)
 	}
@@ -683,4 +685,20 @@ func (c *client) remoteMatch(link *routerLink, acc *account, subj []byte) *subje
 		c.otherRemotes[acc] = rc
 	}
 	return rc.Match(subj)
+}
+
+// redactConnect hides CONNECT's secrets for the trace log, as nats-server
+// does: the password, token and nonce signature become [REDACTED].
+func redactConnect(arg []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(arg, &m) != nil {
+		return []byte("[unparsable CONNECT, not shown]")
+	}
+	for _, k := range []string{"pass", "auth_token", "sig"} {
+		if _, ok := m[k]; ok {
+			m[k] = json.RawMessage(`"[REDACTED]"`)
+		}
+	}
+	out, _ := json.Marshal(m)
+	return out
 }

@@ -198,6 +198,18 @@ func (s *Service) Account(_ context.Context, req *authv1.AccountRequest) (*authv
 	return &authv1.AccountResponse{Found: a != nil, Account: a}, nil
 }
 
+// Recheck decides again about a frontdoor's connections after a reload.
+func (s *Service) Recheck(_ context.Context, req *authv1.RecheckRequest) (*authv1.RecheckResponse, error) {
+	verdicts := s.policy.Load().Recheck(req.Connections)
+	for i, v := range verdicts {
+		if !v.Keep {
+			c := req.Connections[i]
+			s.log.Infof("Node %s cid:%d (%q in %s): no longer authorized: %s", req.NodeId, c.Cid, c.Identity, c.Account, v.Reason)
+		}
+	}
+	return &authv1.RecheckResponse{Verdicts: verdicts}, nil
+}
+
 // Claims stores or looks up account JWTs for the system account's
 // $SYS.REQ.CLAIMS.* requests, which frontdoors pass on.
 func (s *Service) Claims(_ context.Context, req *authv1.ClaimsRequest) (*authv1.ClaimsResponse, error) {

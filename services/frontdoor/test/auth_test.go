@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 type authSuite struct {
 	authsvc *testkit.Process
 	fds     []*testkit.Process
+	file    string // authsvc's configuration file
 }
 
 func startAuthSuite(t *testing.T, conf string, frontdoors int) *authSuite {
@@ -28,7 +30,7 @@ func startAuthSuite(t *testing.T, conf string, frontdoors int) *authSuite {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "auth.conf")
 	require.NoError(t, os.WriteFile(file, []byte(conf), 0o600))
-	s := &authSuite{authsvc: testkit.StartAuthsvc(t, file)}
+	s := &authSuite{authsvc: testkit.StartAuthsvc(t, file), file: file}
 	var routers string
 	if frontdoors > 1 {
 		routers = fmt.Sprintf("routers: [%q]\n", testkit.StartRouter(t, 0).Addr())
@@ -294,4 +296,66 @@ func TestAuthQueueSubscriptionOverlappingDeny(t *testing.T) {
 		}
 	}
 	require.Equal(t, 20, total, "each allowed message to exactly one member")
+}
+
+// A reload of authsvc's file (SIGHUP) keeps the clients it still permits,
+// with their permissions now, and closes the others, as nats-server does.
+func TestAuthReloadRechecksConnectedClients(t *testing.T) {
+	s := startAuthSuite(t, `authorization { users = [
+		{ user: alice, password: pw, permissions: { publish: "a.>", subscribe: ["x.>", "y.>"] } }
+		{ user: bob, password: pw }
+	] }`, 2)
+	errs := make(chan error, 8)
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	alice := connect(t, s.fds[0], nats.UserInfo("alice", "pw"), onErr)
+	bobClosed := make(chan error, 1)
+	bob := connect(t, s.fds[1], nats.UserInfo("bob", "pw"), nats.NoReconnect(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { bobClosed <- err }))
+	xs := mustSyncSub(t, alice, "x.>")
+	ys := mustSyncSub(t, alice, "y.>")
+
+	require.NoError(t, os.WriteFile(s.file, []byte(`authorization { users = [
+		{ user: alice, password: pw, permissions: { publish: ["b.>", "x.>", "y.>"], subscribe: "y.>" } }
+	] }`), 0o600))
+	require.NoError(t, s.authsvc.Signal(syscall.SIGHUP))
+
+	select {
+	case err := <-bobClosed:
+		require.ErrorIs(t, err, nats.ErrAuthorization, "a removed user is closed")
+	case <-time.After(waitLong):
+		t.Fatal("a user removed by the reload stayed connected")
+	}
+	eventually(t, waitLong, func() error {
+		if bob.IsConnected() {
+			return fmt.Errorf("bob still connected after the -ERR")
+		}
+		return nil
+	})
+	select {
+	case err := <-errs:
+		require.Contains(t, err.Error(), `Permissions Violation for Subscription to "x.>"`)
+	case <-time.After(waitLong):
+		t.Fatal("the subscription the new permissions deny was kept")
+	}
+	require.True(t, alice.IsConnected(), "a user the reload still permits stays")
+	require.NoError(t, alice.Publish("a.1", nil))
+	select {
+	case err := <-errs:
+		require.Contains(t, err.Error(), `Permissions Violation for Publish to "a.1"`)
+	case <-time.After(waitLong):
+		t.Fatal("the old publish permission still applies")
+	}
+	require.NoError(t, alice.Publish("b.1", nil))
+	flush(t, alice)
+	select {
+	case err := <-errs:
+		t.Fatalf("an allowed publish was refused: %v", err)
+	default:
+	}
+	// y.> is still allowed and still delivered; x.> is gone.
+	require.NoError(t, alice.Publish("x.1", nil))
+	require.NoError(t, alice.Publish("y.1", nil))
+	flush(t, alice)
+	require.Equal(t, "y.1", nextMsgs(t, ys, 1)[0].Subject)
+	expectNoMsg(t, xs)
 }

@@ -73,7 +73,243 @@ func (x ClaimsRequest_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClaimsRequest_Op.Descriptor instead.
 func (ClaimsRequest_Op) EnumDescriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0, 0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4, 0}
+}
+
+type RecheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Connections   []*Connection          `protobuf:"bytes,2,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecheckRequest) Reset() {
+	*x = RecheckRequest{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecheckRequest) ProtoMessage() {}
+
+func (x *RecheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecheckRequest.ProtoReflect.Descriptor instead.
+func (*RecheckRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RecheckRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecheckRequest) GetConnections() []*Connection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+// Connection is what a frontdoor knows of an authenticated client; never
+// a secret.
+type Connection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cid           uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
+	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"` // as Authenticate named it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connection) Reset() {
+	*x = Connection{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connection) ProtoMessage() {}
+
+func (x *Connection) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connection.ProtoReflect.Descriptor instead.
+func (*Connection) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Connection) GetCid() uint64 {
+	if x != nil {
+		return x.Cid
+	}
+	return 0
+}
+
+func (x *Connection) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Connection) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+type RecheckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdicts      []*Verdict             `protobuf:"bytes,1,rep,name=verdicts,proto3" json:"verdicts,omitempty"` // one per connection, same order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecheckResponse) Reset() {
+	*x = RecheckResponse{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecheckResponse) ProtoMessage() {}
+
+func (x *RecheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecheckResponse.ProtoReflect.Descriptor instead.
+func (*RecheckResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RecheckResponse) GetVerdicts() []*Verdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
+type Verdict struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Cid         uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
+	Keep        bool                   `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	Reason      string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`           // why not, for the log
+	Permissions *Permissions           `protobuf:"bytes,4,opt,name=permissions,proto3" json:"permissions,omitempty"` // when kept: the permissions now (absent: all)
+	// Kept with the permissions it has (JWT users: their permissions come
+	// from their own JWT, which the frontdoor does not keep).
+	SamePermissions bool `protobuf:"varint,5,opt,name=same_permissions,json=samePermissions,proto3" json:"same_permissions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Verdict) Reset() {
+	*x = Verdict{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verdict) ProtoMessage() {}
+
+func (x *Verdict) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
+func (*Verdict) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Verdict) GetCid() uint64 {
+	if x != nil {
+		return x.Cid
+	}
+	return 0
+}
+
+func (x *Verdict) GetKeep() bool {
+	if x != nil {
+		return x.Keep
+	}
+	return false
+}
+
+func (x *Verdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Verdict) GetPermissions() *Permissions {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *Verdict) GetSamePermissions() bool {
+	if x != nil {
+		return x.SamePermissions
+	}
+	return false
 }
 
 type ClaimsRequest struct {
@@ -88,7 +324,7 @@ type ClaimsRequest struct {
 
 func (x *ClaimsRequest) Reset() {
 	*x = ClaimsRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +336,7 @@ func (x *ClaimsRequest) String() string {
 func (*ClaimsRequest) ProtoMessage() {}
 
 func (x *ClaimsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +349,7 @@ func (x *ClaimsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClaimsRequest) GetOp() ClaimsRequest_Op {
@@ -157,7 +393,7 @@ type ClaimsResponse struct {
 
 func (x *ClaimsResponse) Reset() {
 	*x = ClaimsResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -169,7 +405,7 @@ func (x *ClaimsResponse) String() string {
 func (*ClaimsResponse) ProtoMessage() {}
 
 func (x *ClaimsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -182,7 +418,7 @@ func (x *ClaimsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimsResponse.ProtoReflect.Descriptor instead.
 func (*ClaimsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClaimsResponse) GetCode() int32 {
@@ -223,7 +459,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +471,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +484,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AccountRequest) GetNodeId() string {
@@ -275,7 +511,7 @@ type AccountResponse struct {
 
 func (x *AccountResponse) Reset() {
 	*x = AccountResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +523,7 @@ func (x *AccountResponse) String() string {
 func (*AccountResponse) ProtoMessage() {}
 
 func (x *AccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +536,7 @@ func (x *AccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResponse.ProtoReflect.Descriptor instead.
 func (*AccountResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AccountResponse) GetFound() bool {
@@ -333,7 +569,7 @@ type AccountConfig struct {
 
 func (x *AccountConfig) Reset() {
 	*x = AccountConfig{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +581,7 @@ func (x *AccountConfig) String() string {
 func (*AccountConfig) ProtoMessage() {}
 
 func (x *AccountConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +594,7 @@ func (x *AccountConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountConfig.ProtoReflect.Descriptor instead.
 func (*AccountConfig) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AccountConfig) GetName() string {
@@ -413,7 +649,7 @@ type Import struct {
 
 func (x *Import) Reset() {
 	*x = Import{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +661,7 @@ func (x *Import) String() string {
 func (*Import) ProtoMessage() {}
 
 func (x *Import) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +674,7 @@ func (x *Import) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Import.ProtoReflect.Descriptor instead.
 func (*Import) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Import) GetService() bool {
@@ -493,7 +729,7 @@ type Mapping struct {
 
 func (x *Mapping) Reset() {
 	*x = Mapping{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +741,7 @@ func (x *Mapping) String() string {
 func (*Mapping) ProtoMessage() {}
 
 func (x *Mapping) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +754,7 @@ func (x *Mapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mapping.ProtoReflect.Descriptor instead.
 func (*Mapping) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Mapping) GetSource() string {
@@ -545,7 +781,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +793,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +806,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Destination) GetSubject() string {
@@ -596,7 +832,7 @@ type PolicyRequest struct {
 
 func (x *PolicyRequest) Reset() {
 	*x = PolicyRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +844,7 @@ func (x *PolicyRequest) String() string {
 func (*PolicyRequest) ProtoMessage() {}
 
 func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +857,7 @@ func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PolicyRequest) GetNodeId() string {
@@ -650,7 +886,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +898,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +911,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PolicyResponse) GetAuthRequired() bool {
@@ -729,7 +965,7 @@ type Credentials struct {
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +977,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +990,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Credentials) GetUser() string {
@@ -813,7 +1049,7 @@ type ClientInfo struct {
 
 func (x *ClientInfo) Reset() {
 	*x = ClientInfo{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +1061,7 @@ func (x *ClientInfo) String() string {
 func (*ClientInfo) ProtoMessage() {}
 
 func (x *ClientInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +1074,7 @@ func (x *ClientInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientInfo.ProtoReflect.Descriptor instead.
 func (*ClientInfo) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClientInfo) GetCid() uint64 {
@@ -895,7 +1131,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1143,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1156,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuthenticateRequest) GetNodeId() string {
@@ -975,7 +1211,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1223,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1236,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AuthenticateResponse) GetOk() bool {
@@ -1078,7 +1314,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1326,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1339,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Limits) GetMaxPayload() int32 {
@@ -1133,7 +1369,7 @@ type Permissions struct {
 
 func (x *Permissions) Reset() {
 	*x = Permissions{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1381,7 @@ func (x *Permissions) String() string {
 func (*Permissions) ProtoMessage() {}
 
 func (x *Permissions) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1394,7 @@ func (x *Permissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permissions.ProtoReflect.Descriptor instead.
 func (*Permissions) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Permissions) GetPublish() *SubjectPermission {
@@ -1192,7 +1428,7 @@ type SubjectPermission struct {
 
 func (x *SubjectPermission) Reset() {
 	*x = SubjectPermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1440,7 @@ func (x *SubjectPermission) String() string {
 func (*SubjectPermission) ProtoMessage() {}
 
 func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1453,7 @@ func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectPermission.ProtoReflect.Descriptor instead.
 func (*SubjectPermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubjectPermission) GetAllow() []string {
@@ -1244,7 +1480,7 @@ type ResponsePermission struct {
 
 func (x *ResponsePermission) Reset() {
 	*x = ResponsePermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1492,7 @@ func (x *ResponsePermission) String() string {
 func (*ResponsePermission) ProtoMessage() {}
 
 func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1505,7 @@ func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponsePermission.ProtoReflect.Descriptor instead.
 func (*ResponsePermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResponsePermission) GetMaxMsgs() int32 {
@@ -1290,7 +1526,23 @@ var File_switchyard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"\xc2\x01\n" +
+	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"k\n" +
+	"\x0eRecheckRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12@\n" +
+	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"T\n" +
+	"\n" +
+	"Connection\x12\x10\n" +
+	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x1a\n" +
+	"\bidentity\x18\x03 \x01(\tR\bidentity\"J\n" +
+	"\x0fRecheckResponse\x127\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x1b.switchyard.auth.v1.VerdictR\bverdicts\"\xb5\x01\n" +
+	"\aVerdict\x12\x10\n" +
+	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x12\n" +
+	"\x04keep\x18\x02 \x01(\bR\x04keep\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12A\n" +
+	"\vpermissions\x18\x04 \x01(\v2\x1f.switchyard.auth.v1.PermissionsR\vpermissions\x12)\n" +
+	"\x10same_permissions\x18\x05 \x01(\bR\x0fsamePermissions\"\xc2\x01\n" +
 	"\rClaimsRequest\x124\n" +
 	"\x02op\x18\x01 \x01(\x0e2$.switchyard.auth.v1.ClaimsRequest.OpR\x02op\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x10\n" +
@@ -1385,12 +1637,13 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04deny\x18\x02 \x03(\tR\x04deny\"T\n" +
 	"\x12ResponsePermission\x12\x19\n" +
 	"\bmax_msgs\x18\x01 \x01(\x05R\amaxMsgs\x12#\n" +
-	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xdf\x02\n" +
+	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xb3\x03\n" +
 	"\x04Auth\x12O\n" +
 	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12a\n" +
 	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponse\x12R\n" +
 	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponse\x12O\n" +
-	"\x06Claims\x12!.switchyard.auth.v1.ClaimsRequest\x1a\".switchyard.auth.v1.ClaimsResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
+	"\x06Claims\x12!.switchyard.auth.v1.ClaimsRequest\x1a\".switchyard.auth.v1.ClaimsResponse\x12R\n" +
+	"\aRecheck\x12\".switchyard.auth.v1.RecheckRequest\x1a#.switchyard.auth.v1.RecheckResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_switchyard_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1405,56 +1658,65 @@ func file_switchyard_auth_v1_auth_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_switchyard_auth_v1_auth_proto_goTypes = []any{
 	(ClaimsRequest_Op)(0),        // 0: switchyard.auth.v1.ClaimsRequest.Op
-	(*ClaimsRequest)(nil),        // 1: switchyard.auth.v1.ClaimsRequest
-	(*ClaimsResponse)(nil),       // 2: switchyard.auth.v1.ClaimsResponse
-	(*AccountRequest)(nil),       // 3: switchyard.auth.v1.AccountRequest
-	(*AccountResponse)(nil),      // 4: switchyard.auth.v1.AccountResponse
-	(*AccountConfig)(nil),        // 5: switchyard.auth.v1.AccountConfig
-	(*Import)(nil),               // 6: switchyard.auth.v1.Import
-	(*Mapping)(nil),              // 7: switchyard.auth.v1.Mapping
-	(*Destination)(nil),          // 8: switchyard.auth.v1.Destination
-	(*PolicyRequest)(nil),        // 9: switchyard.auth.v1.PolicyRequest
-	(*PolicyResponse)(nil),       // 10: switchyard.auth.v1.PolicyResponse
-	(*Credentials)(nil),          // 11: switchyard.auth.v1.Credentials
-	(*ClientInfo)(nil),           // 12: switchyard.auth.v1.ClientInfo
-	(*AuthenticateRequest)(nil),  // 13: switchyard.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 14: switchyard.auth.v1.AuthenticateResponse
-	(*Limits)(nil),               // 15: switchyard.auth.v1.Limits
-	(*Permissions)(nil),          // 16: switchyard.auth.v1.Permissions
-	(*SubjectPermission)(nil),    // 17: switchyard.auth.v1.SubjectPermission
-	(*ResponsePermission)(nil),   // 18: switchyard.auth.v1.ResponsePermission
-	nil,                          // 19: switchyard.auth.v1.AccountConfig.RevocationsEntry
+	(*RecheckRequest)(nil),       // 1: switchyard.auth.v1.RecheckRequest
+	(*Connection)(nil),           // 2: switchyard.auth.v1.Connection
+	(*RecheckResponse)(nil),      // 3: switchyard.auth.v1.RecheckResponse
+	(*Verdict)(nil),              // 4: switchyard.auth.v1.Verdict
+	(*ClaimsRequest)(nil),        // 5: switchyard.auth.v1.ClaimsRequest
+	(*ClaimsResponse)(nil),       // 6: switchyard.auth.v1.ClaimsResponse
+	(*AccountRequest)(nil),       // 7: switchyard.auth.v1.AccountRequest
+	(*AccountResponse)(nil),      // 8: switchyard.auth.v1.AccountResponse
+	(*AccountConfig)(nil),        // 9: switchyard.auth.v1.AccountConfig
+	(*Import)(nil),               // 10: switchyard.auth.v1.Import
+	(*Mapping)(nil),              // 11: switchyard.auth.v1.Mapping
+	(*Destination)(nil),          // 12: switchyard.auth.v1.Destination
+	(*PolicyRequest)(nil),        // 13: switchyard.auth.v1.PolicyRequest
+	(*PolicyResponse)(nil),       // 14: switchyard.auth.v1.PolicyResponse
+	(*Credentials)(nil),          // 15: switchyard.auth.v1.Credentials
+	(*ClientInfo)(nil),           // 16: switchyard.auth.v1.ClientInfo
+	(*AuthenticateRequest)(nil),  // 17: switchyard.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 18: switchyard.auth.v1.AuthenticateResponse
+	(*Limits)(nil),               // 19: switchyard.auth.v1.Limits
+	(*Permissions)(nil),          // 20: switchyard.auth.v1.Permissions
+	(*SubjectPermission)(nil),    // 21: switchyard.auth.v1.SubjectPermission
+	(*ResponsePermission)(nil),   // 22: switchyard.auth.v1.ResponsePermission
+	nil,                          // 23: switchyard.auth.v1.AccountConfig.RevocationsEntry
 }
 var file_switchyard_auth_v1_auth_proto_depIdxs = []int32{
-	0,  // 0: switchyard.auth.v1.ClaimsRequest.op:type_name -> switchyard.auth.v1.ClaimsRequest.Op
-	5,  // 1: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
-	6,  // 2: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
-	7,  // 3: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
-	19, // 4: switchyard.auth.v1.AccountConfig.revocations:type_name -> switchyard.auth.v1.AccountConfig.RevocationsEntry
-	8,  // 5: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
-	12, // 6: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
-	11, // 7: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
-	16, // 8: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
-	15, // 9: switchyard.auth.v1.AuthenticateResponse.limits:type_name -> switchyard.auth.v1.Limits
-	17, // 10: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
-	17, // 11: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
-	18, // 12: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
-	9,  // 13: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
-	13, // 14: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
-	3,  // 15: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
-	1,  // 16: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
-	10, // 17: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
-	14, // 18: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
-	4,  // 19: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
-	2,  // 20: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	2,  // 0: switchyard.auth.v1.RecheckRequest.connections:type_name -> switchyard.auth.v1.Connection
+	4,  // 1: switchyard.auth.v1.RecheckResponse.verdicts:type_name -> switchyard.auth.v1.Verdict
+	20, // 2: switchyard.auth.v1.Verdict.permissions:type_name -> switchyard.auth.v1.Permissions
+	0,  // 3: switchyard.auth.v1.ClaimsRequest.op:type_name -> switchyard.auth.v1.ClaimsRequest.Op
+	9,  // 4: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
+	10, // 5: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
+	11, // 6: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
+	23, // 7: switchyard.auth.v1.AccountConfig.revocations:type_name -> switchyard.auth.v1.AccountConfig.RevocationsEntry
+	12, // 8: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
+	16, // 9: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
+	15, // 10: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
+	20, // 11: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
+	19, // 12: switchyard.auth.v1.AuthenticateResponse.limits:type_name -> switchyard.auth.v1.Limits
+	21, // 13: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
+	21, // 14: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
+	22, // 15: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
+	13, // 16: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
+	17, // 17: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
+	7,  // 18: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
+	5,  // 19: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
+	1,  // 20: switchyard.auth.v1.Auth.Recheck:input_type -> switchyard.auth.v1.RecheckRequest
+	14, // 21: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
+	18, // 22: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
+	8,  // 23: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
+	6,  // 24: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
+	3,  // 25: switchyard.auth.v1.Auth.Recheck:output_type -> switchyard.auth.v1.RecheckResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_auth_v1_auth_proto_init() }
@@ -1468,7 +1730,7 @@ func file_switchyard_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_auth_v1_auth_proto_rawDesc), len(file_switchyard_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	Auth_Authenticate_FullMethodName = "/switchyard.auth.v1.Auth/Authenticate"
 	Auth_Account_FullMethodName      = "/switchyard.auth.v1.Auth/Account"
 	Auth_Claims_FullMethodName       = "/switchyard.auth.v1.Auth/Claims"
+	Auth_Recheck_FullMethodName      = "/switchyard.auth.v1.Auth/Recheck"
 )
 
 // AuthClient is the client API for Auth service.
@@ -50,6 +51,10 @@ type AuthClient interface {
 	// $SYS.REQ.ACCOUNT.<id>.CLAIMS.* requests (nsc push, nats): store or
 	// look up an account JWT in the resolver.
 	Claims(ctx context.Context, in *ClaimsRequest, opts ...grpc.CallOption) (*ClaimsResponse, error)
+	// Recheck decides again, after the policy changed (a reload), about
+	// connections authenticated before: keep them (with their permissions
+	// now) or close them, as nats-server does on a reload.
+	Recheck(ctx context.Context, in *RecheckRequest, opts ...grpc.CallOption) (*RecheckResponse, error)
 }
 
 type authClient struct {
@@ -100,6 +105,16 @@ func (c *authClient) Claims(ctx context.Context, in *ClaimsRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *authClient) Recheck(ctx context.Context, in *RecheckRequest, opts ...grpc.CallOption) (*RecheckResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecheckResponse)
+	err := c.cc.Invoke(ctx, Auth_Recheck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServer is the server API for Auth service.
 // All implementations must embed UnimplementedAuthServer
 // for forward compatibility.
@@ -119,6 +134,10 @@ type AuthServer interface {
 	// $SYS.REQ.ACCOUNT.<id>.CLAIMS.* requests (nsc push, nats): store or
 	// look up an account JWT in the resolver.
 	Claims(context.Context, *ClaimsRequest) (*ClaimsResponse, error)
+	// Recheck decides again, after the policy changed (a reload), about
+	// connections authenticated before: keep them (with their permissions
+	// now) or close them, as nats-server does on a reload.
+	Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error)
 	mustEmbedUnimplementedAuthServer()
 }
 
@@ -140,6 +159,9 @@ func (UnimplementedAuthServer) Account(context.Context, *AccountRequest) (*Accou
 }
 func (UnimplementedAuthServer) Claims(context.Context, *ClaimsRequest) (*ClaimsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Claims not implemented")
+}
+func (UnimplementedAuthServer) Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Recheck not implemented")
 }
 func (UnimplementedAuthServer) mustEmbedUnimplementedAuthServer() {}
 func (UnimplementedAuthServer) testEmbeddedByValue()              {}
@@ -234,6 +256,24 @@ func _Auth_Claims_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Auth_Recheck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecheckRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).Recheck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_Recheck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).Recheck(ctx, req.(*RecheckRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Auth_ServiceDesc is the grpc.ServiceDesc for Auth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -256,6 +296,10 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Claims",
 			Handler:    _Auth_Claims_Handler,
+		},
+		{
+			MethodName: "Recheck",
+			Handler:    _Auth_Recheck_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -165,6 +165,50 @@ func (p *Policy) Account(name string) (acc *authv1.AccountConfig, skipped []stri
 	return p.accounts[name], nil, nil
 }
 
+// Recheck decides again about connections authenticated under an earlier
+// policy: a user that still exists in the same account keeps its
+// connection, with the permissions it has now; anyone else is closed.
+// Secrets are not kept, so a token or password that changed is not
+// noticed (nats-server would close such clients too).
+func (p *Policy) Recheck(conns []*authv1.Connection) []*authv1.Verdict {
+	out := make([]*authv1.Verdict, 0, len(conns))
+	for _, c := range conns {
+		v := &authv1.Verdict{Cid: c.Cid}
+		var u *user
+		switch {
+		case p.op != nil:
+			// JWT users: revocations and expiry are enforced per account.
+			v.Keep, v.SamePermissions = strings.HasPrefix(c.Identity, "U"), true
+			if !v.Keep {
+				v.Reason = "the suite is now in operator (JWT) mode"
+			}
+		case !p.required:
+			v.Keep = true
+		case c.Identity == "":
+			v.Reason = "authentication is now required"
+		case c.Identity == "token":
+			v.Keep = p.token != ""
+			if !v.Keep {
+				v.Reason = "token authentication was removed"
+			}
+		default:
+			if u = p.users[c.Identity]; u == nil {
+				u = p.nkeys[c.Identity]
+			}
+			switch {
+			case u == nil:
+				v.Reason = fmt.Sprintf("user %q no longer exists", c.Identity)
+			case u.account != c.Account:
+				v.Reason = fmt.Sprintf("user %q moved from account %s to %s", c.Identity, c.Account, u.account)
+			default:
+				v.Keep, v.Permissions = true, u.perms
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // Claims stores or looks up an account JWT ($SYS.REQ.CLAIMS.*).
 func (p *Policy) Claims(req *authv1.ClaimsRequest) *authv1.ClaimsResponse {
 	if p.op == nil {

@@ -171,3 +171,27 @@ func TestPolicyDeployExamples(t *testing.T) {
 		require.NoError(t, err, f)
 	}
 }
+
+func TestPolicyRecheck(t *testing.T) {
+	p := mustPolicy(t, `
+		authorization { users = [ { user: a, password: x, permissions: { publish: "p" } } ] }
+		accounts { B: { users: [ { user: b, password: x } ] } }
+	`)
+	v := p.Recheck([]*authv1.Connection{
+		{Cid: 1, Account: "$G", Identity: "a"},
+		{Cid: 2, Account: "$G", Identity: "b"},   // moved
+		{Cid: 3, Account: "$G", Identity: "zed"}, // gone
+		{Cid: 4, Account: "$G"},                  // connected while open
+		{Cid: 5, Account: "$G", Identity: "token"},
+	})
+	require.Len(t, v, 5)
+	require.True(t, v[0].Keep)
+	require.Equal(t, []string{"p"}, v[0].Permissions.Publish.Allow)
+	require.False(t, v[1].Keep)
+	require.Contains(t, v[1].Reason, "moved from account $G to B")
+	require.False(t, v[2].Keep)
+	require.Contains(t, v[2].Reason, `"zed" no longer exists`)
+	require.False(t, v[3].Keep)
+	require.False(t, v[4].Keep)
+	require.True(t, mustPolicy(t, "").Recheck([]*authv1.Connection{{Cid: 1}})[0].Keep, "open: everyone stays")
+}

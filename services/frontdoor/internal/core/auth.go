@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
@@ -79,6 +80,9 @@ func (a *authLink) start(wait time.Duration) {
 					a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
 						a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
 					a.reloadAccounts(p.Revision)
+					if old != nil && old.Revision != p.Revision {
+						a.recheckClients()
+					}
 					if p.SystemAccount != "" {
 						a.srv.enableSystem(p.SystemAccount)
 					}
@@ -130,6 +134,83 @@ func (a *authLink) reloadAccounts(revision string) {
 		if err := acc.loadRules(revision); err != nil {
 			a.srv.log.Errorf("authsvc %s: %v; keeping the account's previous imports and mappings", a.addr, err)
 		}
+	}
+}
+
+// recheckBatch bounds the connections sent to authsvc in one Recheck.
+const recheckBatch = 1000
+
+// recheckClients asks authsvc, after its policy changed, about every
+// authenticated connection: users that no longer exist (or moved account)
+// are closed with nats-server's "Authorization Violation", the others get
+// their permissions now, losing the subscriptions those deny.
+func (a *authLink) recheckClients() {
+	s := a.srv
+	s.mu.Lock()
+	var conns []*authv1.Connection
+	byCID := map[uint64]*client{}
+	for _, c := range s.clients {
+		c.mu.Lock()
+		acc, identity := c.authAcc, c.identity
+		c.mu.Unlock()
+		switch {
+		case acc != nil:
+			conns = append(conns, &authv1.Connection{Cid: c.id, Account: acc.name, Identity: identity})
+		case !c.authRequired:
+			// Accepted while authentication was off.
+			conns = append(conns, &authv1.Connection{Cid: c.id, Account: config.GlobalAccount})
+		default:
+			continue // still authenticating: decided under the new policy
+		}
+		byCID[c.id] = c
+	}
+	s.mu.Unlock()
+	for len(conns) > 0 {
+		batch := conns[:min(len(conns), recheckBatch)]
+		conns = conns[len(batch):]
+		ctx, cancel := context.WithTimeout(context.Background(), authCallTimeout)
+		resp, err := a.client.Recheck(ctx, &authv1.RecheckRequest{NodeId: s.id, Connections: batch})
+		cancel()
+		if err != nil {
+			s.log.Errorf("authsvc %s: re-checking %d connections after a policy change: %v; they keep what they had", a.addr, len(batch), err)
+			return
+		}
+		for _, v := range resp.Verdicts {
+			c := byCID[v.Cid]
+			switch {
+			case c == nil:
+			case !v.Keep:
+				s.log.Warnf("%s - authorization violation after a reload: %s", c, v.Reason)
+				c.sendErrAndClose("Authorization Violation", "Authentication Failure")
+			case !v.SamePermissions:
+				c.setPermissions(compilePerms(v.Permissions))
+			}
+		}
+	}
+}
+
+// setPermissions replaces the client's permissions (from any goroutine)
+// and drops the subscriptions they no longer allow, telling the client as
+// nats-server does.
+func (c *client) setPermissions(p *perms) {
+	c.perms.Store(p)
+	if p == nil || !p.subLimited {
+		return
+	}
+	c.mu.Lock()
+	var denied []*subscription
+	for _, sub := range c.subs {
+		if !p.canSubscribe(sub.subject) {
+			denied = append(denied, sub)
+		}
+	}
+	c.mu.Unlock()
+	for _, sub := range denied {
+		c.removeSub(sub)
+		c.out.appendRaw([]byte(fmt.Sprintf("-ERR 'Permissions Violation for Subscription to %q'\r\n", sub.subject)))
+	}
+	if len(denied) > 0 {
+		c.flush()
 	}
 }
 
@@ -362,7 +443,7 @@ func (c *client) authenticate(opts *connectOpts) error {
 	c.authTimer.Stop()
 	c.authPending = false
 	c.setAccount(acc)
-	c.perms = compilePerms(resp.Permissions)
+	c.perms.Store(compilePerms(resp.Permissions))
 	if resp.Limits != nil {
 		c.jwtLimits = resp.Limits
 		c.applyLimits(c.srv.Config())

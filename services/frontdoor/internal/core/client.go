@@ -108,8 +108,8 @@ type client struct {
 	authDone     atomic.Bool // set before authTimer is stopped, so a late timer does nothing
 	authTimer    *time.Timer
 	nonce        string
-	perms        *perms
-	identity     string // user name or nkey authsvc named; never a secret
+	perms        atomic.Pointer[perms] // replaced when a reload changes them
+	identity     string                // user name or nkey authsvc named; never a secret
 	// JWT users: the user's key and its JWT's issue time (checked against
 	// account revocations; guarded by mu, with authAcc, the account they
 	// authenticated into), its limits, and the timer that ends the
@@ -569,7 +569,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 		c.sendErr("Invalid Subject")
 		return nil
 	}
-	if c.perms != nil && !c.perms.canSubscribe(string(subj)) {
+	if p := c.perms.Load(); p != nil && !p.canSubscribe(string(subj)) {
 		c.subscribeViolation(subj, queue)
 		return nil
 	}

@@ -13,7 +13,7 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 	}
 	c.inMsgs++
 	c.inBytes += int64(len(msg))
-	if c.perms != nil && !c.perms.canPublish(subj) {
+	if p := c.perms.Load(); p != nil && !p.canPublish(subj) {
 		c.publishViolation(subj)
 		return nil
 	}
@@ -173,7 +173,7 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 		return true
 	}
 	dst := sub.client
-	if p := dst.perms; p != nil && (p.subDeny != nil || p.resp != nil) {
+	if p := dst.perms.Load(); p != nil && (p.subDeny != nil || p.resp != nil) {
 		if p.deniedDelivery(subj) {
 			return false // a wildcard subscription overlapping a deny rule
 		}

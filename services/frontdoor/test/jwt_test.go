@@ -425,3 +425,30 @@ func TestJWTExportsAndImports(t *testing.T) {
 	_, err = cc.Request("svc.echo", nil, 500*time.Millisecond)
 	require.ErrorIs(t, err, nats.ErrNoResponders, "an import of a private export without its activation token is left out")
 }
+
+// A user JWT's limits: subscriptions per connection and payload size.
+func TestJWTUserLimits(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Payload = 100 })
+	s := startAuthSuite(t, env.memoryConf(a), 1)
+	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Limits.Subs = 2 }, nil)
+	raw, err := os.ReadFile(creds)
+	require.NoError(t, err)
+	token, err := jwt.ParseDecoratedJWT(raw)
+	require.NoError(t, err)
+	kp, err := jwt.ParseDecoratedNKey(raw)
+	require.NoError(t, err)
+
+	rc := testkit.DialRaw(t, s.fds[0].Addr())
+	var info struct{ Nonce string }
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(rc.INFO), "INFO ")), &info))
+	sig, err := kp.Sign([]byte(info.Nonce))
+	require.NoError(t, err)
+	rc.Send(fmt.Sprintf("CONNECT {\"verbose\":false,\"jwt\":%q,\"sig\":%q}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPUB a 100\r\n%s\r\nPING\r\n",
+		token, base64.RawURLEncoding.EncodeToString(sig), strings.Repeat("x", 100)))
+	rc.Expect("-ERR 'maximum subscriptions exceeded'\r\nMSG a 1 100\r\n")
+	rc.ReadLine(waitLong)
+	rc.Expect("PONG\r\n")
+	rc.Send("PUB a 101\r\n" + strings.Repeat("x", 101) + "\r\n")
+	require.Equal(t, "-ERR 'Maximum Payload Violation'\r\n", rc.ExpectClosed(waitLong), "the account's payload limit")
+}

@@ -196,8 +196,10 @@ func earliest(a, b int64) int64 {
 	return b
 }
 
-// connLimits takes the smaller of the user's and the account's limits;
-// jwt uses -1 (or 0 for the user) for unlimited.
+// connLimits are one connection's limits: the user's subscriptions, and
+// the smaller of the user's and the account's payload (jwt uses -1, or 0
+// for the user, for unlimited). The account's subscription and connection
+// limits count the whole account and are not enforced yet.
 func connLimits(user, account jwt.NatsLimits) *authv1.Limits {
 	pick := func(u, a int64) int32 {
 		var v int64
@@ -208,7 +210,7 @@ func connLimits(user, account jwt.NatsLimits) *authv1.Limits {
 		}
 		return int32(min(v, 1<<30))
 	}
-	l := &authv1.Limits{MaxPayload: pick(user.Payload, account.Payload), MaxSubscriptions: pick(user.Subs, account.Subs)}
+	l := &authv1.Limits{MaxPayload: pick(user.Payload, account.Payload), MaxSubscriptions: pick(user.Subs, -1)}
 	if l.MaxPayload == 0 && l.MaxSubscriptions == 0 {
 		return nil
 	}

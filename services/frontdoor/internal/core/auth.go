@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/subject"
@@ -43,8 +46,40 @@ const authCallTimeout = 5 * time.Second
 // defaultAuthTimeout is nats-server's time to authenticate.
 const defaultAuthTimeout = 2 * time.Second
 
+// authServiceConfig spreads calls over the authsvc replicas and retries a
+// call that found its replica gone on another.
+const authServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "switchyard.auth.v1.Auth"}],
+    "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.02s", "maxBackoff": "0.5s",
+                    "backoffMultiplier": 3, "retryableStatusCodes": ["UNAVAILABLE"]}
+  }]
+}`
+
+// newAuthLink dials authsvc: one host:port (a name resolving to several
+// addresses, such as a Kubernetes headless Service, is several replicas)
+// or a comma-separated list of replicas. Replicas are interchangeable.
 func newAuthLink(s *Server, addr string) (*authLink, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var addrs []resolver.Address
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, resolver.Address{Addr: a})
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("no address")
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(authServiceConfig)}
+	target := "dns:///" + addrs[0].Addr
+	if len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("authsvc-replicas")
+		r.InitialState(resolver.State{Addresses: addrs})
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///authsvc"
+	}
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -451,4 +452,35 @@ func TestJWTUserLimits(t *testing.T) {
 	rc.Expect("PONG\r\n")
 	rc.Send("PUB a 101\r\n" + strings.Repeat("x", 101) + "\r\n")
 	require.Equal(t, "-ERR 'Maximum Payload Violation'\r\n", rc.ExpectClosed(waitLong), "the account's payload limit")
+}
+
+// An account JWT's connection limit holds across frontdoors: the nodes
+// share their counts in the system account, as nats-server's servers do.
+func TestJWTAccountConnectionLimit(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Conn = 2 })
+	s := startAuthSuite(t, env.memoryConf(a), 2)
+	creds, _ := env.user(a, nil, nil)
+	first := connect(t, s.fds[0], nats.UserCredentials(creds))
+	connect(t, s.fds[1], nats.UserCredentials(creds))
+	eventually(t, waitLong, func() error {
+		nc, err := nats.Connect(s.fds[0].URL(), nats.UserCredentials(creds), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+			return fmt.Errorf("a third connection to a 2-connection account was accepted")
+		}
+		if !errors.Is(err, nats.ErrMaxAccountConnectionsExceeded) {
+			return fmt.Errorf("refused with %v, want nats-server's maximum account active connections exceeded", err)
+		}
+		return nil
+	})
+	first.Close()
+	eventually(t, waitLong, func() error {
+		nc, err := nats.Connect(s.fds[1].URL(), nats.UserCredentials(creds), nats.NoReconnect())
+		if err != nil {
+			return err
+		}
+		t.Cleanup(nc.Close)
+		return nil
+	})
 }

@@ -562,9 +562,12 @@ type AccountConfig struct {
 	System bool `protobuf:"varint,4,opt,name=system,proto3" json:"system,omitempty"`
 	// Revoked users (JWT mode): public key ("*" for all) -> unix seconds;
 	// a user whose JWT was issued at or before that time is disconnected.
-	Revocations   map[string]int64 `protobuf:"bytes,5,rep,name=revocations,proto3" json:"revocations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revocations map[string]int64 `protobuf:"bytes,5,rep,name=revocations,proto3" json:"revocations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The most connections the account may have suite-wide (the account
+	// JWT's limits.conn); 0: no limit.
+	MaxConnections int32 `protobuf:"varint,6,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AccountConfig) Reset() {
@@ -630,6 +633,13 @@ func (x *AccountConfig) GetRevocations() map[string]int64 {
 		return x.Revocations
 	}
 	return nil
+}
+
+func (x *AccountConfig) GetMaxConnections() int32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
 }
 
 // Import is one import of the account, checked by authsvc against the
@@ -1562,13 +1572,14 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"d\n" +
 	"\x0fAccountResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12;\n" +
-	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xc0\x02\n" +
+	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xe9\x02\n" +
 	"\rAccountConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\aimports\x18\x02 \x03(\v2\x1a.switchyard.auth.v1.ImportR\aimports\x127\n" +
 	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\x12\x16\n" +
 	"\x06system\x18\x04 \x01(\bR\x06system\x12T\n" +
-	"\vrevocations\x18\x05 \x03(\v22.switchyard.auth.v1.AccountConfig.RevocationsEntryR\vrevocations\x1a>\n" +
+	"\vrevocations\x18\x05 \x03(\v22.switchyard.auth.v1.AccountConfig.RevocationsEntryR\vrevocations\x12'\n" +
+	"\x0fmax_connections\x18\x06 \x01(\x05R\x0emaxConnections\x1a>\n" +
 	"\x10RevocationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc5\x01\n" +

@@ -244,6 +244,9 @@ func (om *operatorMode) accountConfig(key string) (*authv1.AccountConfig, []stri
 		return nil, nil, err
 	}
 	out := &authv1.AccountConfig{Name: key, System: key == om.system, Revocations: map[string]int64{}}
+	if ac.Limits.Conn > 0 {
+		out.MaxConnections = int32(min(ac.Limits.Conn, 1<<30))
+	}
 	for k, t := range ac.Revocations {
 		out.Revocations[k] = t
 	}

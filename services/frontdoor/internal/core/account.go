@@ -42,6 +42,19 @@ type account struct {
 	revision  string         // the policy revision the rules are from; guarded by loadMu
 	imports   []*authv1.Import
 	revoked   map[string]int64 // JWT revocations: user key ("*": all) -> unix seconds; guarded by loadMu
+
+	// Suite-wide connection limit (limits.conn of the account JWT): this
+	// node's count, and the other nodes' as their
+	// $SYS.ACCOUNT.<account>.SERVER.CONNS events report them.
+	maxConns atomic.Int32
+	conns    atomic.Int32
+	remoteMu sync.Mutex
+	remote   map[string]remoteCount // by node id
+}
+
+type remoteCount struct {
+	n    int32
+	seen time.Time
 }
 
 // streamImport delivers messages published in its exporter on subject to
@@ -171,6 +184,7 @@ func (a *account) fetchRules(revision string) (bool, error) {
 	a.imports = cfg.Imports
 	a.revoked = cfg.Revocations
 	a.system.Store(cfg.System)
+	a.maxConns.Store(cfg.MaxConnections)
 	a.revision = revision
 	a.loaded.Store(true)
 	return true, nil
@@ -382,4 +396,65 @@ func (c *client) withRequestInfo(headerLen int, msg []byte) (int, []byte) {
 	out = append(out, "\r\n\r\n"...)
 	n := len(out)
 	return n, append(out, payload...)
+}
+
+// remoteCountTTL is how long another node's connection count stands
+// without a refresh (nodes repeat theirs every connsInterval).
+const (
+	connsInterval  = 10 * time.Second
+	remoteCountTTL = 3 * connsInterval
+)
+
+// totalConns is the account's connections suite-wide, as far as known.
+func (a *account) totalConns() int32 {
+	n := a.conns.Load()
+	now := time.Now()
+	a.remoteMu.Lock()
+	for node, rc := range a.remote {
+		if now.Sub(rc.seen) > remoteCountTTL {
+			delete(a.remote, node)
+			continue
+		}
+		n += rc.n
+	}
+	a.remoteMu.Unlock()
+	return n
+}
+
+// setRemoteConns records another node's count.
+func (a *account) setRemoteConns(node string, n int32) {
+	a.remoteMu.Lock()
+	if a.remote == nil {
+		a.remote = map[string]remoteCount{}
+	}
+	a.remote[node] = remoteCount{n: n, seen: time.Now()}
+	a.remoteMu.Unlock()
+}
+
+// admit counts a client into an account with a connection limit (counted
+// reports that), or refuses it when the account is full suite-wide.
+func (c *client) admit(acc *account) (counted bool, err error) {
+	max := acc.maxConns.Load()
+	if max <= 0 {
+		return false, nil
+	}
+	if acc.totalConns() >= max {
+		c.srv.log.Warnf("%s - account %s is at its limit of %d connections", c, acc.name, max)
+		return false, errMaxAccountConns
+	}
+	acc.conns.Add(1)
+	c.srv.publishConns(acc)
+	return true, nil
+}
+
+// release takes a closed client out of its account's count.
+func (s *Server) release(c *client) {
+	c.mu.Lock()
+	acc, counted := c.authAcc, c.counted
+	c.counted = false
+	c.mu.Unlock()
+	if counted {
+		acc.conns.Add(-1)
+		s.publishConns(acc)
+	}
 }

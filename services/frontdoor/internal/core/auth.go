@@ -93,7 +93,8 @@ func (a *authLink) start(wait time.Duration) {
 	a.cancel = cancel
 	first := make(chan struct{})
 	var once sync.Once
-	a.wg.Add(1)
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.srv.repeatConns(ctx) }()
 	go func() {
 		defer a.wg.Done()
 		defer once.Do(func() { close(first) })
@@ -474,6 +475,10 @@ func (c *client) authenticate(opts *connectOpts) error {
 		c.srv.log.Errorf("%s - authorization violation: %v; the client is refused until its account can be loaded", c, err)
 		return errAuthViolation
 	}
+	counted, err := c.admit(acc)
+	if err != nil {
+		return err
+	}
 	c.authDone.Store(true)
 	c.authTimer.Stop()
 	c.authPending = false
@@ -491,7 +496,7 @@ func (c *client) authenticate(opts *connectOpts) error {
 	}
 	c.mu.Lock()
 	c.identity = resp.Identity
-	c.authAcc, c.userKey, c.issuedAt = acc, resp.UserKey, resp.IssuedAtUnix
+	c.authAcc, c.counted, c.userKey, c.issuedAt = acc, counted, resp.UserKey, resp.IssuedAtUnix
 	c.mu.Unlock()
 	return nil
 }

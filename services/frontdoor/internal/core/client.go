@@ -115,6 +115,7 @@ type client struct {
 	// authenticated into), its limits, and the timer that ends the
 	// connection when the credentials expire.
 	authAcc   *account
+	counted   bool // counted in authAcc's connections (an account with a limit)
 	userKey   string
 	issuedAt  int64
 	jwtLimits *authv1.Limits
@@ -271,6 +272,8 @@ func (c *client) protocolError(err error) {
 		c.sendErrAndClose("no responders requires headers support", "No Responders Requires Headers")
 	case errAuthViolation:
 		c.sendErrAndClose("Authorization Violation", "Authentication Failure")
+	case errMaxAccountConns:
+		c.sendErrAndClose("maximum account active connections exceeded", "Maximum Account Connections Exceeded")
 	default:
 		c.srv.log.Debugf("%s - closing: %v", c, err)
 		c.closeConnection("Protocol Violation", true)
@@ -281,6 +284,7 @@ var (
 	errCloseQuietly          = errors.New("close")
 	errNoRespondersNoHeaders = errors.New("no responders requires headers")
 	errAuthViolation         = errors.New("authorization violation")
+	errMaxAccountConns       = errors.New("maximum account active connections exceeded")
 )
 
 func (c *client) String() string {

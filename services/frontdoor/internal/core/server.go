@@ -308,6 +308,7 @@ func (s *Server) removeClient(c *client, reason string) {
 		s.slowConsumers.Add(1)
 	}
 	s.connectionEvent(c, reason)
+	s.release(c)
 	s.log.Debugf("%s - client connection closed: %s", c, reason)
 	s.wg.Done()
 }

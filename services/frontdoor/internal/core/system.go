@@ -175,9 +175,17 @@ func (s *Server) enableSystem(name string) {
 	}
 	ic := newInternalClient(s)
 	ic.setAccount(acc)
-	for i, subj := range []string{serverPingSubject, serverPingSubject + ".*", serverReqPrefix + s.id + ".*"} {
-		sub := &subscription{client: ic, acc: acc, subject: subj, sid: strconv.Itoa(i + 1)}
-		sub.internal = func(subj, reply, payload []byte) { s.serverRequest(string(subj), string(reply), payload) }
+	serve := func(subj, reply, payload []byte) { s.serverRequest(string(subj), string(reply), payload) }
+	for i, h := range []struct {
+		subject string
+		handler func(subj, reply, payload []byte)
+	}{
+		{serverPingSubject, serve},
+		{serverPingSubject + ".*", serve},
+		{serverReqPrefix + s.id + ".*", serve},
+		{accountConnsSubject("*"), s.remoteConns},
+	} {
+		sub := &subscription{client: ic, acc: acc, subject: h.subject, sid: strconv.Itoa(i + 1), internal: h.handler}
 		ic.subs[sub.sid] = sub
 		s.trieInsert(sub)
 	}
@@ -372,4 +380,61 @@ func (s *Server) hasInterest(acc *account, subj string) bool {
 		}
 	}
 	return false
+}
+
+// Account connection counts, as nats-server's servers share them: each
+// node publishes its count of an account with a connection limit on every
+// change and every connsInterval; the others add them up (admit).
+
+func accountConnsSubject(account string) string { return "$SYS.ACCOUNT." + account + ".SERVER.CONNS" }
+
+type accountConns struct {
+	Server     sysServerInfo `json:"server"`
+	Account    string        `json:"acc"`
+	Conns      int32         `json:"conns"`
+	TotalConns int32         `json:"total_conns"`
+}
+
+// publishConns tells the other nodes this node's count for acc.
+func (s *Server) publishConns(acc *account) {
+	s.sysState.mu.Lock()
+	sys := s.sysState.acc
+	s.sysState.mu.Unlock()
+	if sys == nil || acc.maxConns.Load() <= 0 {
+		return
+	}
+	n := acc.conns.Load()
+	b, err := json.Marshal(accountConns{Server: s.sysInfo(), Account: acc.name, Conns: n, TotalConns: n})
+	if err == nil {
+		s.sysPublish(sys, accountConnsSubject(acc.name), b)
+	}
+}
+
+// remoteConns records another node's count from its event.
+func (s *Server) remoteConns(_, _, payload []byte) {
+	var ev accountConns
+	if json.Unmarshal(payload, &ev) != nil || ev.Server.ID == s.id || ev.Account == "" {
+		return
+	}
+	s.account(ev.Account).setRemoteConns(ev.Server.ID, ev.Conns)
+}
+
+// repeatConns republishes the counts of limited accounts with clients
+// here, so other nodes' figures stay fresh (they expire unrefreshed ones:
+// a node that died stops counting).
+func (s *Server) repeatConns(ctx context.Context) {
+	t := time.NewTicker(connsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, a := range s.allAccounts() {
+			if a.maxConns.Load() > 0 && a.conns.Load() > 0 {
+				s.publishConns(a)
+			}
+		}
+	}
 }

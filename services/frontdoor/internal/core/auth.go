@@ -306,8 +306,10 @@ type perms struct {
 	subLimited        bool
 	resp              *authv1.ResponsePermission
 
-	// Reader-owned cache of publish decisions (nats-server keeps one too).
+	// Reader-owned cache of publish decisions (nats-server keeps one too),
+	// and the last subject allowed, which a publisher mostly repeats.
 	pubCache map[string]bool
+	lastOK   string
 
 	mu      sync.Mutex           // guards replies
 	replies map[string]*respPerm // allow_responses: reply subjects this client may answer
@@ -351,7 +353,7 @@ func matchesAny(patterns []string, subj string) bool {
 
 // canPublish applies publish allow / deny, then allow_responses.
 func (p *perms) canPublish(subj []byte) bool {
-	if !p.pubLimited {
+	if !p.pubLimited || (p.lastOK != "" && string(subj) == p.lastOK) {
 		return true
 	}
 	ok, cached := p.pubCache[string(subj)]
@@ -362,6 +364,9 @@ func (p *perms) canPublish(subj []byte) bool {
 			p.pubCache = make(map[string]bool)
 		}
 		p.pubCache[s] = ok
+		if ok {
+			p.lastOK = s // no copy beyond the cache's own
+		}
 	}
 	return ok || p.useReply(subj)
 }

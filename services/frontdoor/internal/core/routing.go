@@ -112,16 +112,7 @@ func (rt *routing) start() error {
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
-		t := time.NewTicker(resolveInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				rt.reconcile(ctx)
-			}
-		}
+		every(ctx, resolveInterval, func() { rt.reconcile(ctx) })
 	}()
 	return nil
 }
@@ -468,4 +459,18 @@ func firstNonLoopbackIP() string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// every calls fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
 }

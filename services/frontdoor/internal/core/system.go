@@ -423,18 +423,11 @@ func (s *Server) remoteConns(_, _, payload []byte) {
 // here, so other nodes' figures stay fresh (they expire unrefreshed ones:
 // a node that died stops counting).
 func (s *Server) repeatConns(ctx context.Context) {
-	t := time.NewTicker(connsInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, connsInterval, func() {
 		for _, a := range s.allAccounts() {
 			if a.maxConns.Load() > 0 && a.conns.Load() > 0 {
 				s.publishConns(a)
 			}
 		}
-	}
+	})
 }

@@ -134,7 +134,8 @@ type Connection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cid           uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
 	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
-	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"` // as Authenticate named it
+	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`              // as Authenticate named it
+	UserKey       string                 `protobuf:"bytes,4,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"` // JWT users: the key Authenticate returned
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -186,6 +187,13 @@ func (x *Connection) GetAccount() string {
 func (x *Connection) GetIdentity() string {
 	if x != nil {
 		return x.Identity
+	}
+	return ""
+}
+
+func (x *Connection) GetUserKey() string {
+	if x != nil {
+		return x.UserKey
 	}
 	return ""
 }
@@ -558,8 +566,6 @@ type AccountConfig struct {
 	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Imports  []*Import              `protobuf:"bytes,2,rep,name=imports,proto3" json:"imports,omitempty"`
 	Mappings []*Mapping             `protobuf:"bytes,3,rep,name=mappings,proto3" json:"mappings,omitempty"`
-	// The system account: its clients may send $SYS requests.
-	System bool `protobuf:"varint,4,opt,name=system,proto3" json:"system,omitempty"`
 	// Revoked users (JWT mode): public key ("*" for all) -> unix seconds;
 	// a user whose JWT was issued at or before that time is disconnected.
 	Revocations map[string]int64 `protobuf:"bytes,5,rep,name=revocations,proto3" json:"revocations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
@@ -619,13 +625,6 @@ func (x *AccountConfig) GetMappings() []*Mapping {
 		return x.Mappings
 	}
 	return nil
-}
-
-func (x *AccountConfig) GetSystem() bool {
-	if x != nil {
-		return x.System
-	}
-	return false
 }
 
 func (x *AccountConfig) GetRevocations() map[string]int64 {
@@ -1539,12 +1538,13 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"k\n" +
 	"\x0eRecheckRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12@\n" +
-	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"T\n" +
+	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"o\n" +
 	"\n" +
 	"Connection\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x1a\n" +
-	"\bidentity\x18\x03 \x01(\tR\bidentity\"J\n" +
+	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x19\n" +
+	"\buser_key\x18\x04 \x01(\tR\auserKey\"J\n" +
 	"\x0fRecheckResponse\x127\n" +
 	"\bverdicts\x18\x01 \x03(\v2\x1b.switchyard.auth.v1.VerdictR\bverdicts\"\xb5\x01\n" +
 	"\aVerdict\x12\x10\n" +
@@ -1572,17 +1572,16 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"d\n" +
 	"\x0fAccountResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12;\n" +
-	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xe9\x02\n" +
+	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xd7\x02\n" +
 	"\rAccountConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\aimports\x18\x02 \x03(\v2\x1a.switchyard.auth.v1.ImportR\aimports\x127\n" +
-	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\x12\x16\n" +
-	"\x06system\x18\x04 \x01(\bR\x06system\x12T\n" +
+	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\x12T\n" +
 	"\vrevocations\x18\x05 \x03(\v22.switchyard.auth.v1.AccountConfig.RevocationsEntryR\vrevocations\x12'\n" +
 	"\x0fmax_connections\x18\x06 \x01(\x05R\x0emaxConnections\x1a>\n" +
 	"\x10RevocationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc5\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01J\x04\b\x04\x10\x05\"\xc5\x01\n" +
 	"\x06Import\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\bR\aservice\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x18\n" +

@@ -243,7 +243,7 @@ func (om *operatorMode) accountConfig(key string) (*authv1.AccountConfig, []stri
 	if err != nil {
 		return nil, nil, err
 	}
-	out := &authv1.AccountConfig{Name: key, System: key == om.system, Revocations: map[string]int64{}}
+	out := &authv1.AccountConfig{Name: key, Revocations: map[string]int64{}}
 	if ac.Limits.Conn > 0 {
 		out.MaxConnections = int32(min(ac.Limits.Conn, 1<<30))
 	}

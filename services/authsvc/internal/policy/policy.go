@@ -88,7 +88,6 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 	for _, acc := range c.Accounts {
 		p.accounts[acc.Name] = accountConfig(acc, exports)
 	}
-	p.accounts[p.system].System = true
 	if len(c.Operators) > 0 {
 		if store == nil {
 			return nil, fmt.Errorf("operator mode needs a resolver")
@@ -178,7 +177,7 @@ func (p *Policy) Recheck(conns []*authv1.Connection) []*authv1.Verdict {
 		switch {
 		case p.op != nil:
 			// JWT users: revocations and expiry are enforced per account.
-			v.Keep, v.SamePermissions = strings.HasPrefix(c.Identity, "U"), true
+			v.Keep, v.SamePermissions = c.UserKey != "", true
 			if !v.Keep {
 				v.Reason = "the suite is now in operator (JWT) mode"
 			}

@@ -36,7 +36,6 @@ type account struct {
 	streamsOut atomic.Pointer[[]*streamImport]
 
 	responses responseRoutes // replies owed, through a service import, to another account
-	system    atomic.Bool    // the system account: its clients' $SYS requests are served
 	loaded    atomic.Bool    // rules fetched from authsvc at least once
 	loadMu    sync.Mutex     // one fetch at a time
 	revision  string         // the policy revision the rules are from; guarded by loadMu
@@ -118,16 +117,10 @@ func (s *Server) allAccounts() []*account {
 // they are missing or from an older policy revision. The global account's
 // mappings come from this frontdoor's own configuration.
 func (a *account) loadRules(revision string) error {
-	if a.loaded.Load() && a.currentRevision() == revision {
-		return nil
-	}
 	changed, err := a.fetchRules(revision)
 	if changed {
 		a.srv.rebuildStreamImports()
-		a.loadMu.Lock()
-		revoked := a.revoked
-		a.loadMu.Unlock()
-		a.srv.disconnectRevoked(a, revoked)
+		a.srv.disconnectRevoked(a, a.revocations())
 	}
 	return err
 }
@@ -183,17 +176,16 @@ func (a *account) fetchRules(revision string) (bool, error) {
 	}
 	a.imports = cfg.Imports
 	a.revoked = cfg.Revocations
-	a.system.Store(cfg.System)
 	a.maxConns.Store(cfg.MaxConnections)
 	a.revision = revision
 	a.loaded.Store(true)
 	return true, nil
 }
 
-func (a *account) currentRevision() string {
+func (a *account) revocations() map[string]int64 {
 	a.loadMu.Lock()
 	defer a.loadMu.Unlock()
-	return a.revision
+	return a.revoked
 }
 
 func mappingsFromProto(ms []*authv1.Mapping) []config.Mapping {

@@ -187,11 +187,11 @@ func (a *authLink) recheckClients() {
 	byCID := map[uint64]*client{}
 	for _, c := range s.clients {
 		c.mu.Lock()
-		acc, identity := c.authAcc, c.identity
+		acc, identity, userKey := c.authAcc, c.identity, c.userKey
 		c.mu.Unlock()
 		switch {
 		case acc != nil:
-			conns = append(conns, &authv1.Connection{Cid: c.id, Account: acc.name, Identity: identity})
+			conns = append(conns, &authv1.Connection{Cid: c.id, Account: acc.name, Identity: identity, UserKey: userKey})
 		case !c.authRequired:
 			// Accepted while authentication was off.
 			conns = append(conns, &authv1.Connection{Cid: c.id, Account: config.GlobalAccount})

@@ -77,6 +77,7 @@ type client struct {
 	otherCaches  map[*account]*subject.Cache[subscription]
 	otherRemotes map[*account]*subject.Cache[remoteSub]
 	meshAcc      *account // the mesh's delivering client: the account of the last frame
+	meshCache    *subject.Cache[subscription]
 	opts         connectOpts
 	connectd     bool
 	sentPong     bool

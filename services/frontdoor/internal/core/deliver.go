@@ -31,9 +31,6 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 		}
 	}
 	delivered := c.publish(acc, subj, reply, headerLen, msg)
-	if acc.system.Load() && c.systemRequest(subj, reply, headerLen, msg) {
-		delivered = true
-	}
 	if svcs := acc.services.Load(); svcs != nil && c.requestService(*svcs, subj, reply, headerLen, msg) {
 		delivered = true
 	}

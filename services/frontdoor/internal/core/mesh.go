@@ -208,7 +208,8 @@ func (c *client) deliverMeshMessage(m *mesh.Message) {
 		if acc = c.srv.lookupAccount(m.Account); acc == nil {
 			return // no account here, so no interest in it either
 		}
-		c.meshAcc = acc // consecutive frames are mostly of one account
+		// Consecutive frames are mostly of one account.
+		c.meshAcc, c.meshCache = acc, c.cacheFor(acc)
 	}
 	if rr := acc.responses.take(m.Subject); rr != nil {
 		// A response to a request that came in through a service import:
@@ -216,7 +217,7 @@ func (c *client) deliverMeshMessage(m *mesh.Message) {
 		c.publish(rr.to, []byte(rr.reply), nil, m.HeaderLen, m.Body)
 		return
 	}
-	r := c.cacheFor(acc).Match(m.Subject)
+	r := c.meshCache.Match(m.Subject)
 	if m.Plain {
 		for _, sub := range r.Plain {
 			c.deliver(sub, m.Subject, m.Reply, m.HeaderLen, m.Body)

@@ -15,14 +15,16 @@ import (
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
 
-// The system account's requests that the frontdoor serves itself, passing
-// them to authsvc: pushing and looking up account JWTs, as nsc push and
-// the nats CLI do against nats-server's full resolver.
+// The system account's claims requests, which frontdoors pass to authsvc:
+// pushing and looking up account JWTs, as nsc push and the nats CLI do
+// against nats-server's full resolver. Every frontdoor subscribes to them
+// in one queue group, so each request is served once suite-wide.
 const (
 	claimsUpdateSubject  = "$SYS.REQ.CLAIMS.UPDATE"
 	accountClaimsPrefix  = "$SYS.REQ.ACCOUNT."
 	accountClaimsUpdate  = ".CLAIMS.UPDATE"
 	accountClaimsLookup  = ".CLAIMS.LOOKUP"
+	claimsQueue          = "switchyard-claims"
 	systemRequestTimeout = 5 * time.Second
 )
 
@@ -54,20 +56,16 @@ type sysServerInfo struct {
 	Time    time.Time `json:"time"`
 }
 
-// systemRequest serves a claims request published by a client of the
-// system account; it reports whether subj was one. The answer comes from
-// authsvc on another goroutine, never holding up this reader.
-func (c *client) systemRequest(subj, reply []byte, headerLen int, msg []byte) bool {
+// claimsRequest serves a claims request (an internal subscription's
+// handler). The answer comes from authsvc on another goroutine, never
+// holding up the delivering reader.
+func (s *Server) claimsRequest(subj, reply, payload []byte) {
 	op, account, ok := parseClaimsSubject(string(subj))
-	if !ok || c.srv.auth == nil {
-		return false
+	if !ok || s.auth == nil {
+		return
 	}
-	body := msg
-	if headerLen >= 0 {
-		body = msg[headerLen:]
-	}
-	req := &authv1.ClaimsRequest{Op: op, Account: account, Jwt: string(body), NodeId: c.srv.id}
-	s, acc, replyTo := c.srv, c.acc, string(reply)
+	req := &authv1.ClaimsRequest{Op: op, Account: account, Jwt: string(payload), NodeId: s.id}
+	replyTo := string(reply)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), systemRequestTimeout)
 		resp, err := s.auth.client.Claims(ctx, req)
@@ -78,37 +76,25 @@ func (c *client) systemRequest(subj, reply []byte, headerLen int, msg []byte) bo
 		if op == authv1.ClaimsRequest_OP_UPDATE && resp.Code == 200 {
 			s.auth.refresh() // frontdoors re-read the account now (the others within authPolicyInterval)
 		}
-		if replyTo == "" {
-			return
+		switch {
+		case replyTo == "":
+		case op == authv1.ClaimsRequest_OP_LOOKUP && resp.Code == 200:
+			s.replyRaw(replyTo, []byte(resp.Jwt))
+		default:
+			// nats-server's answer: data on success, error otherwise.
+			m := map[string]any{"code": resp.Code}
+			if resp.Account != "" {
+				m["account"] = resp.Account
+			}
+			if resp.Code == 200 {
+				m["message"] = resp.Message
+				s.replyServerAPI(replyTo, m, nil)
+			} else {
+				m["description"] = resp.Message
+				s.replyServerAPI(replyTo, nil, m)
+			}
 		}
-		var payload []byte
-		if op == authv1.ClaimsRequest_OP_LOOKUP && resp.Code == 200 {
-			payload = []byte(resp.Jwt)
-		} else {
-			payload = claimsReply(s.sysInfo(), resp)
-		}
-		s.sysPublish(acc, replyTo, payload)
 	}()
-	return true
-}
-
-// claimsReply is nats-server's answer to a claims update: data on
-// success, error otherwise.
-func claimsReply(si sysServerInfo, resp *authv1.ClaimsResponse) []byte {
-	m := map[string]any{"code": resp.Code}
-	if resp.Account != "" {
-		m["account"] = resp.Account
-	}
-	out := map[string]any{"server": si}
-	if resp.Code == 200 {
-		m["message"] = resp.Message
-		out["data"] = m
-	} else {
-		m["description"] = resp.Message
-		out["error"] = m
-	}
-	b, _ := json.Marshal(out)
-	return b
 }
 
 // sysPublisher publishes the frontdoor's own messages (system replies)
@@ -177,15 +163,18 @@ func (s *Server) enableSystem(name string) {
 	ic.setAccount(acc)
 	serve := func(subj, reply, payload []byte) { s.serverRequest(string(subj), string(reply), payload) }
 	for i, h := range []struct {
-		subject string
-		handler func(subj, reply, payload []byte)
+		subject, queue string
+		handler        func(subj, reply, payload []byte)
 	}{
-		{serverPingSubject, serve},
-		{serverPingSubject + ".*", serve},
-		{serverReqPrefix + s.id + ".*", serve},
-		{accountConnsSubject("*"), s.remoteConns},
+		{serverPingSubject, "", serve},
+		{serverPingSubject + ".*", "", serve},
+		{serverReqPrefix + s.id + ".*", "", serve},
+		{accountConnsSubject("*"), "", s.remoteConns},
+		{claimsUpdateSubject, claimsQueue, s.claimsRequest},
+		{accountClaimsPrefix + "*" + accountClaimsUpdate, claimsQueue, s.claimsRequest},
+		{accountClaimsPrefix + "*" + accountClaimsLookup, claimsQueue, s.claimsRequest},
 	} {
-		sub := &subscription{client: ic, acc: acc, subject: h.subject, sid: strconv.Itoa(i + 1), internal: h.handler}
+		sub := &subscription{client: ic, acc: acc, subject: h.subject, queue: h.queue, sid: strconv.Itoa(i + 1), internal: h.handler}
 		ic.subs[sub.sid] = sub
 		s.trieInsert(sub)
 	}
@@ -224,7 +213,7 @@ func (s *Server) serverRequest(subj, reply string, payload []byte) {
 		var f eventFilter
 		if len(bytes.TrimSpace(body)) > 0 {
 			if err := json.Unmarshal(body, &f); err != nil {
-				s.replyServerAPI(reply, nil, 400, "bad request: "+err.Error())
+				s.replyServerAPI(reply, nil, apiError(400, "bad request: "+err.Error()))
 				return
 			}
 		}
@@ -236,9 +225,9 @@ func (s *Server) serverRequest(subj, reply string, payload []byte) {
 		case "STATSZ":
 			s.replyJSON(reply, map[string]any{"server": s.sysInfo(), "statsz": s.statsz()})
 		case "VARZ":
-			s.replyServerAPI(reply, s.Varz(), 0, "")
+			s.replyServerAPI(reply, s.Varz(), nil)
 		case "CONNZ":
-			s.replyServerAPI(reply, s.Connz(connzFromRequest(body)), 0, "")
+			s.replyServerAPI(reply, s.Connz(connzFromRequest(body)), nil)
 		case "SUBSZ":
 			var o struct {
 				Subs   bool   `json:"subscriptions"`
@@ -247,13 +236,13 @@ func (s *Server) serverRequest(subj, reply string, payload []byte) {
 				Limit  int    `json:"limit"`
 			}
 			_ = json.Unmarshal(body, &o)
-			s.replyServerAPI(reply, s.Subsz(o.Subs, o.Test, o.Offset, o.Limit), 0, "")
+			s.replyServerAPI(reply, s.Subsz(o.Subs, o.Test, o.Offset, o.Limit), nil)
 		case "HEALTHZ":
-			s.replyServerAPI(reply, map[string]string{"status": "ok"}, 0, "")
+			s.replyServerAPI(reply, map[string]string{"status": "ok"}, nil)
 		case "IDZ":
 			s.replyJSON(reply, map[string]string{"server_id": s.id, "server_name": s.name})
 		default:
-			s.replyServerAPI(reply, nil, 404, "endpoint "+endpoint+" is not served by Switchyard")
+			s.replyServerAPI(reply, nil, apiError(404, "endpoint "+endpoint+" is not served by Switchyard"))
 		}
 	}()
 }
@@ -295,14 +284,20 @@ func (s *Server) statsz() map[string]any {
 
 // replyServerAPI sends nats-server's ServerAPIResponse: the server, then
 // data or an error.
-func (s *Server) replyServerAPI(reply string, data any, code int, desc string) {
+// errObj, when set, holds at least code and description.
+func (s *Server) replyServerAPI(reply string, data any, errObj map[string]any) {
 	out := map[string]any{"server": s.sysInfo()}
-	if code != 0 {
-		out["error"] = map[string]any{"code": code, "description": desc}
+	if errObj != nil {
+		out["error"] = errObj
 	} else {
 		out["data"] = data
 	}
 	s.replyJSON(reply, out)
+}
+
+// apiError is the error object of a ServerAPIResponse.
+func apiError(code int, desc string) map[string]any {
+	return map[string]any{"code": code, "description": desc}
 }
 
 func (s *Server) replyJSON(reply string, v any) {
@@ -311,11 +306,16 @@ func (s *Server) replyJSON(reply string, v any) {
 		s.log.Errorf("System reply on %s: %v", reply, err)
 		return
 	}
+	s.replyRaw(reply, b)
+}
+
+// replyRaw publishes payload in the system account.
+func (s *Server) replyRaw(reply string, payload []byte) {
 	s.sysState.mu.Lock()
 	acc := s.sysState.acc
 	s.sysState.mu.Unlock()
 	if acc != nil {
-		s.sysPublish(acc, reply, b)
+		s.sysPublish(acc, reply, payload)
 	}
 }
 
@@ -335,10 +335,6 @@ func (s *Server) connectionEvent(c *client, reason string) {
 	s.sysState.mu.Unlock()
 	c.mu.Lock()
 	acc := c.authAcc
-	var ec clientInfo
-	if acc != nil {
-		ec = c.info(acc)
-	}
 	c.mu.Unlock()
 	if sys == nil || acc == nil {
 		return
@@ -351,11 +347,13 @@ func (s *Server) connectionEvent(c *client, reason string) {
 	if !s.hasInterest(sys, subj) {
 		return
 	}
-	ev := map[string]any{"type": typ, "id": nuid.Next(), "timestamp": time.Now().UTC(), "server": s.sysInfo(), "client": ec}
+	c.mu.Lock()
+	ec := c.info(acc)
+	c.mu.Unlock()
+	ev := map[string]any{"type": typ, "id": nuid.Next(), "timestamp": time.Now().UTC(), "server": s.sysInfo(), "client": &ec}
 	if reason != "" {
 		now := time.Now().UTC()
 		ec.Stop = &now
-		ev["client"] = ec
 		ev["reason"] = reason
 		ev["received"] = dataStats{c.statInMsgs.Load(), c.statInBytes.Load()}
 		c.out.mu.Lock()

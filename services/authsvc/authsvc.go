@@ -22,6 +22,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/logging"
@@ -90,6 +94,11 @@ type Service struct {
 
 	accepted, refused atomic.Int64
 
+	infoMu  sync.Mutex
+	info    *authv1.PolicyResponse // what Watch streams last announced
+	changed chan struct{}          // closed (and replaced) when info changes
+	done    chan struct{}          // closed by Stop
+
 	ports service.Listeners
 	ready chan struct{}
 	stop  sync.Once
@@ -100,11 +109,13 @@ func New(cfg Config, log *logging.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, ready: make(chan struct{})}
+	s := &Service{cfg: cfg, log: log, ready: make(chan struct{}), changed: make(chan struct{}), done: make(chan struct{})}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(
+		// Frontdoors ping every 10 s to notice a replica gone silent.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}))
 	authv1.RegisterAuthServer(s.grpc, s)
 	return s, nil
 }
@@ -128,9 +139,51 @@ func (s *Service) Reload() error {
 		return fmt.Errorf("config file %s: %w", s.cfg.ConfigFile, err)
 	}
 	s.policy.Store(p)
-	info := p.Info()
+	info := s.announce()
 	s.log.Infof("Authorization: required %v, nkey nonce %v, revision %s", info.AuthRequired, info.NonceRequired, info.Revision)
 	return nil
+}
+
+// storePollInterval is how often authsvc looks for account JWTs another
+// replica stored in a shared resolver (Postgres), to tell its watchers.
+const storePollInterval = time.Second
+
+// announce computes the policy frontdoors must know and wakes the Watch
+// streams when it changed.
+func (s *Service) announce() *authv1.PolicyResponse {
+	info := s.policy.Load().Info()
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	if s.info != nil && proto.Equal(s.info, info) {
+		return s.info
+	}
+	s.info = info
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return info
+}
+
+// Watch streams the policy to a frontdoor as it changes.
+func (s *Service) Watch(req *authv1.PolicyRequest, stream authv1.Auth_WatchServer) error {
+	var sent *authv1.PolicyResponse
+	for {
+		s.infoMu.Lock()
+		info, changed := s.info, s.changed
+		s.infoMu.Unlock()
+		if info != sent {
+			if err := stream.Send(info); err != nil {
+				return err
+			}
+			sent = info
+		}
+		select {
+		case <-changed:
+		case <-stream.Context().Done():
+			return nil
+		case <-s.done:
+			return status.Error(codes.Unavailable, "authsvc is shutting down")
+		}
+	}
 }
 
 // Policy answers frontdoors' start-up question.
@@ -217,6 +270,7 @@ func (s *Service) Claims(_ context.Context, req *authv1.ClaimsRequest) (*authv1.
 	if resp.Code == 200 {
 		if req.Op == authv1.ClaimsRequest_OP_UPDATE {
 			s.log.Infof("Account %s: JWT updated (pushed through node %s)", resp.Account, req.NodeId)
+			s.announce()
 		}
 	} else {
 		s.log.Warnf("Account %s: claims %v through node %s: %s", resp.Account, req.Op, req.NodeId, resp.Message)
@@ -234,7 +288,23 @@ func (s *Service) Start() error {
 	}
 	s.log.Infof("authsvc is ready")
 	close(s.ready)
+	go s.pollStore()
 	return nil
+}
+
+// pollStore announces account JWTs that other replicas stored in a
+// shared resolver (the revision includes the store's generation).
+func (s *Service) pollStore() {
+	t := time.NewTicker(storePollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.announce()
+		}
+	}
 }
 
 // handler serves /healthz and /authz (policy summary and counters; never
@@ -267,6 +337,7 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 // Stop closes the listeners and waits for everything started here.
 func (s *Service) Stop() {
 	s.stop.Do(func() {
+		close(s.done)
 		s.grpc.Stop()
 		s.storeMu.Lock()
 		if s.store != nil {

@@ -287,14 +287,16 @@ func push(t *testing.T, sys *nats.Conn, subj, token string) claimsReply {
 // survives an authsvc restart.
 func TestJWTFullResolverDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "jwt")
-	testFullResolver(t, fmt.Sprintf("dir: %q", dir), func() {
+	testFullResolver(t, fmt.Sprintf("dir: %q", dir), false, func() {
 		entries, err := os.ReadDir(dir)
 		require.NoError(t, err)
 		require.Len(t, entries, 2, "the system account and the pushed one, one file each")
 	})
 }
 
-func testFullResolver(t *testing.T, store string, checkStore func()) {
+// shared: the store is shared by authsvc replicas, so a second one
+// (with its own frontdoor) learns of what was pushed through the first.
+func testFullResolver(t *testing.T, store string, shared bool, checkStore func()) {
 	env := newOperatorEnv(t)
 	a := env.account("A", nil)
 	s := startAuthSuite(t, env.fullConf(store), 2)
@@ -325,7 +327,7 @@ func testFullResolver(t *testing.T, store string, checkStore func()) {
 	}
 
 	// Now A's users get in, on either frontdoor; the push went through
-	// frontdoor 1 and frontdoor 0 learns within its policy poll.
+	// frontdoor 1 and authsvc tells frontdoor 0 on its policy stream.
 	var nc *nats.Conn
 	eventually(t, waitLong, func() error {
 		var err error
@@ -335,6 +337,16 @@ func testFullResolver(t *testing.T, store string, checkStore func()) {
 	t.Cleanup(nc.Close)
 	closed := make(chan error, 4)
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { closed <- err })
+	revokedUsers := 1
+	if shared {
+		file := filepath.Join(t.TempDir(), "replica.conf")
+		require.NoError(t, os.WriteFile(file, []byte(env.fullConf(store)), 0o600))
+		replica := testkit.StartAuthsvc(t, file)
+		fd := start(t, env.fullConf(store)+fmt.Sprintf("authsvc: %q\n", replica.Addr()))
+		onReplica := connect(t, fd, nats.UserCredentials(credsA))
+		onReplica.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { closed <- err })
+		revokedUsers++
+	}
 
 	// An accounts' user that is not A cannot push A.
 	credsA2, _ := env.user(a, nil, nil)
@@ -350,14 +362,18 @@ func testFullResolver(t *testing.T, store string, checkStore func()) {
 	r = push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", a.token)
 	require.NotNil(t, r.Data, "%+v", r.Error)
 	began := time.Now()
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, nats.ErrAuthRevoked, "nats.go's reading of -ERR 'User Authentication Revoked'")
-	case <-time.After(waitLong):
-		t.Fatal("a revoked user stayed connected")
+	for range revokedUsers {
+		select {
+		case err := <-closed:
+			require.ErrorIs(t, err, nats.ErrAuthRevoked, "nats.go's reading of -ERR 'User Authentication Revoked'")
+		case <-time.After(waitLong):
+			t.Fatal("a revoked user stayed connected")
+		}
 	}
 	require.Less(t, time.Since(began), 10*time.Second)
+	t.Logf("revoked users disconnected %v after the push", time.Since(began))
 	refused(t, s.fds[1], nats.UserCredentials(credsA))
+	refused(t, s.fds[0], nats.UserCredentials(credsA))  // its decision cached there went with the revision
 	connect(t, s.fds[1], nats.UserCredentials(credsA2)) // others of A stay welcome
 
 	// The store survives authsvc: a new one, same configuration.
@@ -372,7 +388,7 @@ func testFullResolver(t *testing.T, store string, checkStore func()) {
 // The same with the account JWTs in PostgreSQL (a throwaway server).
 func TestJWTFullResolverPostgres(t *testing.T) {
 	url := testkit.StartPostgres(t)
-	testFullResolver(t, fmt.Sprintf("postgres: %q", url), nil)
+	testFullResolver(t, fmt.Sprintf("postgres: %q", url), true, nil)
 }
 
 // Exports and imports from account JWTs: a private service export reached
@@ -433,25 +449,74 @@ func TestJWTUserLimits(t *testing.T) {
 	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Payload = 100 })
 	s := startAuthSuite(t, env.memoryConf(a), 1)
 	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Limits.Subs = 2 }, nil)
-	raw, err := os.ReadFile(creds)
-	require.NoError(t, err)
-	token, err := jwt.ParseDecoratedJWT(raw)
-	require.NoError(t, err)
-	kp, err := jwt.ParseDecoratedNKey(raw)
-	require.NoError(t, err)
-
-	rc := testkit.DialRaw(t, s.fds[0].Addr())
-	var info struct{ Nonce string }
-	require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(rc.INFO), "INFO ")), &info))
-	sig, err := kp.Sign([]byte(info.Nonce))
-	require.NoError(t, err)
-	rc.Send(fmt.Sprintf("CONNECT {\"verbose\":false,\"jwt\":%q,\"sig\":%q}\r\nSUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPUB a 100\r\n%s\r\nPING\r\n",
-		token, base64.RawURLEncoding.EncodeToString(sig), strings.Repeat("x", 100)))
+	rc := dialCreds(t, s.fds[0].Addr(), creds)
+	rc.Send(fmt.Sprintf("SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPUB a 100\r\n%s\r\nPING\r\n", strings.Repeat("x", 100)))
 	rc.Expect("-ERR 'maximum subscriptions exceeded'\r\nMSG a 1 100\r\n")
 	rc.ReadLine(waitLong)
 	rc.Expect("PONG\r\n")
 	rc.Send("PUB a 101\r\n" + strings.Repeat("x", 101) + "\r\n")
 	require.Equal(t, "-ERR 'Maximum Payload Violation'\r\n", rc.ExpectClosed(waitLong), "the account's payload limit")
+}
+
+// dialCreds opens a raw connection and sends CONNECT with the user JWT
+// and nonce signature of a .creds file, as nats.go's UserCredentials does.
+func dialCreds(t *testing.T, addr, creds string) *testkit.RawConn {
+	t.Helper()
+	return dialCredsSignedBy(t, addr, creds, nil)
+}
+
+// dialCredsSignedBy is dialCreds with the nonce signed by kp instead of
+// the creds file's key (nil: that key).
+func dialCredsSignedBy(t *testing.T, addr, creds string, kp nkeys.KeyPair) *testkit.RawConn {
+	t.Helper()
+	raw, err := os.ReadFile(creds)
+	require.NoError(t, err)
+	token, err := jwt.ParseDecoratedJWT(raw)
+	require.NoError(t, err)
+	if kp == nil {
+		kp, err = jwt.ParseDecoratedNKey(raw)
+		require.NoError(t, err)
+	}
+	rc := testkit.DialRaw(t, addr)
+	var info struct{ Nonce string }
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(strings.TrimSpace(rc.INFO), "INFO ")), &info))
+	sig, err := kp.Sign([]byte(info.Nonce))
+	require.NoError(t, err)
+	rc.Send(fmt.Sprintf("CONNECT {\"verbose\":false,\"jwt\":%q,\"sig\":%q}\r\n", token, base64.RawURLEncoding.EncodeToString(sig)))
+	return rc
+}
+
+// An account JWT's subscription limit counts every connection of the
+// account on a frontdoor (as each nats-server counts its own), and a
+// subscription given up (or a connection closed) makes room again.
+func TestJWTAccountSubscriptionLimit(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Subs = 3 })
+	s := startAuthSuite(t, env.memoryConf(a), 1)
+	creds, _ := env.user(a, nil, nil)
+	first := dialCreds(t, s.fds[0].Addr(), creds)
+	first.Send("SUB a 1\r\nSUB b 2\r\nPING\r\n")
+	first.Expect("PONG\r\n")
+	second := dialCreds(t, s.fds[0].Addr(), creds)
+	second.Send("SUB c 1\r\nSUB d 2\r\nPING\r\n")
+	second.Expect("-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n")
+	first.Send("UNSUB 1\r\nPING\r\n")
+	first.Expect("PONG\r\n")
+	second.Send("SUB d 2\r\nPING\r\n")
+	second.Expect("PONG\r\n")
+	second.Send("SUB e 3\r\nPING\r\n")
+	second.Expect("-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n")
+	first.Conn.Close()
+	eventually(t, waitLong, func() error {
+		second.Send("SUB e 3\r\nPING\r\n")
+		if line := second.ReadLine(waitLong); line != "PONG\r\n" {
+			second.ReadLine(waitLong) // the PONG after the error
+			return fmt.Errorf("after the other connection closed: %q", line)
+		}
+		return nil
+	})
+	second.Send("PUB d 2\r\nhi\r\nPING\r\n")
+	second.Expect("MSG d 2 2\r\nhi\r\nPONG\r\n")
 }
 
 // An account JWT's connection limit holds across frontdoors: the nodes
@@ -483,4 +548,33 @@ func TestJWTAccountConnectionLimit(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nil
 	})
+}
+
+// A frontdoor reuses authsvc's decision for credentials it has seen under
+// the same policy revision, checking the nonce signature itself: with
+// authsvc gone, a user seen before still gets in (and a forged signature
+// on its JWT does not), a user never seen does not. A user JWT limited by
+// src to other addresses is refused.
+func TestJWTDecisionCache(t *testing.T) {
+	env := newOperatorEnv(t)
+	a := env.account("A", nil)
+	s := startAuthSuite(t, env.memoryConf(a), 1)
+	seen, _ := env.user(a, nil, nil)
+	unseen, _ := env.user(a, nil, nil)
+	elsewhere, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Src = jwt.CIDRList{"10.0.0.0/8"} }, nil)
+	refused(t, s.fds[0], nats.UserCredentials(elsewhere))
+	connect(t, s.fds[0], nats.UserCredentials(seen)).Close()
+
+	s.authsvc.Stop()
+	nc := connect(t, s.fds[0], nats.UserCredentials(seen))
+	sub, err := nc.SubscribeSync("cached.decision")
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish("cached.decision", []byte("in")))
+	nextMsgs(t, sub, 1)
+	refused(t, s.fds[0], nats.UserCredentials(unseen))
+
+	other, _ := nkeys.CreateUser()
+	rc := dialCredsSignedBy(t, s.fds[0].Addr(), seen, other)
+	rc.Send("PING\r\n")
+	require.Equal(t, "-ERR 'Authorization Violation'\r\n", rc.ExpectClosed(waitLong), "the JWT of a cached user, signed by another key")
 }

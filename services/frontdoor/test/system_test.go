@@ -128,6 +128,13 @@ func TestSystemNatsCLI(t *testing.T) {
 	}
 	report := run("server", "report", "connections")
 	require.Contains(t, report, "report-me", "nats server report connections:\n%s", report)
+	// nats server info asks one server, named by id, for its VARZ.
+	other := getVarz(t, s.fds[1])
+	info := run("server", "info", other.ServerID)
+	t.Logf("nats server info:\n%s", info)
+	require.Contains(t, info, other.ServerID, "nats server info:\n%s", info)
+	require.Regexp(t, `Connections:\s+1\b`, info, "the other frontdoor's one client")
+	require.Regexp(t, `Auth Required:\s+true`, info)
 }
 
 // Connect and disconnect events in the system account, from any frontdoor.
@@ -175,4 +182,48 @@ func TestSystemConnectionEvents(t *testing.T) {
 	aSub := mustSyncSub(t, a, "$SYS.>")
 	connect(t, s.fds[1], nats.UserInfo("a", "a")).Close()
 	expectNoMsg(t, aSub)
+}
+
+// $SYS.REQ.USER.INFO answers, in any account, who the requester is and
+// what it may do, in nats-server's JSON (nats account info shows it);
+// a publish permission still has to allow the subject.
+func TestSystemUserInfo(t *testing.T) {
+	conf := `
+accounts {
+	SYS: { users: [ { user: sys, password: sys } ] }
+	A: { users: [
+		{ user: a, password: a, permissions: {
+			publish: { allow: ["foo.>", "$SYS.REQ.USER.INFO"] }
+			subscribe: { deny: ["bar"] }
+			allow_responses: { max: 2, expires: "1m" } } }
+		{ user: b, password: b, permissions: { publish: "foo" } }
+	] }
+}
+system_account: SYS
+`
+	s := startAuthSuite(t, conf, 1)
+	a := connect(t, s.fds[0], nats.UserInfo("a", "a"))
+	m, err := a.Request("$SYS.REQ.USER.INFO", nil, waitLong)
+	require.NoError(t, err)
+	var got struct {
+		Server struct {
+			ID string `json:"id"`
+		} `json:"server"`
+		Data map[string]any `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(m.Data, &got), "%s", m.Data)
+	require.Equal(t, getVarz(t, s.fds[0]).ServerID, got.Server.ID)
+	want := map[string]any{"user": "a", "account": "A", "account_name": "A", "permissions": map[string]any{
+		"publish":   map[string]any{"allow": []any{"foo.>", "$SYS.REQ.USER.INFO"}},
+		"subscribe": map[string]any{"deny": []any{"bar"}},
+		"responses": map[string]any{"max": float64(2), "ttl": float64(time.Minute)},
+	}}
+	require.Equal(t, want, got.Data, "nats-server v2.15.2's answer to the same configuration")
+
+	b := connect(t, s.fds[0], nats.UserInfo("b", "b"))
+	errs := make(chan error, 1)
+	b.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err })
+	_, err = b.Request("$SYS.REQ.USER.INFO", nil, 500*time.Millisecond)
+	require.Error(t, err)
+	require.ErrorContains(t, <-errs, `Permissions Violation for Publish to "$SYS.REQ.USER.INFO"`)
 }

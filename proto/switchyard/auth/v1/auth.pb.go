@@ -572,8 +572,12 @@ type AccountConfig struct {
 	// The most connections the account may have suite-wide (the account
 	// JWT's limits.conn); 0: no limit.
 	MaxConnections int32 `protobuf:"varint,6,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The most subscriptions the account may hold on one frontdoor (the
+	// account JWT's limits.subs, counted per server as nats-server does);
+	// 0: no limit.
+	MaxSubscriptions int32 `protobuf:"varint,7,opt,name=max_subscriptions,json=maxSubscriptions,proto3" json:"max_subscriptions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AccountConfig) Reset() {
@@ -637,6 +641,13 @@ func (x *AccountConfig) GetRevocations() map[string]int64 {
 func (x *AccountConfig) GetMaxConnections() int32 {
 	if x != nil {
 		return x.MaxConnections
+	}
+	return 0
+}
+
+func (x *AccountConfig) GetMaxSubscriptions() int32 {
+	if x != nil {
+		return x.MaxSubscriptions
 	}
 	return 0
 }
@@ -1045,15 +1056,18 @@ func (x *Credentials) GetJwt() string {
 }
 
 type ClientInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cid           uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
-	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
-	Port          int32                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Lang          string                 `protobuf:"bytes,5,opt,name=lang,proto3" json:"lang,omitempty"`
-	Version       string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Cid     uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
+	Host    string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Port    int32                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Name    string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Lang    string                 `protobuf:"bytes,5,opt,name=lang,proto3" json:"lang,omitempty"`
+	Version string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	// How the client reached the frontdoor, as JWT allowed_connection_types
+	// name it: STANDARD (TCP, with or without TLS) or WEBSOCKET.
+	ConnectionType string `protobuf:"bytes,7,opt,name=connection_type,json=connectionType,proto3" json:"connection_type,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClientInfo) Reset() {
@@ -1124,6 +1138,13 @@ func (x *ClientInfo) GetLang() string {
 func (x *ClientInfo) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *ClientInfo) GetConnectionType() string {
+	if x != nil {
+		return x.ConnectionType
 	}
 	return ""
 }
@@ -1214,8 +1235,17 @@ type AuthenticateResponse struct {
 	UserKey          string  `protobuf:"bytes,7,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`
 	IssuedAtUnix     int64   `protobuf:"varint,8,opt,name=issued_at_unix,json=issuedAtUnix,proto3" json:"issued_at_unix,omitempty"`
 	Limits           *Limits `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The decision depends only on the credentials (and the policy
+	// revision), not on the client's address or the time of day, so the
+	// frontdoor may reuse it for the same credentials until the revision
+	// changes, checking a nonce signature itself.
+	Cacheable bool `protobuf:"varint,10,opt,name=cacheable,proto3" json:"cacheable,omitempty"`
+	// When a cached decision is reused, the nonce signature must verify
+	// against this public key (the NKey or the user JWT's subject); empty
+	// when no signature is involved (passwords, tokens, bearer JWTs).
+	VerifyKey     string `protobuf:"bytes,11,opt,name=verify_key,json=verifyKey,proto3" json:"verify_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateResponse) Reset() {
@@ -1309,6 +1339,20 @@ func (x *AuthenticateResponse) GetLimits() *Limits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *AuthenticateResponse) GetCacheable() bool {
+	if x != nil {
+		return x.Cacheable
+	}
+	return false
+}
+
+func (x *AuthenticateResponse) GetVerifyKey() string {
+	if x != nil {
+		return x.VerifyKey
+	}
+	return ""
 }
 
 // Limits of one connection, from the user and account JWTs (the smaller
@@ -1572,13 +1616,14 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"d\n" +
 	"\x0fAccountResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12;\n" +
-	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\xd7\x02\n" +
+	"\aaccount\x18\x02 \x01(\v2!.switchyard.auth.v1.AccountConfigR\aaccount\"\x84\x03\n" +
 	"\rAccountConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\aimports\x18\x02 \x03(\v2\x1a.switchyard.auth.v1.ImportR\aimports\x127\n" +
 	"\bmappings\x18\x03 \x03(\v2\x1b.switchyard.auth.v1.MappingR\bmappings\x12T\n" +
 	"\vrevocations\x18\x05 \x03(\v22.switchyard.auth.v1.AccountConfig.RevocationsEntryR\vrevocations\x12'\n" +
-	"\x0fmax_connections\x18\x06 \x01(\x05R\x0emaxConnections\x1a>\n" +
+	"\x0fmax_connections\x18\x06 \x01(\x05R\x0emaxConnections\x12+\n" +
+	"\x11max_subscriptions\x18\a \x01(\x05R\x10maxSubscriptions\x1a>\n" +
 	"\x10RevocationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01J\x04\b\x04\x10\x05\"\xc5\x01\n" +
@@ -1610,7 +1655,7 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"auth_token\x18\x03 \x01(\tR\tauthToken\x12\x12\n" +
 	"\x04nkey\x18\x04 \x01(\tR\x04nkey\x12\x10\n" +
 	"\x03sig\x18\x05 \x01(\tR\x03sig\x12\x10\n" +
-	"\x03jwt\x18\x06 \x01(\tR\x03jwt\"\x88\x01\n" +
+	"\x03jwt\x18\x06 \x01(\tR\x03jwt\"\xb1\x01\n" +
 	"\n" +
 	"ClientInfo\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x12\n" +
@@ -1618,12 +1663,13 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04port\x18\x03 \x01(\x05R\x04port\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
 	"\x04lang\x18\x05 \x01(\tR\x04lang\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\tR\aversion\"\xbf\x01\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\x12'\n" +
+	"\x0fconnection_type\x18\a \x01(\tR\x0econnectionType\"\xbf\x01\n" +
 	"\x13AuthenticateRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
 	"\x06client\x18\x02 \x01(\v2\x1e.switchyard.auth.v1.ClientInfoR\x06client\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12A\n" +
-	"\vcredentials\x18\x04 \x01(\v2\x1f.switchyard.auth.v1.CredentialsR\vcredentials\"\xda\x02\n" +
+	"\vcredentials\x18\x04 \x01(\v2\x1f.switchyard.auth.v1.CredentialsR\vcredentials\"\x97\x03\n" +
 	"\x14AuthenticateResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
@@ -1633,7 +1679,11 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x12expires_unix_nanos\x18\x06 \x01(\x03R\x10expiresUnixNanos\x12\x19\n" +
 	"\buser_key\x18\a \x01(\tR\auserKey\x12$\n" +
 	"\x0eissued_at_unix\x18\b \x01(\x03R\fissuedAtUnix\x122\n" +
-	"\x06limits\x18\t \x01(\v2\x1a.switchyard.auth.v1.LimitsR\x06limits\"V\n" +
+	"\x06limits\x18\t \x01(\v2\x1a.switchyard.auth.v1.LimitsR\x06limits\x12\x1c\n" +
+	"\tcacheable\x18\n" +
+	" \x01(\bR\tcacheable\x12\x1d\n" +
+	"\n" +
+	"verify_key\x18\v \x01(\tR\tverifyKey\"V\n" +
 	"\x06Limits\x12\x1f\n" +
 	"\vmax_payload\x18\x01 \x01(\x05R\n" +
 	"maxPayload\x12+\n" +
@@ -1647,9 +1697,10 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04deny\x18\x02 \x03(\tR\x04deny\"T\n" +
 	"\x12ResponsePermission\x12\x19\n" +
 	"\bmax_msgs\x18\x01 \x01(\x05R\amaxMsgs\x12#\n" +
-	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xb3\x03\n" +
+	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\x85\x04\n" +
 	"\x04Auth\x12O\n" +
-	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12a\n" +
+	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12P\n" +
+	"\x05Watch\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse0\x01\x12a\n" +
 	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponse\x12R\n" +
 	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponse\x12O\n" +
 	"\x06Claims\x12!.switchyard.auth.v1.ClaimsRequest\x1a\".switchyard.auth.v1.ClaimsResponse\x12R\n" +
@@ -1713,17 +1764,19 @@ var file_switchyard_auth_v1_auth_proto_depIdxs = []int32{
 	21, // 14: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
 	22, // 15: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
 	13, // 16: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
-	17, // 17: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
-	7,  // 18: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
-	5,  // 19: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
-	1,  // 20: switchyard.auth.v1.Auth.Recheck:input_type -> switchyard.auth.v1.RecheckRequest
-	14, // 21: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
-	18, // 22: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
-	8,  // 23: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
-	6,  // 24: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
-	3,  // 25: switchyard.auth.v1.Auth.Recheck:output_type -> switchyard.auth.v1.RecheckResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
+	13, // 17: switchyard.auth.v1.Auth.Watch:input_type -> switchyard.auth.v1.PolicyRequest
+	17, // 18: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
+	7,  // 19: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
+	5,  // 20: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
+	1,  // 21: switchyard.auth.v1.Auth.Recheck:input_type -> switchyard.auth.v1.RecheckRequest
+	14, // 22: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
+	14, // 23: switchyard.auth.v1.Auth.Watch:output_type -> switchyard.auth.v1.PolicyResponse
+	18, // 24: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
+	8,  // 25: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
+	6,  // 26: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
+	3,  // 27: switchyard.auth.v1.Auth.Recheck:output_type -> switchyard.auth.v1.RecheckResponse
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name

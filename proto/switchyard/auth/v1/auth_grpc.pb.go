@@ -26,6 +26,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Auth_Policy_FullMethodName       = "/switchyard.auth.v1.Auth/Policy"
+	Auth_Watch_FullMethodName        = "/switchyard.auth.v1.Auth/Watch"
 	Auth_Authenticate_FullMethodName = "/switchyard.auth.v1.Auth/Authenticate"
 	Auth_Account_FullMethodName      = "/switchyard.auth.v1.Auth/Account"
 	Auth_Claims_FullMethodName       = "/switchyard.auth.v1.Auth/Claims"
@@ -40,6 +41,11 @@ type AuthClient interface {
 	// must authenticate, whether a nonce is needed (NKey users), and how
 	// long a client has to send CONNECT.
 	Policy(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*PolicyResponse, error)
+	// Watch streams the policy: the one in force at once, then a new one
+	// whenever it changes (a reload, a pushed or revoked account JWT, also
+	// one another replica stored in a shared resolver), so a frontdoor
+	// re-checks its connections within moments instead of polling.
+	Watch(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PolicyResponse], error)
 	// Authenticate decides one CONNECT.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
 	// Account tells a frontdoor how an account routes: the subject mappings
@@ -74,6 +80,25 @@ func (c *authClient) Policy(ctx context.Context, in *PolicyRequest, opts ...grpc
 	}
 	return out, nil
 }
+
+func (c *authClient) Watch(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PolicyResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Auth_ServiceDesc.Streams[0], Auth_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PolicyRequest, PolicyResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Auth_WatchClient = grpc.ServerStreamingClient[PolicyResponse]
 
 func (c *authClient) Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -123,6 +148,11 @@ type AuthServer interface {
 	// must authenticate, whether a nonce is needed (NKey users), and how
 	// long a client has to send CONNECT.
 	Policy(context.Context, *PolicyRequest) (*PolicyResponse, error)
+	// Watch streams the policy: the one in force at once, then a new one
+	// whenever it changes (a reload, a pushed or revoked account JWT, also
+	// one another replica stored in a shared resolver), so a frontdoor
+	// re-checks its connections within moments instead of polling.
+	Watch(*PolicyRequest, grpc.ServerStreamingServer[PolicyResponse]) error
 	// Authenticate decides one CONNECT.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
 	// Account tells a frontdoor how an account routes: the subject mappings
@@ -150,6 +180,9 @@ type UnimplementedAuthServer struct{}
 
 func (UnimplementedAuthServer) Policy(context.Context, *PolicyRequest) (*PolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Policy not implemented")
+}
+func (UnimplementedAuthServer) Watch(*PolicyRequest, grpc.ServerStreamingServer[PolicyResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedAuthServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authenticate not implemented")
@@ -201,6 +234,17 @@ func _Auth_Policy_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Auth_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PolicyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuthServer).Watch(m, &grpc.GenericServerStream[PolicyRequest, PolicyResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Auth_WatchServer = grpc.ServerStreamingServer[PolicyResponse]
 
 func _Auth_Authenticate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuthenticateRequest)
@@ -302,6 +346,12 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Auth_Recheck_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Auth_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "switchyard/auth/v1/auth.proto",
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // JWT users' times in their locale, also in FROM scratch images
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
 	"github.com/switchyard-io/switchyard/services/authsvc"

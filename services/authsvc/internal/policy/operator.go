@@ -3,14 +3,17 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/nonce"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 	"github.com/switchyard-io/switchyard/services/authsvc/internal/resolver"
@@ -23,6 +26,7 @@ type operatorMode struct {
 	trusted map[string]bool // operator identity and signing keys
 	system  string          // the system account's public key
 	store   resolver.Store
+	gen     atomic.Uint64 // the store's last generation read without error
 
 	mu       sync.Mutex
 	accounts map[string]cachedAccount // decoded account JWTs, by key
@@ -132,7 +136,7 @@ func inPeriod(c *jwt.ClaimsData) error {
 }
 
 // authenticate decides a CONNECT that carries a user JWT.
-func (om *operatorMode) authenticate(c *authv1.Credentials, nonce string) (*authv1.AuthenticateResponse, error) {
+func (om *operatorMode) authenticate(c *authv1.Credentials, serverNonce string, client *authv1.ClientInfo) (*authv1.AuthenticateResponse, error) {
 	uc, err := jwt.DecodeUserClaims(c.Jwt)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid user JWT: %v", err)
@@ -166,7 +170,7 @@ func (om *operatorMode) authenticate(c *authv1.Credentials, nonce string) (*auth
 		}
 	}
 	if !uc.BearerToken {
-		if err := verifyNonce(uc.Subject, nonce, c.Sig); err != nil {
+		if err := nonce.Verify(uc.Subject, serverNonce, c.Sig); err != nil {
 			return nil, fmt.Errorf("user %s: %v", uc.Subject, err)
 		}
 	}
@@ -177,13 +181,100 @@ func (om *operatorMode) authenticate(c *authv1.Credentials, nonce string) (*auth
 	if us, ok := scope.(*jwt.UserScope); ok {
 		limits = us.Template // a scoped key's users get the scope's permissions
 	}
+	windowEnd, err := checkUserLimits(&limits, client, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %v", uc.Subject, err)
+	}
 	resp := &authv1.AuthenticateResponse{Ok: true, Account: ac.Subject, Identity: uc.Subject,
 		Permissions: jwtPermissions(limits.Permissions), UserKey: uc.Subject, IssuedAtUnix: uc.IssuedAt,
-		Limits: connLimits(limits.NatsLimits, ac.Limits.NatsLimits)}
-	if exp := earliest(uc.Expires, ac.Expires); exp > 0 {
+		Limits:    connLimits(limits.NatsLimits, ac.Limits.NatsLimits),
+		Cacheable: len(limits.Src) == 0 && len(limits.Times) == 0}
+	if !uc.BearerToken {
+		resp.VerifyKey = uc.Subject
+	}
+	exp := earliest(uc.Expires, ac.Expires)
+	if !windowEnd.IsZero() {
+		exp = earliest(exp, windowEnd.Unix())
+	}
+	if exp > 0 {
 		resp.ExpiresUnixNanos = time.Unix(exp, 0).UnixNano()
 	}
 	return resp, nil
+}
+
+// checkUserLimits applies a user JWT's connection restrictions as
+// nats-server does: the client's address within src, the connection
+// type among allowed_connection_types, and now within one of the times
+// (in locale's time zone, else the server's). It returns when the time
+// window in force ends (zero: no times restriction).
+func checkUserLimits(l *jwt.UserPermissionLimits, client *authv1.ClientInfo, now time.Time) (time.Time, error) {
+	if len(l.Src) > 0 {
+		ip := net.ParseIP(client.GetHost())
+		ok := false
+		for _, cidr := range l.Src {
+			if _, n, err := net.ParseCIDR(cidr); err == nil && ip != nil && n.Contains(ip) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return time.Time{}, fmt.Errorf("client address %s is not in the JWT's src %v", client.GetHost(), []string(l.Src))
+		}
+	}
+	if len(l.AllowedConnectionTypes) > 0 {
+		kind := client.GetConnectionType()
+		if kind == "" {
+			kind = jwt.ConnectionTypeStandard
+		}
+		if !l.AllowedConnectionTypes.Contains(kind) {
+			return time.Time{}, fmt.Errorf("connection type %s is not in the JWT's allowed_connection_types %v", kind, []string(l.AllowedConnectionTypes))
+		}
+	}
+	if len(l.Times) == 0 {
+		return time.Time{}, nil
+	}
+	loc := time.Local
+	if l.Locale != "" {
+		var err error
+		if loc, err = time.LoadLocation(l.Locale); err != nil {
+			return time.Time{}, fmt.Errorf("JWT locale %q: %v", l.Locale, err)
+		}
+	}
+	now = now.In(loc)
+	for _, r := range l.Times {
+		if end, ok := inTimeRange(r, now); ok {
+			return end, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("connecting outside the JWT's allowed times %v (locale %q)", l.Times, l.Locale)
+}
+
+// inTimeRange reports whether now (in its own location) falls within the
+// daily range r ("15:04:05" start and end; an end before the start spans
+// midnight), and when that occurrence ends.
+func inTimeRange(r jwt.TimeRange, now time.Time) (time.Time, bool) {
+	clock := func(s string, day time.Time) (time.Time, bool) {
+		t, err := time.Parse("15:04:05", s)
+		if err != nil {
+			return time.Time{}, false
+		}
+		y, m, d := day.Date()
+		return time.Date(y, m, d, t.Hour(), t.Minute(), t.Second(), 0, now.Location()), true
+	}
+	for _, day := range []time.Time{now.AddDate(0, 0, -1), now} {
+		start, ok1 := clock(r.Start, day)
+		end, ok2 := clock(r.End, day)
+		if !ok1 || !ok2 {
+			return time.Time{}, false
+		}
+		if !end.After(start) {
+			end = end.AddDate(0, 0, 1)
+		}
+		if !now.Before(start) && now.Before(end) {
+			return end, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func earliest(a, b int64) int64 {
@@ -199,7 +290,7 @@ func earliest(a, b int64) int64 {
 // connLimits are one connection's limits: the user's subscriptions, and
 // the smaller of the user's and the account's payload (jwt uses -1, or 0
 // for the user, for unlimited). The account's subscription and connection
-// limits count the whole account and are not enforced yet.
+// limits count the whole account: AccountConfig carries them.
 func connLimits(user, account jwt.NatsLimits) *authv1.Limits {
 	pick := func(u, a int64) int32 {
 		var v int64
@@ -246,6 +337,9 @@ func (om *operatorMode) accountConfig(key string) (*authv1.AccountConfig, []stri
 	out := &authv1.AccountConfig{Name: key, Revocations: map[string]int64{}}
 	if ac.Limits.Conn > 0 {
 		out.MaxConnections = int32(min(ac.Limits.Conn, 1<<30))
+	}
+	if ac.Limits.Subs > 0 {
+		out.MaxSubscriptions = int32(min(ac.Limits.Subs, 1<<30))
 	}
 	for k, t := range ac.Revocations {
 		out.Revocations[k] = t

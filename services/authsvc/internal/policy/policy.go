@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nkeys"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/nonce"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 	"github.com/switchyard-io/switchyard/services/authsvc/internal/resolver"
@@ -251,12 +251,15 @@ func permissions(p *config.Permissions) *authv1.Permissions {
 }
 
 // Info is what frontdoors announce. In operator mode the revision also
-// changes when the resolver stores a pushed account JWT.
+// changes when the resolver stores a pushed account JWT (a store that
+// cannot be read keeps the revision it had).
 func (p *Policy) Info() *authv1.PolicyResponse {
 	rev := p.revision
 	if p.op != nil {
-		gen, _ := p.op.store.Generation()
-		rev = fmt.Sprintf("%s.%d", rev, gen)
+		if gen, err := p.op.store.Generation(); err == nil {
+			p.op.gen.Store(gen)
+		}
+		rev = fmt.Sprintf("%s.%d", rev, p.op.gen.Load())
 	}
 	return &authv1.PolicyResponse{AuthRequired: p.required, NonceRequired: p.nonce,
 		AuthTimeoutNanos: int64(p.timeout), Revision: rev, SystemAccount: p.system}
@@ -270,7 +273,7 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		c = &authv1.Credentials{}
 	}
 	ok := func(u *user, identity string) *authv1.AuthenticateResponse {
-		r := &authv1.AuthenticateResponse{Ok: true, Account: config.GlobalAccount, Identity: identity}
+		r := &authv1.AuthenticateResponse{Ok: true, Account: config.GlobalAccount, Identity: identity, Cacheable: true}
 		if u != nil {
 			r.Account, r.Permissions = u.account, u.perms
 		}
@@ -290,7 +293,7 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		if c.Jwt == "" {
 			return refuse("no user JWT in CONNECT: this suite is in operator (JWT) mode")
 		}
-		r, err := p.op.authenticate(c, req.GetNonce())
+		r, err := p.op.authenticate(c, req.GetNonce(), req.GetClient())
 		if err != nil {
 			return refuse("%v", err)
 		}
@@ -307,10 +310,12 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		if u == nil {
 			return refuse("nkey %s is not a configured user", c.Nkey)
 		}
-		if err := verifyNonce(c.Nkey, req.GetNonce(), c.Sig); err != nil {
+		if err := nonce.Verify(c.Nkey, req.GetNonce(), c.Sig); err != nil {
 			return refuse("nkey %s: %v", c.Nkey, err)
 		}
-		return ok(u, c.Nkey)
+		r := ok(u, c.Nkey)
+		r.VerifyKey = c.Nkey
+		return r
 	case c.User != "":
 		u := p.users[c.User]
 		if u == nil {
@@ -331,28 +336,4 @@ func secretMatches(configured, presented string) bool {
 		return bcrypt.CompareHashAndPassword([]byte(configured), []byte(presented)) == nil
 	}
 	return subtle.ConstantTimeCompare([]byte(configured), []byte(presented)) == 1
-}
-
-// verifyNonce checks that sig is nonce signed by the nkey's seed. Clients
-// encode it base64url without padding; nats-server also accepts standard
-// encoding.
-func verifyNonce(pub, nonce, sig string) error {
-	if nonce == "" {
-		return fmt.Errorf("no nonce was sent to this client")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		raw, err = base64.StdEncoding.DecodeString(sig)
-	}
-	if err != nil {
-		return fmt.Errorf("signature is not base64")
-	}
-	kp, err := nkeys.FromPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("not a valid public nkey")
-	}
-	if err := kp.Verify([]byte(nonce), raw); err != nil {
-		return fmt.Errorf("signature does not verify")
-	}
-	return nil
 }

@@ -49,6 +49,22 @@ type account struct {
 	conns    atomic.Int32
 	remoteMu sync.Mutex
 	remote   map[string]remoteCount // by node id
+
+	// Subscription limit (limits.subs of the account JWT), counted over
+	// this node's clients of the account, as each nats-server counts its own.
+	maxSubs atomic.Int32
+	subs    atomic.Int32
+}
+
+// reserveSub counts one more client subscription in the account, or
+// reports false when that would pass the account's limit.
+func (a *account) reserveSub() bool {
+	max := a.maxSubs.Load()
+	if a.subs.Add(1) > max && max > 0 {
+		a.subs.Add(-1)
+		return false
+	}
+	return true
 }
 
 type remoteCount struct {
@@ -177,6 +193,7 @@ func (a *account) fetchRules(revision string) (bool, error) {
 	a.imports = cfg.Imports
 	a.revoked = cfg.Revocations
 	a.maxConns.Store(cfg.MaxConnections)
+	a.maxSubs.Store(cfg.MaxSubscriptions)
 	a.revision = revision
 	a.loaded.Store(true)
 	return true, nil

@@ -2,8 +2,8 @@ package core
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,10 +12,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
+	"github.com/switchyard-io/switchyard/pkg/nonce"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 )
@@ -30,15 +32,11 @@ type authLink struct {
 	conn   *grpc.ClientConn
 	client authv1.AuthClient
 	policy atomic.Pointer[authv1.PolicyResponse]
-	kick   chan struct{} // asks the poller to ask authsvc now
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// CONNECT decisions authsvc said may be reused, for the policy revision.
+	decisions decisionCache
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
-
-// authPolicyInterval is how often the frontdoor asks authsvc whether its
-// policy (auth required, nonce, timeout, the revision of users and
-// accounts) changed: a revoked user is disconnected within about this.
-const authPolicyInterval = 2 * time.Second
 
 // authCallTimeout bounds one CONNECT's wait for authsvc.
 const authCallTimeout = 5 * time.Second
@@ -71,7 +69,10 @@ func newAuthLink(s *Server, addr string) (*authLink, error) {
 		return nil, fmt.Errorf("no address")
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(authServiceConfig)}
+		grpc.WithDefaultServiceConfig(authServiceConfig),
+		// A replica gone silent (not closed) breaks the policy stream
+		// within 15 s, and the stream is re-opened on another.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second})}
 	target := "dns:///" + addrs[0].Addr
 	if len(addrs) > 1 {
 		r := manual.NewBuilderWithScheme("authsvc-replicas")
@@ -83,11 +84,12 @@ func newAuthLink(s *Server, addr string) (*authLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authLink{srv: s, addr: addr, conn: conn, client: authv1.NewAuthClient(conn), kick: make(chan struct{}, 1)}, nil
+	return &authLink{srv: s, addr: addr, conn: conn, client: authv1.NewAuthClient(conn)}, nil
 }
 
-// start polls authsvc's policy in the background; it returns after the
-// first answer, or after wait.
+// start follows authsvc's policy (a Watch stream, re-opened when it
+// breaks) in the background; it returns after the first answer, or after
+// wait.
 func (a *authLink) start(wait time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -99,42 +101,23 @@ func (a *authLink) start(wait time.Duration) {
 		defer a.wg.Done()
 		defer once.Do(func() { close(first) })
 		reachable := true
-		for {
-			cctx, done := context.WithTimeout(ctx, authCallTimeout)
-			p, err := a.client.Policy(cctx, &authv1.PolicyRequest{NodeId: a.srv.id})
-			done()
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				if reachable {
-					a.srv.log.Errorf("authsvc %s: %v; clients are asked to authenticate and refused until it answers", a.addr, err)
-				}
-				reachable = false
-			default:
-				if old := a.policy.Swap(p); old == nil || old.Revision != p.Revision || !reachable {
-					a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
-						a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
-					a.reloadAccounts(p.Revision)
-					if old != nil && old.Revision != p.Revision {
-						a.recheckClients()
-					}
-					if p.SystemAccount != "" {
-						a.srv.enableSystem(p.SystemAccount)
-					}
-				}
+		for ctx.Err() == nil {
+			err := a.watch(ctx, func(p *authv1.PolicyResponse) {
+				a.apply(p, !reachable)
 				reachable = true
+				once.Do(func() { close(first) })
+			})
+			if ctx.Err() != nil {
+				return
 			}
+			if reachable {
+				a.srv.log.Errorf("authsvc %s: %v; clients are asked to authenticate and refused until it answers", a.addr, err)
+			}
+			reachable = false
 			once.Do(func() { close(first) })
-			next := authPolicyInterval
-			if !reachable {
-				next = time.Second
-			}
 			select {
 			case <-ctx.Done():
-				return
-			case <-time.After(next):
-			case <-a.kick:
+			case <-time.After(authRetryInterval):
 			}
 		}
 	}()
@@ -144,11 +127,40 @@ func (a *authLink) start(wait time.Duration) {
 	}
 }
 
-// refresh asks authsvc for the policy now rather than at the next poll.
-func (a *authLink) refresh() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
+// authRetryInterval is the wait before the policy stream is re-opened.
+const authRetryInterval = time.Second
+
+// watch follows one Watch stream until it breaks.
+func (a *authLink) watch(ctx context.Context, fn func(*authv1.PolicyResponse)) error {
+	stream, err := a.client.Watch(ctx, &authv1.PolicyRequest{NodeId: a.srv.id})
+	if err != nil {
+		return err
+	}
+	for {
+		p, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		fn(p)
+	}
+}
+
+// apply puts a policy from authsvc in force: accounts loaded here fetch
+// their rules again and connections are re-checked when its revision
+// changed.
+func (a *authLink) apply(p *authv1.PolicyResponse, reconnected bool) {
+	old := a.policy.Swap(p)
+	if old != nil && old.Revision == p.Revision && !reconnected {
+		return
+	}
+	a.srv.log.Infof("authsvc %s: authentication required %v, nonce %v, policy revision %s",
+		a.addr, p.AuthRequired, p.NonceRequired, p.Revision)
+	a.reloadAccounts(p.Revision)
+	if old != nil && old.Revision != p.Revision {
+		a.recheckClients()
+	}
+	if p.SystemAccount != "" {
+		a.srv.enableSystem(p.SystemAccount)
 	}
 }
 
@@ -275,26 +287,79 @@ func (a *authLink) timeout() time.Duration {
 	return defaultAuthTimeout
 }
 
-// newNonce returns the nonce an NKey client signs, as nats-server makes
-// them: 11 random bytes, base64url.
-func newNonce() string {
-	var b [11]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// authenticate asks authsvc about this client's CONNECT.
+// authenticate decides this client's CONNECT: from a decision authsvc
+// made earlier for the same credentials under the same policy revision
+// (checking the nonce signature here), else by asking authsvc.
 func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.AuthenticateResponse, error) {
+	rev := a.revision()
+	key := decisionKey(opts, connTypeStandard)
+	if resp := a.decisions.get(rev, key); resp != nil &&
+		(resp.ExpiresUnixNanos == 0 || time.Now().UnixNano() < resp.ExpiresUnixNanos) &&
+		(resp.VerifyKey == "" || nonce.Verify(resp.VerifyKey, c.nonce, opts.Sig) == nil) {
+		return resp, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), authCallTimeout)
 	defer cancel()
-	return a.client.Authenticate(ctx, &authv1.AuthenticateRequest{
+	resp, err := a.client.Authenticate(ctx, &authv1.AuthenticateRequest{
 		NodeId: a.srv.id,
 		Client: &authv1.ClientInfo{Cid: c.id, Host: c.host, Port: int32(c.port),
-			Name: opts.Name, Lang: opts.Lang, Version: opts.Version},
+			Name: opts.Name, Lang: opts.Lang, Version: opts.Version, ConnectionType: connTypeStandard},
 		Nonce: c.nonce,
 		Credentials: &authv1.Credentials{User: opts.User, Pass: opts.Pass, AuthToken: opts.AuthToken,
 			Nkey: opts.Nkey, Sig: opts.Sig, Jwt: opts.JWT},
 	})
+	if err == nil && resp.Ok && resp.Cacheable && a.revision() == rev {
+		a.decisions.put(rev, key, resp)
+	}
+	return resp, err
+}
+
+// connTypeStandard is a TCP client's connection type, as user JWTs'
+// allowed_connection_types name it.
+const connTypeStandard = "STANDARD"
+
+// decisionKey identifies a CONNECT's credentials (never stored in clear:
+// it is a hash), without the nonce signature, which differs every time.
+func decisionKey(opts *connectOpts, connType string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, f := range []string{connType, opts.User, opts.Pass, opts.AuthToken, opts.Nkey, opts.JWT} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// decisionCache keeps authsvc's reusable CONNECT decisions for one policy
+// revision; a new revision (a reload, a pushed JWT, a revocation) empties it.
+type decisionCache struct {
+	mu  sync.Mutex
+	rev string
+	m   map[[sha256.Size]byte]*authv1.AuthenticateResponse
+}
+
+// maxDecisions bounds the cache; when full it starts again empty.
+const maxDecisions = 16384
+
+func (d *decisionCache) get(rev string, key [sha256.Size]byte) *authv1.AuthenticateResponse {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rev != rev {
+		return nil
+	}
+	return d.m[key]
+}
+
+func (d *decisionCache) put(rev string, key [sha256.Size]byte, resp *authv1.AuthenticateResponse) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rev != rev || len(d.m) >= maxDecisions {
+		d.rev, d.m = rev, map[[sha256.Size]byte]*authv1.AuthenticateResponse{}
+	}
+	d.m[key] = resp
 }
 
 // perms is one client's permissions, compiled from authsvc's answer. nil
@@ -502,6 +567,9 @@ func (c *client) authenticate(opts *connectOpts) error {
 	c.mu.Lock()
 	c.identity = resp.Identity
 	c.authAcc, c.counted, c.userKey, c.issuedAt = acc, counted, resp.UserKey, resp.IssuedAtUnix
+	if resp.ExpiresUnixNanos > 0 {
+		c.expires = time.Unix(0, resp.ExpiresUnixNanos)
+	}
 	c.mu.Unlock()
 	return nil
 }

@@ -121,6 +121,7 @@ type client struct {
 	issuedAt  int64
 	jwtLimits *authv1.Limits
 	expTimer  *time.Timer
+	expires   time.Time // when the credentials expire (zero: never); guarded by mu
 
 	// peer is set on the sending side of a mesh connection to another
 	// node (mesh.go); such a client has no subscriptions and no reader.
@@ -488,7 +489,7 @@ func (c *client) closeConnection(reason string, flush bool) {
 	c.subs = map[string]*subscription{}
 	c.mu.Unlock()
 	for _, sub := range subs {
-		c.srv.trieRemove(sub)
+		c.unsubscribed(sub)
 	}
 	c.srv.removeClient(c, reason)
 }
@@ -587,7 +588,7 @@ func (c *client) Sub(subj, queue, sid []byte) error {
 		}
 		return nil
 	}
-	if max := c.maxSubs(cfg); max > 0 && len(c.subs) >= max {
+	if max := c.maxSubs(cfg); (max > 0 && len(c.subs) >= max) || !c.acc.reserveSub() {
 		c.mu.Unlock()
 		c.sendErr("maximum subscriptions exceeded")
 		return nil
@@ -640,8 +641,15 @@ func (c *client) removeSub(sub *subscription) {
 	}
 	c.mu.Unlock()
 	if ok && cur == sub {
-		c.srv.trieRemove(sub)
+		c.unsubscribed(sub)
 	}
+}
+
+// unsubscribed takes a subscription, already out of c.subs, out of the
+// trie and its account's count.
+func (c *client) unsubscribed(sub *subscription) {
+	c.srv.trieRemove(sub)
+	sub.acc.subs.Add(-1)
 }
 
 // setAccount puts the client into acc (at accept, and when authsvc names

@@ -30,6 +30,10 @@ func (c *client) Pub(subj, reply []byte, headerLen int, msg []byte) error {
 			subj = mapped
 		}
 	}
+	if subj[0] == '$' && string(subj) == userInfoSubject && len(reply) > 0 && c.srv.systemAccount() != nil {
+		c.userInfo(string(reply))
+		return nil
+	}
 	delivered := c.publish(acc, subj, reply, headerLen, msg)
 	if svcs := acc.services.Load(); svcs != nil && c.requestService(*svcs, subj, reply, headerLen, msg) {
 		delivered = true

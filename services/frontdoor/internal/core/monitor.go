@@ -243,6 +243,7 @@ type Varz struct {
 	HTTPPort          int               `json:"http_port"`
 	HTTPBasePath      string            `json:"http_base_path"`
 	HTTPSPort         int               `json:"https_port"`
+	AuthRequired      bool              `json:"auth_required,omitempty"`
 	AuthTimeout       float64           `json:"auth_timeout"`
 	MaxControlLine    int32             `json:"max_control_line"`
 	MaxPayload        int32             `json:"max_payload"`
@@ -280,6 +281,7 @@ type Varz struct {
 	Subscriptions     uint32            `json:"subscriptions"`
 	HTTPReqStats      map[string]uint64 `json:"http_req_stats"`
 	ConfigLoadTime    time.Time         `json:"config_load_time"`
+	SystemAccount     string            `json:"system_account,omitempty"`
 	LameDuck          bool              `json:"lame_duck_mode,omitempty"`
 	SlowConsumerStats struct {
 		Clients  int64 `json:"clients"`
@@ -305,6 +307,13 @@ func (s *Server) Varz() *Varz {
 		TotalConnections: s.nextCID.Load(), Subscriptions: uint32(s.numSubs()),
 		ConfigLoadTime: s.configLoadTime(), LameDuck: s.lameDuck.Load(),
 		HTTPReqStats: s.httpStats(),
+	}
+	if s.auth != nil {
+		v.AuthRequired, _ = s.auth.required()
+		v.AuthTimeout = s.auth.timeout().Seconds()
+		if p := s.auth.policy.Load(); p != nil {
+			v.SystemAccount = p.SystemAccount
+		}
 	}
 	v.Mem = readRSS()
 	v.InMsgs, v.InBytes = s.totals.inMsgs.Load(), s.totals.inBytes.Load()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/nonce"
 )
 
 // Config is the frontdoor's configuration: the nats-server keys it owns.
@@ -213,10 +214,10 @@ func (s *Server) accept(conn net.Conn) {
 	info := s.baseInfo()
 	info.ClientID, info.ClientIP = c.id, c.host
 	if s.auth != nil {
-		if auth, nonce := s.auth.required(); auth {
+		if auth, wantNonce := s.auth.required(); auth {
 			info.AuthRequired, c.authPending, c.authRequired = true, true, true
-			if nonce {
-				c.nonce = newNonce()
+			if wantNonce {
+				c.nonce = nonce.New()
 				info.Nonce = c.nonce
 			}
 			c.authTimer = time.AfterFunc(s.auth.timeout(), func() {

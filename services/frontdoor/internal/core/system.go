@@ -73,9 +73,6 @@ func (s *Server) claimsRequest(subj, reply, payload []byte) {
 		if err != nil {
 			resp = &authv1.ClaimsResponse{Code: 503, Account: account, Message: "authsvc did not answer: " + err.Error()}
 		}
-		if op == authv1.ClaimsRequest_OP_UPDATE && resp.Code == 200 {
-			s.auth.refresh() // frontdoors re-read the account now (the others within authPolicyInterval)
-		}
 		switch {
 		case replyTo == "":
 		case op == authv1.ClaimsRequest_OP_LOOKUP && resp.Code == 200:
@@ -311,12 +308,79 @@ func (s *Server) replyJSON(reply string, v any) {
 
 // replyRaw publishes payload in the system account.
 func (s *Server) replyRaw(reply string, payload []byte) {
-	s.sysState.mu.Lock()
-	acc := s.sysState.acc
-	s.sysState.mu.Unlock()
-	if acc != nil {
+	if acc := s.systemAccount(); acc != nil {
 		s.sysPublish(acc, reply, payload)
 	}
+}
+
+// systemAccount is the system account, nil until authsvc names it.
+func (s *Server) systemAccount() *account {
+	s.sysState.mu.Lock()
+	defer s.sysState.mu.Unlock()
+	return s.sysState.acc
+}
+
+// userInfoSubject is asked, from any account, "who am I": nats-server
+// answers it for every account (nats account info shows the answer).
+const userInfoSubject = "$SYS.REQ.USER.INFO"
+
+// userInfo is nats-server's answer to $SYS.REQ.USER.INFO.
+type userInfo struct {
+	User        string        `json:"user"`
+	Account     string        `json:"account"`
+	AccountName string        `json:"account_name,omitempty"`
+	Permissions *publicPerms  `json:"permissions,omitempty"`
+	Expires     time.Duration `json:"expires,omitempty"`
+}
+
+// publicPerms is a connection's permissions as nats-server shows them.
+type publicPerms struct {
+	Publish   *subjectPerms  `json:"publish,omitempty"`
+	Subscribe *subjectPerms  `json:"subscribe,omitempty"`
+	Responses *responsePerms `json:"responses,omitempty"`
+}
+
+type subjectPerms struct {
+	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"`
+}
+
+type responsePerms struct {
+	MaxMsgs int           `json:"max"`
+	Expires time.Duration `json:"ttl"`
+}
+
+// userInfo answers the client's $SYS.REQ.USER.INFO on reply, in its own
+// account.
+func (c *client) userInfo(reply string) {
+	c.mu.Lock()
+	ui := userInfo{User: c.identity, Account: c.acc.name}
+	if c.userKey == "" {
+		ui.AccountName = c.acc.name // a JWT account's name tag is not known here
+	}
+	if !c.expires.IsZero() {
+		ui.Expires = time.Until(c.expires)
+	}
+	c.mu.Unlock()
+	if p := c.perms.Load(); p != nil {
+		pp := &publicPerms{}
+		if p.pubLimited {
+			pp.Publish = &subjectPerms{Allow: p.pubAllow, Deny: p.pubDeny}
+		}
+		if p.subLimited {
+			pp.Subscribe = &subjectPerms{Allow: p.subAllow, Deny: p.subDeny}
+		}
+		if p.resp != nil {
+			pp.Responses = &responsePerms{MaxMsgs: int(p.resp.MaxMsgs), Expires: time.Duration(p.resp.ExpiresNanos)}
+		}
+		ui.Permissions = pp
+	}
+	b, err := json.Marshal(map[string]any{"data": ui, "server": c.srv.sysInfo()})
+	if err != nil {
+		return
+	}
+	acc := c.acc
+	go c.srv.sysPublish(acc, reply, b)
 }
 
 // Connection events: $SYS.ACCOUNT.<account>.CONNECT and .DISCONNECT, as

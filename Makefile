@@ -9,7 +9,7 @@ TOOLS_BIN   := $(CURDIR)/.tools/bin
 # Integration tests run race-detector builds of the services from here.
 RACE_BIN    := $(CURDIR)/.tools/race
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -s -w -X github.com/switchyard-io/switchyard/services/frontdoor/internal/core.SwitchyardVersion=$(VERSION)
+LDFLAGS     := -s -w -X github.com/switchyard-io/switchyard/pkg/node.SwitchyardVersion=$(VERSION)
 CONFIG      ?=
 FUZZTIME    ?= 15s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -13,23 +13,23 @@ import (
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/logging"
-	"github.com/switchyard-io/switchyard/services/frontdoor/internal/core"
+	"github.com/switchyard-io/switchyard/pkg/node"
 )
 
 // Config is the frontdoor's part of a nats-server configuration file.
 type Config = config.Server
 
 // Version is the nats-server version the frontdoor reports and matches.
-const Version = core.Version
+const Version = node.Version
 
 // Frontdoor is a running (or ready to run) frontdoor.
 type Frontdoor struct {
-	srv *core.Server
+	srv *node.Server
 }
 
 // New validates cfg; nothing listens until Start.
 func New(cfg Config, log *logging.Logger) (*Frontdoor, error) {
-	srv, err := core.New(cfg, log)
+	srv, err := node.New(cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -11,11 +11,11 @@ import (
 	"strings"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
-	"github.com/switchyard-io/switchyard/services/frontdoor/internal/core"
+	"github.com/switchyard-io/switchyard/pkg/node"
 )
 
 // SwitchyardVersion is this build's version.
-func SwitchyardVersion() string { return core.SwitchyardVersion }
+func SwitchyardVersion() string { return node.SwitchyardVersion }
 
 // Options is the parsed command line.
 type Options struct {

@@ -1,4 +1,4 @@
-package core
+package node
 
 import (
 	"math/rand/v2"
@@ -166,11 +166,7 @@ func (c *client) deliverQueue(members []*subscription, subj, reply []byte, heade
 // deliver queues one message to one subscription.
 func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, msg []byte) bool {
 	if sub.internal != nil {
-		payload := msg
-		if headerLen >= 0 {
-			payload = msg[headerLen:]
-		}
-		sub.internal(subj, reply, payload)
+		sub.internal(subj, reply, headerLen, msg)
 		return true
 	}
 	dst := sub.client

@@ -1,6 +1,10 @@
-// Package core is the frontdoor's NATS server: the accept loop, client
-// connections, the subject trie and delivery. See LOCKS.md for lock order.
-package core
+// Package node is a Switchyard node: the NATS server a frontdoor runs (the
+// accept loop, client connections, accounts, the subject trie and
+// delivery) and its attachment to the suite (router links, the mesh). A
+// frontdoor serves clients with it; streamsvc and linkd attach with it in
+// node mode (NewNode) and subscribe and publish through internal
+// subscriptions. See LOCKS.md for lock order.
+package node
 
 import (
 	"errors"
@@ -66,6 +70,7 @@ type Server struct {
 	totals           totals
 	routing          *routing  // nil without routers
 	auth             *authLink // nil without authsvc: no authentication
+	kind             string    // "frontdoor", or the service embedding a node (NewNode)
 }
 
 // totals keeps the traffic of closed connections so /varz counts all time.
@@ -74,7 +79,17 @@ type totals struct {
 }
 
 // New validates cfg and prepares a server; Start opens the port.
-func New(cfg Config, log *logging.Logger) (*Server, error) {
+func New(cfg Config, log *logging.Logger) (*Server, error) { return newServer(cfg, log, "") }
+
+// NewNode prepares a server for another service (kind, e.g. "streamsvc")
+// to attach to the suite with: it joins the routers and the mesh like a
+// frontdoor, but has no client port and advertises none; the service
+// subscribes and publishes through SubscribeInternal and Publisher.
+func NewNode(cfg Config, log *logging.Logger, kind string) (*Server, error) {
+	return newServer(cfg, log, kind)
+}
+
+func newServer(cfg Config, log *logging.Logger, kind string) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,10 +106,14 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 		accounts: map[string]*account{},
 		clients:  map[uint64]*client{},
 		ready:    make(chan struct{}),
+		kind:     "frontdoor",
 	}
 	s.gacc = s.account(config.GlobalAccount)
 	if s.name == "" {
 		s.name = id
+	}
+	if kind != "" {
+		s.kind = kind
 	}
 	if err := s.setConfig(&cfg); err != nil {
 		return nil, err
@@ -106,7 +125,7 @@ func New(cfg Config, log *logging.Logger) (*Server, error) {
 		if s.auth, err = newAuthLink(s, cfg.AuthService); err != nil {
 			return nil, fmt.Errorf("authsvc %s: %w", cfg.AuthService, err)
 		}
-	} else if cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 || len(cfg.Operators) > 0 {
+	} else if kind == "" && (cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 || len(cfg.Operators) > 0) {
 		// Never serve open by mistake when the file asks for authorization.
 		return nil, fmt.Errorf("authorization {}, accounts {}, operator and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
 	}
@@ -136,8 +155,19 @@ func (s *Server) ID() string { return s.id }
 // Name is server_name (the id when unset).
 func (s *Server) Name() string { return s.name }
 
-// Start listens on the client port and accepts in the background.
+// Start listens on the client port and accepts in the background (a
+// node: only joins the routers).
 func (s *Server) Start() error {
+	if s.isNode() {
+		if s.routing != nil {
+			if err := s.routing.start(); err != nil {
+				return err
+			}
+		}
+		s.log.Infof("Attached to the suite as a %s node", s.kind)
+		close(s.ready)
+		return nil
+	}
 	cfg := s.Config()
 	port := cfg.Port
 	if port == -1 {

@@ -1,4 +1,4 @@
-package core
+package node
 
 import (
 	"bytes"
@@ -171,7 +171,7 @@ func (s *Server) enableSystem(name string) {
 		{accountClaimsPrefix + "*" + accountClaimsUpdate, claimsQueue, s.claimsRequest},
 		{accountClaimsPrefix + "*" + accountClaimsLookup, claimsQueue, s.claimsRequest},
 	} {
-		sub := &subscription{client: ic, acc: acc, subject: h.subject, queue: h.queue, sid: strconv.Itoa(i + 1), internal: h.handler}
+		sub := &subscription{client: ic, acc: acc, subject: h.subject, queue: h.queue, sid: strconv.Itoa(i + 1), internal: payloadOnly(h.handler)}
 		ic.subs[sub.sid] = sub
 		s.trieInsert(sub)
 	}

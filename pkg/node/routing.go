@@ -1,4 +1,4 @@
-package core
+package node
 
 import (
 	"context"
@@ -325,7 +325,7 @@ func (l *routerLink) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: "frontdoor",
+	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: l.rt.srv.kind,
 		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}, MeshUrl: l.rt.meshURL}
 	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
 		return err
@@ -438,7 +438,7 @@ func (rt *routing) setMembers(urls []string) {
 // ownClientURLs is what this frontdoor advertises to clients of the others.
 func (s *Server) ownClientURLs() []string {
 	cfg := s.Config()
-	if cfg.NoAdvertise {
+	if cfg.NoAdvertise || s.isNode() {
 		return nil
 	}
 	if cfg.ClientAdvertise != "" {

@@ -1,4 +1,4 @@
-package core
+package node
 
 import (
 	"encoding/json"
@@ -43,10 +43,12 @@ func defaultConnectOpts() connectOpts {
 type subscription struct {
 	client *client
 	acc    *account
-	// internal handles the frontdoor's own subscriptions (system requests)
-	// instead of a socket: it gets the subject, reply and payload, must not
-	// block, and must copy what it keeps.
-	internal  func(subj, reply, payload []byte)
+	// internal handles the frontdoor's own subscriptions (system requests,
+	// a node's service) instead of a socket: it gets the subject, reply and
+	// message (headers first, headerLen bytes; -1: none), runs on the
+	// publisher's goroutine (so blocking paces the publisher) and must
+	// copy what it keeps.
+	internal  func(subj, reply []byte, headerLen int, msg []byte)
 	subject   string
 	queue     string
 	sid       string

@@ -1,0 +1,76 @@
+package node
+
+import (
+	"strconv"
+	"sync/atomic"
+)
+
+// Node mode (NewNode): what a service attached to the suite through an
+// embedded server uses instead of client connections. Its subscriptions
+// are internal (a handler, no socket) but otherwise ordinary: they reach
+// the routers as interest, and messages for them arrive over the mesh.
+
+func (s *Server) isNode() bool { return s.kind != "frontdoor" }
+
+// payloadOnly adapts a handler that ignores headers.
+func payloadOnly(fn func(subj, reply, payload []byte)) func(subj, reply []byte, headerLen int, msg []byte) {
+	return func(subj, reply []byte, headerLen int, msg []byte) {
+		if headerLen >= 0 {
+			msg = msg[headerLen:]
+		}
+		fn(subj, reply, msg)
+	}
+}
+
+// nodeSids numbers internal subscriptions.
+var nodeSids atomic.Uint64
+
+// SubscribeInternal subscribes fn to subject (in queue group queue, when
+// not empty) in account. fn runs on the delivering goroutine, for every
+// message, with headers first (headerLen bytes, -1: none); blocking in
+// it paces the publisher. It returns the call that unsubscribes.
+func (s *Server) SubscribeInternal(account, subject, queue string, fn func(subj, reply []byte, headerLen int, msg []byte)) (unsubscribe func()) {
+	acc := s.account(account)
+	ic := newInternalClient(s)
+	ic.setAccount(acc)
+	sub := &subscription{client: ic, acc: acc, subject: subject, queue: queue,
+		sid: strconv.FormatUint(nodeSids.Add(1), 10), internal: fn}
+	ic.subs[sub.sid] = sub
+	s.trieInsert(sub)
+	return func() { ic.removeSub(sub) }
+}
+
+// Publisher publishes into accounts for one goroutine at a time (it
+// keeps per-publisher match caches and delivery state, as a client's
+// reader does).
+type Publisher struct {
+	c   *client
+	buf []byte
+}
+
+// NewPublisher returns a publisher; use one per goroutine.
+func (s *Server) NewPublisher() *Publisher { return &Publisher{c: newInternalClient(s)} }
+
+// Publish delivers a message published in account to local subscribers
+// and the nodes with interest, as a client's PUB or HPUB would (hdr nil:
+// no headers). It reports whether anyone received it. Output is flushed
+// by Flush.
+func (p *Publisher) Publish(account, subject, reply string, hdr, data []byte) bool {
+	acc := p.c.srv.account(account)
+	headerLen := -1
+	msg := data
+	if hdr != nil {
+		headerLen = len(hdr)
+		p.buf = append(append(p.buf[:0], hdr...), data...)
+		msg = p.buf
+	}
+	return p.c.publish(acc, []byte(subject), []byte(reply), headerLen, msg)
+}
+
+// Flush sends what Publish queued and waits while a receiver (a
+// subscriber, or a peer node) is congested, as a client's reader waits
+// after each read: a fast publisher is paced by its slowest receiver.
+func (p *Publisher) Flush() {
+	p.c.flushDelivered()
+	p.c.waitForSlowSubscribers()
+}

@@ -38,18 +38,19 @@ build: check-go ## Build static binaries of every service into bin/
 	@echo "built: $(addprefix bin/,$(SERVICES))"
 
 .PHONY: run
-run: build ## Run the suite in the foreground: authsvc, a router and two frontdoors, clients on nats://127.0.0.1:4222 and :4223 (CONFIG=file.conf for a nats-server config)
-	@echo "Switchyard: clients on nats://127.0.0.1:4222 and nats://127.0.0.1:4223 (monitoring :8222, :8223), router 127.0.0.1:7422 (monitoring :8422), authsvc 127.0.0.1:7522 (monitoring :8522) — Ctrl-C stops it all"
+run: build ## Run the suite in the foreground: authsvc, a router, streamsvc (JetStream, data in ./data) and two frontdoors, clients on nats://127.0.0.1:4222 and :4223 (CONFIG=file.conf for a nats-server config)
+	@echo "Switchyard: clients on nats://127.0.0.1:4222 and nats://127.0.0.1:4223 (monitoring :8222, :8223), router 127.0.0.1:7422 (monitoring :8422), authsvc 127.0.0.1:7522 (monitoring :8522), streamsvc (JetStream, streams in ./data, monitoring :8622) — Ctrl-C stops it all"
 	@bash -c 'bin/authsvc -a 127.0.0.1 -p 7522 -m 8522 $(if $(CONFIG),-c $(CONFIG)) & authsvc=$$!; \
 		bin/router -a 127.0.0.1 -p 7422 -m 8422 & router=$$!; \
+		bin/streamsvc -a 127.0.0.1 -m 8622 --routers 127.0.0.1:7422 $(if $(CONFIG),-c $(CONFIG)) & streamsvc=$$!; \
 		bin/frontdoor -p 4223 -m 8223 --routers 127.0.0.1:7422 --authsvc 127.0.0.1:7522 $(if $(CONFIG),-c $(CONFIG)) & second=$$!; \
-		trap "kill $$second $$router $$authsvc 2>/dev/null; wait $$second $$router $$authsvc 2>/dev/null" EXIT; trap "" INT; \
+		trap "kill $$second $$streamsvc $$router $$authsvc 2>/dev/null; wait $$second $$streamsvc $$router $$authsvc 2>/dev/null" EXIT; trap "" INT; \
 		bin/frontdoor -p 4222 -m 8222 --routers 127.0.0.1:7422 --authsvc 127.0.0.1:7522 $(if $(CONFIG),-c $(CONFIG))'
 
 .PHONY: test
 test: check-go reference $(TOOLS_BIN)/nats postgres ## Run every test (unit, integration against race-detector builds with nats.go, differential against nats-server, a short fuzz run)
 	@mkdir -p $(RACE_BIN)
-	for s in frontdoor router authsvc; do go build -race -o $(RACE_BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
+	for s in frontdoor router authsvc streamsvc; do go build -race -o $(RACE_BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
 	GORACE=halt_on_error=1 SWITCHYARD_BIN_DIR=$(RACE_BIN) NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server \
 		go test -race -count=1 -timeout 20m $(PKGS)
 	cd tools && go test -count=1 ./...

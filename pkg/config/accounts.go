@@ -21,6 +21,9 @@ type Account struct {
 	Exports  []Export
 	Imports  []Import
 	Mappings []Mapping
+	// JetStream is on for the account ("jetstream: enabled", or a block
+	// of limits, which are not applied yet).
+	JetStream bool
 }
 
 // Export offers a stream (messages published in the account) or a service
@@ -104,8 +107,10 @@ func (l *loader) account(name string, v value) Account {
 			a.Imports = l.imports(e)
 		case "mappings", "maps":
 			a.Mappings = l.mappings(e)
+		case "jetstream":
+			a.JetStream = l.accountJetStream(e)
 		default:
-			l.bad(e, " is not supported in an account yet: use users, default_permissions, exports, imports or mappings")
+			l.bad(e, " is not supported in an account yet: use users, default_permissions, exports, imports, mappings or jetstream")
 		}
 	}
 	return a

@@ -70,6 +70,8 @@ type Server struct {
 	LameDuckGracePeriod time.Duration // "lame_duck_grace_period"
 
 	Mappings []Mapping // "mappings"/"maps"/"subject_mappings", sorted by Source
+
+	JetStream JetStream // "jetstream", "store_dir": applied by streamsvc
 }
 
 // Sizes used by defaults and limits.

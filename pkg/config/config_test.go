@@ -397,8 +397,8 @@ func TestConfigRefusals(t *testing.T) {
 		"gateway {}":              `"gateway" is not supported: handled by linkd (not built yet)`,
 		"leafnodes {}":            `"leafnodes" is not supported: handled by linkd`,
 		"leaf {}":                 `"leaf" is not supported: handled by linkd`,
-		"jetstream {}":            `"jetstream" is not supported: handled by streamsvc (not built yet)`,
-		"jetstream: enabled":      `"jetstream" is not supported: handled by streamsvc`,
+		"jetstream: sometimes":    `"jetstream" "sometimes" is not a choice: use enabled, disabled or a block`,
+		"jetstream { cipher: x }": `"jetstream.cipher" is not supported in jetstream {} yet`,
 		"resolver_tls {}":         `"resolver_tls" is not supported: handled by authsvc, which supports authorization {}, no_auth_user, accounts {}, system_account, operator, resolver and resolver_preload so far`,
 		"no_system_account: true": `"no_system_account" is not supported: handled by authsvc`,
 		"tls {}":                  `"tls" is not supported: not supported yet (frontdoor TLS/WebSocket are planned)`,
@@ -421,6 +421,24 @@ func TestConfigRefusals(t *testing.T) {
 	}
 }
 
+// jetstream {} as nats-server reads it; streamsvc applies it.
+func TestConfigJetStream(t *testing.T) {
+	s := mustParse(t, "jetstream: enabled")
+	require.Equal(t, JetStream{Enabled: true, SyncAlways: true}, s.JetStream, "fsync before the PubAck unless told otherwise")
+	s = mustParse(t, `jetstream { store_dir: "/var/js", max_mem: 1GB, max_file_store: 10GB, sync_interval: "2m", domain: hub }`)
+	require.Equal(t, JetStream{Enabled: true, StoreDir: "/var/js", MaxMemory: 1 << 30, MaxFile: 10 << 30,
+		SyncInterval: 2 * time.Minute, Domain: "hub"}, s.JetStream)
+	s = mustParse(t, "jetstream { sync_interval: always }\nstore_dir: \"./here\"")
+	require.True(t, s.JetStream.SyncAlways)
+	require.Equal(t, "./here", s.JetStream.StoreDir)
+	require.False(t, mustParse(t, "jetstream: disabled").JetStream.Enabled)
+	require.False(t, mustParse(t, "").JetStream.Enabled)
+	s = mustParse(t, "accounts { A: { jetstream: enabled }, B: { jetstream: disabled }, C: {} }")
+	require.Equal(t, []bool{true, false, false}, []bool{s.Accounts[0].JetStream, s.Accounts[1].JetStream, s.Accounts[2].JetStream})
+	_, err := Parse("accounts { A: { jetstream: { max_mem: 1GB } } }")
+	require.ErrorContains(t, err, "account JetStream limits are not supported yet")
+}
+
 func TestConfigUnknownKey(t *testing.T) {
 	_, err := Parse("port: 4222\nmax_paylod: 10")
 	lines := requireErrLines(t, err, `line 2: "max_paylod" is an unknown configuration key`)
@@ -439,7 +457,7 @@ func TestConfigVariables(t *testing.T) {
 func TestConfigManyErrorsAtOnce(t *testing.T) {
 	path := writeConf(t, "fd.conf", `port: 4222
 cluster { port: 6222 }
-jetstream {}
+jetstream { max_file: "lots" }
 bogus: 1
 port_typo: 2
 max_payload: "huge"
@@ -448,7 +466,7 @@ mappings { "a.*": "b.$3" }
 	_, err := Load(path)
 	lines := requireErrLines(t, err,
 		path+`:2: "cluster" is not supported`,
-		path+`:3: "jetstream" is not supported`,
+		path+`:3: "jetstream.max_file": "lots" is not a size`,
 		path+`:4: "bogus" is an unknown configuration key`,
 		path+`:5: "port_typo" is an unknown configuration key`,
 		path+`:6: "max_payload": "huge" is not a size`,

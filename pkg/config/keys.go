@@ -89,7 +89,9 @@ var keys = table(
 		"connect_error_reports", "reconnect_error_reports"),
 
 	// Persistence.
-	refuse(Streamsvc, "", "jetstream", "store_dir", "storedir", "default_js_domain"),
+	apply("jetstream", applyJetStream),
+	apply("store_dir", applyStoreDir, "storedir"),
+	refuse(Streamsvc, "not supported yet: set domain in jetstream {}", "default_js_domain"),
 
 	// Security.
 	apply("authorization", applyAuthorization),

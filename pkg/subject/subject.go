@@ -128,3 +128,24 @@ func Covers(pattern, sub string) bool {
 		pattern, sub = prest, srest
 	}
 }
+
+// Overlap reports whether some literal subject matches both patterns (as
+// two streams' subjects must not).
+func Overlap(a, b string) bool {
+	for {
+		at, arest, amore := cut(a)
+		bt, brest, bmore := cut(b)
+		switch {
+		case at == "" || bt == "":
+			return false
+		case at == ">" || bt == ">":
+			return true
+		case at != "*" && bt != "*" && at != bt:
+			return false
+		}
+		if !amore || !bmore {
+			return amore == bmore
+		}
+		a, b = arest, brest
+	}
+}

@@ -217,3 +217,30 @@ func TestSubjectCovers(t *testing.T) {
 		}
 	}
 }
+
+func TestOverlap(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"foo", "foo", true},
+		{"foo", "bar", false},
+		{"foo.*", "foo.bar", true},
+		{"foo.*", "*.bar", true},
+		{"foo.*", "bar.*", false},
+		{"foo.>", "foo.bar.baz", true},
+		{"foo.>", "foo", false},
+		{">", "anything.at.all", true},
+		{"foo.*", "foo.bar.baz", false},
+		{"*.*", "foo", false},
+		{"foo.*.baz", "foo.>", true},
+		{"foo.*.baz", "foo.bar.qux", false},
+	} {
+		if got := Overlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("Overlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := Overlap(tc.b, tc.a); got != tc.want {
+			t.Errorf("Overlap(%q, %q) = %v, want %v", tc.b, tc.a, got, tc.want)
+		}
+	}
+}

@@ -274,3 +274,27 @@ func startService(tb testing.TB, name string, port int, args ...string) *Process
 	tb.Fatalf("testkit: %s %s not ready:\n%s", name, p.Addr(), p.Log())
 	return nil
 }
+
+// StartStreamsvc starts streamsvc attached to routers (host:port, comma
+// separated) with its streams in storeDir, and waits until it is ready.
+func StartStreamsvc(tb testing.TB, routers, storeDir string, args ...string) *Process {
+	tb.Helper()
+	httpPort := FreePort(tb)
+	all := append([]string{"-a", "127.0.0.1", "-m", strconv.Itoa(httpPort), "--routers", routers, "--store_dir", storeDir}, args...)
+	p := Start(tb, Binary(tb, "streamsvc"), all...)
+	p.HTTPPort = httpPort
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			tb.Fatalf("testkit: streamsvc exited before it was ready:\n%s", p.Log())
+		default:
+		}
+		if strings.Contains(p.Log(), "streamsvc is ready") {
+			return p
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("testkit: streamsvc not ready within 10s:\n%s", p.Log())
+	return nil
+}

@@ -2,4 +2,18 @@ module github.com/switchyard-io/switchyard/services/streamsvc
 
 go 1.26.0
 
-require github.com/stretchr/testify v1.12.1 // indirect
+require github.com/switchyard-io/switchyard/pkg v0.0.0
+
+require (
+	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.17 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
+
+replace github.com/switchyard-io/switchyard/pkg => ../../pkg
+
+replace github.com/switchyard-io/switchyard/proto => ../../proto

@@ -42,6 +42,8 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 		Requests:  500,
 		IdleConns: 200, IdleSettle: 200 * time.Millisecond,
 		JWTConnects: 50, PermPubMsgs16: 20_000,
+		JSPubAsyncMsgs: 5_000, JSPubSyncMsgs: 200,
+		JSConsumeMsgs: 5_000, JSFetchMsgs: 5_000,
 	}
 	var log strings.Builder
 	h := &Harness{CLI: CLI{Path: natsBin, Timeout: 30 * time.Second}, Log: &log}

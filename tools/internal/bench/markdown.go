@@ -23,8 +23,10 @@ type RunInfo struct {
 	GoVersion       string
 	SwitchyardPath  string
 	SwitchyardSHA   string
-	RouterPath      string // Switchyard's router, when cross-node workloads ran with one
+	RouterPath      string // Switchyard's router, when cross-node or JetStream workloads ran with one
 	RouterSHA       string
+	StreamsvcPath   string // Switchyard's streamsvc, when JetStream workloads ran
+	StreamsvcSHA    string
 	GitHead         string
 	SwitchyardIsRef bool // the reference binary stood in for Switchyard
 }
@@ -83,7 +85,10 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 	p("- Reference: %s\n", info.ReferenceVer)
 	p("- Switchyard: `%s` (sha256 %s), tree at %s\n", info.SwitchyardPath, info.SwitchyardSHA, info.GitHead)
 	if info.RouterPath != "" {
-		p("- Switchyard router (cross-node rows): `%s` (sha256 %s)\n", info.RouterPath, info.RouterSHA)
+		p("- Switchyard router (cross-node and JetStream rows): `%s` (sha256 %s)\n", info.RouterPath, info.RouterSHA)
+	}
+	if info.StreamsvcPath != "" {
+		p("- Switchyard streamsvc (JetStream rows): `%s` (sha256 %s)\n", info.StreamsvcPath, info.StreamsvcSHA)
 	}
 	p("\n")
 
@@ -111,6 +116,15 @@ func WriteDoc(w io.Writer, info RunInfo, workloads []Workload, res *Results) {
 		p("of its own and probes are published on node A until one arrives: interest travels in order, so\n")
 		p("the subscriber's interest has then reached node A too. The request/reply probe requests are sent\n")
 		p("from node A.\n")
+	}
+	if needsJetStream(workloads) {
+		p("\nA JetStream row gets one server with a fresh, empty store directory per measurement, in\n")
+		p("the system's temporary directory (the same for both sides). The reference runs JetStream\n")
+		p("inside nats-server (`-js -sd DIR`, or the configuration file the row names); Switchyard runs a\n")
+		p("router, the frontdoor (`--routers`, taking the clients) and streamsvc (`--routers`, `--store_dir\n")
+		p("DIR`), which fsyncs before every PubAck, several publishes sharing one fsync when they arrive\n")
+		p("together. Both are ready once a `$JS.API.INFO` request on the client port is answered without\n")
+		p("an error; natscli then creates its stream `benchstream` (file storage, one replica).\n")
 	}
 	p("\nSubscribers are known to be ready when the server's `/varz` `subscriptions` count has risen\n")
 	p("(natscli's subscriber prints nothing until done); the request/reply responder is probed with\n")

@@ -17,6 +17,9 @@ import (
 //
 //	NATS Core NATS subscriber stats: 1,299,250 msgs/sec ~ 20 MiB/sec
 //	NATS Core NATS service requester stats: 4,370 msgs/sec ~ ... ~ P50: 219.11us ~ P90: ... ~ P99: 420.62us ~ P99.9: 1,916.80us
+//	NATS JetStream asynchronous publisher stats: 80,814 msgs/sec ~ 9.9 MiB/sec ~ min: ... ~ P99.9: 41,784.16us
+//	NATS JetStream durable consumer (callback) stats: 111,007 msgs/sec ~ 14 MiB/sec
+//	NATS JetStream durable consumer (fetch) stats: 92,128 msgs/sec ~ 11 MiB/sec ~ min: ... ~ P99.9: 3,668.64us
 //
 // and, with --clients > 1:
 //

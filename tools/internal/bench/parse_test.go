@@ -30,6 +30,12 @@ func TestBenchParseRate(t *testing.T) {
 		{"pub_1kb_2clients.txt", 1322680},
 		{"request_1client.txt", 4370},
 		{"request_2clients.txt", 5047},
+		// JetStream reports: the publishers' and fetch's lines go on with
+		// latencies after the rate.
+		{"js_pub_async.txt", 80814},
+		{"js_pub_sync.txt", 6975},
+		{"js_consume.txt", 111007},
+		{"js_fetch.txt", 92128},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

@@ -42,6 +42,8 @@ func TestBenchFormatValue(t *testing.T) {
 	}{
 		{UnitRate, 3_164_142, "3.16 M msg/s"},
 		{UnitRate, 270_216, "270 k msg/s"},
+		{UnitRate, 1_614, "1.61 k msg/s"},
+		{UnitRate, 825, "825 msg/s"},
 		{UnitMicros, 219.11, "219 µs"},
 		{UnitMicros, 1916.8, "1.92 ms"},
 		{UnitBytes, 48 * 1024, "48.0 KiB"},

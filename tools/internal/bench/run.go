@@ -27,7 +27,8 @@ import (
 type Config struct {
 	Root       string // repository root; found from the working directory when empty
 	Switchyard string // server under test; <root>/bin/frontdoor when empty
-	Router     string // Switchyard's router for cross-node workloads; "router" beside Switchyard when empty
+	Router     string // Switchyard's router for cross-node and JetStream workloads; "router" beside Switchyard when empty
+	Streamsvc  string // Switchyard's JetStream service; "streamsvc" beside Switchyard when empty
 	Reference  string // reference server; the pinned nats-server in <root>/.tools/bin when empty
 	NatsCLI    string // natscli; the pinned one in Tools when empty
 	Tools      string // where pinned tools are installed; <root>/.tools/bin when empty
@@ -42,7 +43,8 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Root, "root", "", "repository root (default: nearest parent directory holding go.work)")
 	fs.StringVar(&c.Switchyard, "switchyard", "", "Switchyard server binary, taking nats-server's -a/-p/-m flags (default <root>/bin/frontdoor)")
-	fs.StringVar(&c.Router, "router", "", "Switchyard router binary the two nodes of the cross-node workloads attach to (default: router in the -switchyard binary's directory; unused when -switchyard is the reference binary, which then clusters itself)")
+	fs.StringVar(&c.Router, "router", "", "Switchyard router binary the two nodes of the cross-node workloads, and the frontdoor and streamsvc of the JetStream workloads, attach to (default: router in the -switchyard binary's directory; unused when -switchyard is the reference binary, which then clusters itself)")
+	fs.StringVar(&c.Streamsvc, "streamsvc", "", "Switchyard JetStream service binary for the js-* workloads (default: streamsvc in the -switchyard binary's directory; unused when -switchyard is the reference binary, which then runs JetStream itself)")
 	fs.StringVar(&c.Reference, "reference", "", "reference server binary (default: nats-server "+NatsServer.Version+" installed into -tools)")
 	fs.StringVar(&c.NatsCLI, "nats", "", "natscli binary (default: natscli "+NatsCLI.Version+" installed into -tools)")
 	fs.StringVar(&c.Tools, "tools", "", "directory the pinned natscli and nats-server are installed into with go install (default <root>/.tools/bin)")
@@ -50,7 +52,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, jwt-connect, perm-pub-16B, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, jwt-connect, perm-pub-16B, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B, js-pub-async, js-pub-sync, js-pub-sync-lazy, js-consume, js-fetch)")
 }
 
 // Validate names the bad flag.
@@ -146,24 +148,31 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 		GitHead:        gitHead(ctx, root),
 	}
 	info.SwitchyardIsRef = info.SwitchyardSHA == fileDigest(refPath)
-	if rel, err := filepath.Rel(root, syPath); err == nil && !strings.HasPrefix(rel, "..") {
-		info.SwitchyardPath = rel
-	}
+	info.SwitchyardPath = relToRoot(root, syPath)
 	bins := [2]Binaries{{Server: refPath}, {Server: syPath}}
-	if needsCluster(workloads) && !info.SwitchyardIsRef {
-		// The reference clusters itself; Switchyard's nodes attach to a router.
+	if (needsCluster(workloads) || needsJetStream(workloads)) && !info.SwitchyardIsRef {
+		// The reference clusters itself and runs JetStream inside; Switchyard's
+		// nodes and its streamsvc attach to a router.
 		routerPath := cfg.Router
 		if routerPath == "" {
 			routerPath = filepath.Join(filepath.Dir(syPath), "router")
 		}
 		if st, err := os.Stat(routerPath); err != nil || st.IsDir() {
-			return fmt.Errorf("Switchyard router binary %s not found (the cross-node workloads need it): build it first, pass -router PATH, or leave them out with -only", routerPath)
+			return fmt.Errorf("Switchyard router binary %s not found (the cross-node and JetStream workloads need it): build it first, pass -router PATH, or leave them out with -only", routerPath)
 		}
 		bins[1].Router = routerPath
-		info.RouterPath, info.RouterSHA = routerPath, fileDigest(routerPath)
-		if rel, err := filepath.Rel(root, routerPath); err == nil && !strings.HasPrefix(rel, "..") {
-			info.RouterPath = rel
+		info.RouterPath, info.RouterSHA = relToRoot(root, routerPath), fileDigest(routerPath)
+	}
+	if needsJetStream(workloads) && !info.SwitchyardIsRef {
+		streamsvcPath := cfg.Streamsvc
+		if streamsvcPath == "" {
+			streamsvcPath = filepath.Join(filepath.Dir(syPath), "streamsvc")
 		}
+		if st, err := os.Stat(streamsvcPath); err != nil || st.IsDir() {
+			return fmt.Errorf("Switchyard streamsvc binary %s not found (the JetStream workloads need it): build it first, pass -streamsvc PATH, or leave them out with -only", streamsvcPath)
+		}
+		bins[1].Streamsvc = streamsvcPath
+		info.StreamsvcPath, info.StreamsvcSHA = relToRoot(root, streamsvcPath), fileDigest(streamsvcPath)
 	}
 	if needsAuth(workloads) && !info.SwitchyardIsRef {
 		authPath := filepath.Join(filepath.Dir(syPath), "authsvc")
@@ -178,11 +187,16 @@ func Main(ctx context.Context, cfg Config, args []string, out, log io.Writer) er
 	if busy := busyNote(info.Machine); busy != "" {
 		fmt.Fprintln(log, "warning: "+busy)
 	}
+	if needsJetStream(workloads) {
+		if note := tmpfsNote(); note != "" {
+			fmt.Fprintln(log, "warning: "+note)
+		}
+	}
 
 	// Wall time covers the measurements only, not a first-time tool install.
 	measureStart := time.Now()
 	h := &Harness{CLI: CLI{Path: natsPath, Timeout: cfg.Timeout}, Log: log}
-	if err := preflight(ctx, h, bins, needsCluster(workloads)); err != nil {
+	if err := preflight(ctx, h, bins, needsCluster(workloads), needsJetStream(workloads)); err != nil {
 		return err
 	}
 	res, err := measure(ctx, h, workloads, runs, bins, log)
@@ -255,7 +269,7 @@ func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bi
 				}
 				if err != nil {
 					res.Failures = append(res.Failures, Failure{Workload: w.Key, Side: sides[side], Round: round + 1, Err: err})
-					fmt.Fprintf(log, "%-12s round %d/%d %-10s FAILED: %v\n", w.Key, round+1, runs, sides[side], err)
+					fmt.Fprintf(log, "%-16s round %d/%d %-10s FAILED: %v\n", w.Key, round+1, runs, sides[side], err)
 					continue
 				}
 				var shown []string
@@ -263,7 +277,7 @@ func measure(ctx context.Context, h *Harness, workloads []Workload, runs int, bi
 					rows[i].Values[side][round] = v
 					shown = append(shown, formatValue(w.Metrics[i].Unit, v))
 				}
-				fmt.Fprintf(log, "%-12s round %d/%d %-10s %s\n", w.Key, round+1, runs, sides[side], strings.Join(shown, ", "))
+				fmt.Fprintf(log, "%-16s round %d/%d %-10s %s\n", w.Key, round+1, runs, sides[side], strings.Join(shown, ", "))
 			}
 		}
 	}
@@ -284,6 +298,8 @@ func measureOnce(ctx context.Context, h *Harness, w Workload, side string, bins 
 		err error
 	)
 	switch {
+	case w.JetStream != JetStreamOff:
+		t, err = StartJetStreamSingle(ctx, side, bins, w.JetStream)
 	case w.Auth:
 		t, err = StartAuthSingle(ctx, side, bins)
 	case w.Cluster:
@@ -324,10 +340,10 @@ func needsCluster(workloads []Workload) bool {
 }
 
 // preflight starts each server once before any measurement (and each
-// cluster, when a cross-node workload is selected), so a binary that cannot
-// start (or lacks /varz) is reported in seconds, not after the first
-// reference measurements have run.
-func preflight(ctx context.Context, h *Harness, bins [2]Binaries, cluster bool) error {
+// cluster, or JetStream set-up, when such a workload is selected), so a
+// binary that cannot start (or lacks /varz) is reported in seconds, not
+// after the first reference measurements have run.
+func preflight(ctx context.Context, h *Harness, bins [2]Binaries, cluster, jetStream bool) error {
 	for i, b := range bins {
 		srv, err := StartServer(ctx, sides[i], b.Server)
 		if err != nil {
@@ -340,6 +356,13 @@ func preflight(ctx context.Context, h *Harness, bins [2]Binaries, cluster bool) 
 		}
 		if cluster {
 			t, err := StartCluster(ctx, sides[i], b)
+			if err != nil {
+				return err
+			}
+			t.Stop()
+		}
+		if jetStream {
+			t, err := StartJetStreamSingle(ctx, sides[i], b, JetStreamSyncAlways)
 			if err != nil {
 				return err
 			}
@@ -414,4 +437,13 @@ func findRoot(dir string) (string, error) {
 			return "", fmt.Errorf("no go.work in %s or any parent; pass -root", wd)
 		}
 	}
+}
+
+// relToRoot makes a path inside the repository relative to its root, for
+// the docs; a path outside stays as it is.
+func relToRoot(root, path string) string {
+	if rel, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
 }

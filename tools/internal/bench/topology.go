@@ -21,6 +21,10 @@ type Binaries struct {
 	// Authsvc is Switchyard's authsvc, started beside the server for the
 	// authenticated workloads. Empty: the server authenticates itself.
 	Authsvc string
+	// Streamsvc is Switchyard's JetStream service, attached with the server
+	// to a Router for the JetStream workloads. Empty: the server runs
+	// JetStream itself (-js).
+	Streamsvc string
 }
 
 // Topology is what one measurement runs against: a single server, or two
@@ -31,13 +35,17 @@ type Topology struct {
 	Side string
 	Pub  *Server // where publishers and requesters connect
 	Sub  *Server // where subscribers and responders connect
-	// Authenticated topologies: the user's .creds file, Switchyard's
-	// authsvc, and what to remove afterwards.
+	// Authenticated topologies: the user's .creds file and Switchyard's
+	// authsvc.
 	Creds   string
 	authsvc *Process
+	// JetStream topologies: Switchyard's streamsvc.
+	streamsvc *Process
+	// cleanup removes what the topology wrote to disk (credentials, a
+	// JetStream store) once every process is gone.
 	cleanup func()
 
-	router      *Process // Switchyard's router, when the cluster has one
+	router      *Process // Switchyard's router, when the topology has one
 	routerMonit int      // its monitoring port
 }
 
@@ -49,15 +57,24 @@ func (t *Topology) Stop() {
 	for _, s := range t.servers() {
 		s.Stop()
 	}
-	if t.authsvc != nil {
-		t.authsvc.Kill()
+	for _, p := range t.services() {
+		p.Kill()
 	}
 	if t.cleanup != nil {
 		t.cleanup()
 	}
-	if t.router != nil {
-		t.router.Kill()
+}
+
+// services are the processes beside the servers: router, authsvc,
+// streamsvc, whichever the topology has.
+func (t *Topology) services() []*Process {
+	var out []*Process
+	for _, p := range []*Process{t.authsvc, t.streamsvc, t.router} {
+		if p != nil {
+			out = append(out, p)
+		}
 	}
+	return out
 }
 
 func (t *Topology) servers() []*Server {
@@ -71,15 +88,17 @@ func (t *Topology) servers() []*Server {
 	return out
 }
 
-// checkAlive turns "a server (or the router) died mid-measurement" into an
-// error with its stderr.
+// checkAlive turns "a server (or a service beside it) died mid-measurement"
+// into an error with its stderr.
 func (t *Topology) checkAlive() error {
 	var errs []error
 	for _, s := range t.servers() {
 		errs = append(errs, s.checkAlive())
 	}
-	if t.router != nil && t.router.Exited() {
-		errs = append(errs, fmt.Errorf("%s exited during the measurement%s", t.router.name, t.router.stderrTail()))
+	for _, p := range t.services() {
+		if p.Exited() {
+			errs = append(errs, fmt.Errorf("%s exited during the measurement%s", p.name, p.stderrTail()))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -188,37 +207,19 @@ func (t *Topology) startRouted(ctx context.Context, bin string) error {
 // startWithRouter starts Switchyard's router and two nodes attached to it,
 // and waits until the router's /nodez lists both.
 func (t *Topology) startWithRouter(ctx context.Context, bins Binaries) error {
-	ports, err := freePorts(6) // router, router monitoring, client and monitoring per node
+	routerAddr, err := t.startRouter(ctx, bins.Router)
 	if err != nil {
 		return err
 	}
-	routerAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1])}
-	t.router, err = startProcess(t.Side+" router", bins.Router, args, childEnv())
+	ports, err := freePorts(4) // client and monitoring per node
 	if err != nil {
 		return err
-	}
-	t.routerMonit = ports[1]
-	routerFailed := func(err error) error {
-		return fmt.Errorf("%s %s %s: %w%s", t.router.name, bins.Router, strings.Join(args, " "), err, t.router.stderrTail())
-	}
-	err = poll(ctx, startupTimeout, func() (bool, error) {
-		if t.router.Exited() {
-			return false, fmt.Errorf("exited early (%v)", t.router.waitErr)
-		}
-		var health struct {
-			Status string `json:"status"`
-		}
-		return getJSON(ctx, t.routerMonit, "/healthz", &health) == nil && health.Status == "ok", nil
-	})
-	if err != nil {
-		return routerFailed(fmt.Errorf("not healthy on /healthz: %w", err))
 	}
 	extra := []string{"--routers", routerAddr}
-	if t.Pub, err = startServer(ctx, t.Side, t.Side+" node A", bins.Server, ports[2], ports[3], extra); err != nil {
+	if t.Pub, err = startServer(ctx, t.Side, t.Side+" node A", bins.Server, ports[0], ports[1], extra); err != nil {
 		return err
 	}
-	if t.Sub, err = startServer(ctx, t.Side, t.Side+" node B", bins.Server, ports[4], ports[5], extra); err != nil {
+	if t.Sub, err = startServer(ctx, t.Side, t.Side+" node B", bins.Server, ports[2], ports[3], extra); err != nil {
 		return err
 	}
 	var nodez struct {
@@ -231,9 +232,37 @@ func (t *Topology) startWithRouter(ctx context.Context, bins Binaries) error {
 		return getJSON(ctx, t.routerMonit, "/nodez", &nodez) == nil && nodez.NumNodes >= 2, nil
 	})
 	if err != nil {
-		return routerFailed(fmt.Errorf("/nodez lists %d of 2 nodes: %w", nodez.NumNodes, err))
+		return fmt.Errorf("%s: /nodez lists %d of 2 nodes: %w%s", t.router.name, nodez.NumNodes, err, t.router.stderrTail())
 	}
 	return nil
+}
+
+// startRouter starts Switchyard's router on free loopback ports, waits
+// until its /healthz says ok and returns the address nodes attach to.
+func (t *Topology) startRouter(ctx context.Context, bin string) (string, error) {
+	ports, err := freePorts(2) // for nodes, monitoring
+	if err != nil {
+		return "", err
+	}
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1])}
+	t.router, err = startProcess(t.Side+" router", bin, args, childEnv())
+	if err != nil {
+		return "", err
+	}
+	t.routerMonit = ports[1]
+	err = poll(ctx, startupTimeout, func() (bool, error) {
+		if t.router.Exited() {
+			return false, fmt.Errorf("exited early (%v)", t.router.waitErr)
+		}
+		var health struct {
+			Status string `json:"status"`
+		}
+		return getJSON(ctx, t.routerMonit, "/healthz", &health) == nil && health.Status == "ok", nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s %s %s: not healthy on /healthz: %w%s", t.router.name, bin, strings.Join(args, " "), err, t.router.stderrTail())
+	}
+	return "127.0.0.1:" + strconv.Itoa(ports[0]), nil
 }
 
 // settle waits until both nodes' /varz subscription counts hold still:

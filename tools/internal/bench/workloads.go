@@ -34,7 +34,10 @@ type Workload struct {
 	How     string // how it is measured, for docs/benchmarks.md
 	Cluster bool   // publisher and subscriber on different nodes of a cluster
 	Auth    bool   // one server in operator (JWT) mode; Topology.Creds is the user
-	Run     func(ctx context.Context, h *Harness, t *Topology) ([]float64, error)
+	// JetStream: one server with JetStream on a fresh store (Switchyard:
+	// with streamsvc), the reference syncing as the mode says.
+	JetStream JetStreamMode
+	Run       func(ctx context.Context, h *Harness, t *Topology) ([]float64, error)
 }
 
 // Harness carries what every workload needs.
@@ -44,9 +47,9 @@ type Harness struct {
 }
 
 // Plan holds the sizes of each workload. The defaults keep a 5-round run
-// (both servers) well under 15 minutes on a 2-core machine while making each
-// measurement last about a second or more, long enough to be above timer
-// and scheduling noise.
+// (both servers) under 15 minutes on a 2-core machine (the JetStream rows
+// take about 4 of them) while making each measurement last about a second
+// or more, long enough to be above timer and scheduling noise.
 type Plan struct {
 	PubMsgs16, PubMsgs1K       int
 	PubSubMsgs16, PubSubMsgs1K int
@@ -65,6 +68,11 @@ type Plan struct {
 	IdleSettle                   time.Duration
 	JWTConnects                  int // authenticated connections opened and closed
 	PermPubMsgs16                int
+	// JetStream, 128 B messages. A synchronous publisher waits for each
+	// PubAck, so with an fsync per message it manages about a thousand a
+	// second here; the others run at tens of thousands a second.
+	JSPubAsyncMsgs, JSPubSyncMsgs int
+	JSConsumeMsgs, JSFetchMsgs    int
 }
 
 // DefaultPlan returns the full-size plan, or a small one for -quick.
@@ -78,6 +86,8 @@ func DefaultPlan(quick bool) Plan {
 			Requests:  5_000,
 			IdleConns: 10_000, IdleSettle: 3 * time.Second,
 			JWTConnects: 500, PermPubMsgs16: 200_000,
+			JSPubAsyncMsgs: 50_000, JSPubSyncMsgs: 500,
+			JSConsumeMsgs: 50_000, JSFetchMsgs: 50_000,
 		}
 	}
 	return Plan{
@@ -88,6 +98,8 @@ func DefaultPlan(quick bool) Plan {
 		Requests:  20_000,
 		IdleConns: 10_000, IdleSettle: 3 * time.Second,
 		JWTConnects: 5_000, PermPubMsgs16: 5_000_000,
+		JSPubAsyncMsgs: 200_000, JSPubSyncMsgs: 3_000,
+		JSConsumeMsgs: 150_000, JSFetchMsgs: 150_000,
 	}
 }
 
@@ -223,6 +235,46 @@ func Workloads(p Plan) []Workload {
 			How:     fmt.Sprintf("on a two-node cluster, `nats bench service serve bench.svc` connected to node B and `nats bench service request bench.svc --size 16 --msgs %d` connected to node A: one client, sequential requests; natscli's P50/P99", p.Requests),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.requestReply(ctx, t, p.Requests)
+			},
+		},
+		{
+			Key: "js-pub-async", Metrics: rate("JetStream async publish, 128 B (Switchyard: fsync before ack; nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("`nats bench js pub async bench.js --create --storage file --size 128 --msgs %d --purge` (natscli's default: up to 500 PubAcks outstanding) into a new file-backed stream; nats-server with `-js -sd DIR`, whose default `sync_interval` fsyncs every 2 minutes, so it acknowledges before the disk has the message and Switchyard after; publisher's msgs/sec", p.JSPubAsyncMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsPublish(ctx, t, "async", p.JSPubAsyncMsgs)
+			},
+		},
+		{
+			Key: "js-pub-sync", Metrics: rate("JetStream sync publish, 128 B (both fsync before ack: nats-server sync_interval: always)"),
+			JetStream: JetStreamSyncAlways,
+			How:       fmt.Sprintf("`nats bench js pub sync bench.js --create --storage file --size 128 --msgs %d --purge`: one publish at a time, each waiting for its PubAck; nats-server configured with `jetstream { store_dir: DIR, sync_interval: always }`, so both sides fsync before every acknowledgement; publisher's msgs/sec", p.JSPubSyncMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsPublish(ctx, t, "sync", p.JSPubSyncMsgs)
+			},
+		},
+		{
+			Key: "js-pub-sync-lazy", Metrics: rate("JetStream sync publish, 128 B (Switchyard: fsync before ack; nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("as above (`--msgs %d`) against nats-server's default `-js -sd DIR` (fsync every 2 minutes): what Switchyard's per-ack fsync costs against the reference as most deploy it", p.JSPubSyncMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsPublish(ctx, t, "sync", p.JSPubSyncMsgs)
+			},
+		},
+		{
+			Key: "js-consume", Metrics: rate("JetStream durable consumer, callback, explicit ack, 128 B (nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("a new file-backed stream filled with %d messages of 128 B by `nats bench js pub async` (not measured), then `nats bench js consume --acks explicit --msgs %d`: natscli's durable consumer `nats-bench`, delivering to a callback (up to 500 buffered) and acknowledging each message; consumer's msgs/sec; nats-server with `-js -sd DIR`", p.JSConsumeMsgs, p.JSConsumeMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsConsume(ctx, t, "consume", p.JSConsumeMsgs)
+			},
+		},
+		{
+			Key: "js-fetch", Metrics: rate("JetStream durable consumer, fetch, explicit ack, 128 B (nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("as above with `nats bench js fetch --acks explicit --msgs %d`: the durable consumer pulled in fetches of 500", p.JSFetchMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsConsume(ctx, t, "fetch", p.JSFetchMsgs)
 			},
 		},
 	}

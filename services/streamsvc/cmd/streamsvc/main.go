@@ -1,12 +1,51 @@
-// Command streamsvc is not built yet: it will provide JetStream.
+// Command streamsvc runs Switchyard's JetStream service: streams stored on
+// disk, reached by clients of every frontdoor through the router tier.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/services/streamsvc"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "streamsvc: not built yet: JetStream is planned (see the project's issues); a frontdoor alone serves core NATS today")
-	os.Exit(3)
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var cfg streamsvc.Config
+	fs := flag.NewFlagSet("streamsvc", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	log, err := logging.New(logging.Options{Logtime: true, Debug: cfg.Debug, Name: "streamsvc"})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "streamsvc: %v\n", err)
+		return 1
+	}
+	defer log.Close()
+	s, err := streamsvc.New(cfg, log)
+	if err != nil {
+		log.Fatalf("%v", err)
+		return 2
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	if err := s.Start(); err != nil {
+		log.Fatalf("%v", err)
+		return 1
+	}
+	sig := <-sigs
+	log.Infof("Trapped %q signal: closing streams", sig)
+	s.Stop()
+	return 0
 }

@@ -1,0 +1,807 @@
+package jsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/node"
+	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
+)
+
+// consumer is one JetStream consumer of a stream. Its goroutine owns its
+// state: pull requests, acks and "the stream changed" signals arrive on
+// channels, so nothing in the delivery path takes a lock.
+type consumer struct {
+	s         *stream
+	name      string
+	ephemeral bool
+	created   time.Time
+	file      string // where durable state is kept; "" for none
+
+	mu         sync.Mutex // guards cfg
+	cfg        ConsumerConfig
+	cfgChanged atomic.Bool // an update to save
+
+	// Acks and pull requests share one channel, in the order they
+	// arrived: a client's NAK followed by its next pull must be seen in
+	// that order (nats-server handles both inline on the connection).
+	events chan consumerEvent
+	notify chan struct{} // new messages, or messages removed
+	infoCh chan chan ConsumerInfo
+	quit   chan struct{}
+	done   chan struct{}
+	unsub  func()
+
+	// Owned by the goroutine.
+	pub                  *node.Publisher
+	filters              []string // nil: every subject
+	sseq, dseq           uint64   // last delivered stream and consumer sequences
+	ackFloorS, ackFloorD uint64
+	pending              map[uint64]*pendingAck // by stream sequence
+	redeliver            []uint64               // stream sequences due again, oldest first
+	deliveries           map[uint64]int         // deliveries so far, for messages not yet acked
+	waiting              []*pullRequest
+	lastActive           time.Time
+	npCount, npTo        uint64 // num_pending: matches in (sseq, npTo]
+	removalsSeen         uint64
+	dirty                bool
+	pushNextHB           time.Time
+	lastDelivery         time.Time
+	lpsEnd               uint64 // last_per_subject: the stream's last sequence at creation
+	ackBuf               []byte
+}
+
+type pendingAck struct {
+	dseq     uint64
+	deadline time.Time
+	ts       int64 // when delivered, unix nanos
+}
+
+type pullRequest struct {
+	reply     string
+	batch     int
+	maxBytes  int
+	noWait    bool
+	expires   time.Time // zero: none
+	heartbeat time.Duration
+	nextHB    time.Time
+	delivered int
+	// maxBytes was set: the request ends when it is used up.
+	bytesLimited bool
+}
+
+type ackMsg struct {
+	subject, reply string
+	data           []byte
+}
+
+// consumerEvent is an ack or a pull request.
+type consumerEvent struct {
+	ack  *ackMsg
+	pull *pullRequest
+}
+
+// consumerState is what a durable consumer keeps on disk.
+type consumerState struct {
+	Config    ConsumerConfig      `json:"config"`
+	Created   time.Time           `json:"created"`
+	Delivered [2]uint64           `json:"delivered"` // stream, consumer
+	AckFloor  [2]uint64           `json:"ack_floor"`
+	Pending   map[uint64][2]int64 `json:"pending,omitempty"` // stream seq -> consumer seq, delivered at
+	Counts    map[uint64]int      `json:"redelivered,omitempty"`
+}
+
+// consumerTick paces ack timeouts, request expiry and heartbeats.
+const consumerTick = 50 * time.Millisecond
+
+// stateFlush is how often a durable consumer's changed state is written.
+const stateFlush = 100 * time.Millisecond
+
+func newConsumer(s *stream, name string, cfg ConsumerConfig, created time.Time, ephemeral bool) *consumer {
+	c := &consumer{s: s, name: name, cfg: cfg, created: created, ephemeral: ephemeral,
+		events: make(chan consumerEvent, 1024), notify: make(chan struct{}, 1),
+		infoCh: make(chan chan ConsumerInfo), quit: make(chan struct{}), done: make(chan struct{}),
+		pub: s.e.srv.NewPublisher(), pending: map[uint64]*pendingAck{}, deliveries: map[uint64]int{},
+		lastActive: time.Now()}
+	if cfg.FilterSubject != "" {
+		c.filters = []string{cfg.FilterSubject}
+	} else if len(cfg.FilterSubjects) > 0 {
+		c.filters = cfg.FilterSubjects
+	}
+	if !ephemeral && s.config().Storage == storageFile && !cfg.MemoryStorage {
+		c.file = filepath.Join(s.dir, "consumers", name+".json")
+	}
+	return c
+}
+
+// start positions a new consumer by its deliver policy.
+func (c *consumer) position() {
+	cfg := c.cfg
+	st := c.s.store.State()
+	switch cfg.DeliverPolicy {
+	case "all", "":
+		c.sseq = st.FirstSeq - 1
+	case "last":
+		if m, err := c.loadLast(); err == nil {
+			c.sseq = m.Seq - 1
+		} else {
+			c.sseq = st.LastSeq
+		}
+	case "new":
+		c.sseq = st.LastSeq
+	case "by_start_sequence":
+		c.sseq = max(cfg.OptStartSeq, 1) - 1
+	case "by_start_time":
+		c.sseq = st.LastSeq
+		start := cfg.OptStartTime.UnixNano()
+		for seq := st.FirstSeq; ; {
+			m, err := c.s.store.LoadNext(">", seq)
+			if err != nil {
+				break
+			}
+			if m.Time >= start {
+				c.sseq = m.Seq - 1
+				break
+			}
+			seq = m.Seq + 1
+		}
+	case "last_per_subject":
+		// Deliver the newest message of each subject: start at the oldest
+		// of them and skip the rest as they come (see skipOlder).
+		c.sseq, c.lpsEnd = st.LastSeq, st.LastSeq
+		for _, m := range c.lastPerSubject() {
+			if m-1 < c.sseq {
+				c.sseq = m - 1
+			}
+		}
+	}
+	c.ackFloorS = c.sseq
+	c.npTo = c.sseq
+}
+
+func (c *consumer) loadLast() (store.Msg, error) {
+	var best store.Msg
+	var err error = store.ErrNotFound
+	for _, f := range c.filterList() {
+		if m, e := c.s.store.LoadLast(f); e == nil && m.Seq > best.Seq {
+			best, err = m, nil
+		}
+	}
+	return best, err
+}
+
+// lastPerSubject is the newest sequence of each subject the consumer takes.
+func (c *consumer) lastPerSubject() []uint64 {
+	var out []uint64
+	for _, f := range c.filterList() {
+		for subj := range c.s.store.SubjectCounts(f) {
+			if m, err := c.s.store.LoadLast(subj); err == nil {
+				out = append(out, m.Seq)
+			}
+		}
+	}
+	return out
+}
+
+func (c *consumer) filterList() []string {
+	if len(c.filters) == 0 {
+		return []string{">"}
+	}
+	return c.filters
+}
+
+// next is the first message at or after seq the consumer takes. A
+// message damaged on disk is skipped (the store reports it as lost).
+func (c *consumer) next(seq uint64) (store.Msg, bool) {
+	for {
+		at, ok := c.nextSeq(seq)
+		if !ok {
+			return store.Msg{}, false
+		}
+		m, err := c.s.store.Get(at)
+		if err == nil {
+			return m, true
+		}
+		if errors.Is(err, store.ErrCorrupt) {
+			c.s.e.log.Errorf("Consumer %s > %s > %s: message %d is damaged in storage and skipped: %v", c.s.account, c.s.cfg.Name, c.name, at, err)
+		}
+		seq = at + 1 // damaged, or removed meanwhile
+	}
+}
+
+// nextSeq is the sequence of the first message at or after seq the
+// consumer takes, from the store's index.
+func (c *consumer) nextSeq(seq uint64) (uint64, bool) {
+	best, found := uint64(0), false
+	for _, f := range c.filterList() {
+		if at, ok := c.s.store.NextSeq(f, seq); ok && (!found || at < best) {
+			best, found = at, true
+		}
+	}
+	return best, found
+}
+
+func (c *consumer) config() ConsumerConfig {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+func (c *consumer) isPull() bool { return c.config().DeliverSubject == "" }
+
+// wake tells the goroutine the stream changed.
+func (c *consumer) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// run is the consumer's goroutine.
+func (c *consumer) run() {
+	defer close(c.done)
+	tick := time.NewTicker(consumerTick)
+	defer tick.Stop()
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-c.quit:
+			c.saveState()
+			return
+		case <-c.notify:
+		case ev := <-c.events:
+			c.handle(ev)
+		drain:
+			for range 1024 {
+				select {
+				case ev := <-c.events:
+					c.handle(ev)
+				default:
+					break drain
+				}
+			}
+		case ch := <-c.infoCh:
+			ch <- c.info()
+			continue
+		case now := <-tick.C:
+			if c.cfgChanged.Swap(false) {
+				c.dirty = true
+			}
+			c.timeouts(now)
+			if c.dirty && now.Sub(lastFlush) >= stateFlush {
+				c.saveState()
+				lastFlush = now
+			}
+			if c.expired(now) {
+				go c.s.e.dropEphemeral(c)
+			}
+		}
+		c.pump()
+	}
+}
+
+func (c *consumer) handle(ev consumerEvent) {
+	if ev.ack != nil {
+		c.processAck(*ev.ack)
+	} else {
+		c.addPull(*ev.pull)
+	}
+}
+
+// send queues an event from a delivering goroutine; false when the
+// consumer is gone.
+func (c *consumer) send(ev consumerEvent) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// expired reports whether an ephemeral consumer was inactive past its
+// inactive_threshold.
+func (c *consumer) expired(now time.Time) bool {
+	t := c.config().InactiveThreshold
+	if t <= 0 || len(c.waiting) > 0 {
+		return false
+	}
+	return now.Sub(c.lastActive) > t
+}
+
+// addPull queues a pull request, or refuses it at once.
+func (c *consumer) addPull(r pullRequest) {
+	c.lastActive = time.Now()
+	cfg := c.config()
+	if cfg.MaxWaiting > 0 && len(c.waiting) >= cfg.MaxWaiting {
+		c.status(r.reply, "409 Exceeded MaxWaiting", "")
+		return
+	}
+	if cfg.MaxRequestBatch > 0 && r.batch > cfg.MaxRequestBatch {
+		c.status(r.reply, fmt.Sprintf("409 Exceeded MaxRequestBatch of %d", cfg.MaxRequestBatch), "")
+		return
+	}
+	if r.noWait && c.numPending() == 0 && len(c.redeliver) == 0 {
+		c.status(r.reply, "404 No Messages", "")
+		return
+	}
+	if r.heartbeat > 0 {
+		r.nextHB = time.Now().Add(r.heartbeat)
+	}
+	rr := r
+	c.waiting = append(c.waiting, &rr)
+}
+
+// status sends a status message (no payload) to subj.
+func (c *consumer) status(subj, status, extra string) {
+	c.pub.Publish(c.s.account, subj, "", []byte("NATS/1.0 "+status+"\r\n"+extra+"\r\n"), nil)
+	c.pub.Flush()
+}
+
+// pump delivers what it can: to waiting pull requests, or to the push
+// consumer's deliver subject.
+func (c *consumer) pump() {
+	if c.removalsSeen != c.s.removals.Load() {
+		c.removalsSeen = c.s.removals.Load()
+		c.npCount, c.npTo = 0, c.sseq // recount what is left
+	}
+	cfg := c.config()
+	sent := false
+	for {
+		var req *pullRequest
+		target := cfg.DeliverSubject
+		if target == "" {
+			if len(c.waiting) == 0 {
+				break
+			}
+			req = c.waiting[0]
+			target = req.reply
+		}
+		if cfg.AckPolicy != "none" && cfg.MaxAckPending > 0 && len(c.pending) >= cfg.MaxAckPending {
+			break
+		}
+		m, again, ok := c.nextToDeliver()
+		if !ok {
+			// Nothing more now: no_wait requests end here.
+			if req != nil && req.noWait {
+				c.waiting = c.waiting[1:]
+				if req.delivered == 0 {
+					c.status(req.reply, "404 No Messages", "")
+				}
+				continue
+			}
+			break
+		}
+		size := int(store.Size(m.Subject, m.Header, m.Data))
+		if req != nil && req.maxBytes > 0 && size > req.maxBytes {
+			c.waiting = c.waiting[1:]
+			c.status(req.reply, "409 Message Size Exceeds MaxBytes", "")
+			c.unread(m, again)
+			continue
+		}
+		c.deliver(cfg, target, m, again)
+		sent = true
+		if req != nil {
+			req.delivered++
+			req.batch--
+			if req.maxBytes > 0 {
+				req.maxBytes -= size
+			}
+			if req.batch <= 0 || (req.bytesLimited && req.maxBytes <= 0) {
+				c.waiting = c.waiting[1:]
+			}
+		}
+	}
+	if sent {
+		c.pub.Flush()
+	}
+}
+
+// nextToDeliver is the next message: a redelivery first, else the next
+// new one. again says it is a redelivery.
+func (c *consumer) nextToDeliver() (store.Msg, bool, bool) {
+	for len(c.redeliver) > 0 {
+		seq := c.redeliver[0]
+		c.redeliver = c.redeliver[1:]
+		if _, ok := c.pending[seq]; !ok {
+			continue // acked meanwhile
+		}
+		if max := c.config().MaxDeliver; max > 0 && c.deliveries[seq] >= max {
+			c.forget(seq) // delivered max_deliver times: given up
+			continue
+		}
+		m, err := c.s.store.Get(seq)
+		if err != nil {
+			c.forget(seq) // purged or deleted: nothing to redeliver
+			continue
+		}
+		return m, true, true
+	}
+	m, ok := c.next(c.sseq + 1)
+	if !ok {
+		return store.Msg{}, false, false
+	}
+	if m.Seq <= c.lpsEnd {
+		// last_per_subject's first pass: only each subject's newest
+		// message as of the consumer's creation.
+		if last, err := c.s.store.LoadLast(m.Subject); err == nil && last.Seq != m.Seq && last.Seq <= c.lpsEnd {
+			c.advance(m.Seq)
+			return c.nextToDeliver()
+		}
+	}
+	c.advance(m.Seq)
+	return m, false, true
+}
+
+// advance moves the consumer past stream sequence seq (a new message).
+func (c *consumer) advance(seq uint64) {
+	if seq <= c.npTo {
+		if c.npCount > 0 {
+			c.npCount--
+		}
+	} else {
+		c.npTo, c.npCount = seq, 0
+	}
+	c.sseq = seq
+}
+
+// unread puts a message taken by nextToDeliver back.
+func (c *consumer) unread(m store.Msg, again bool) {
+	if again {
+		c.redeliver = append([]uint64{m.Seq}, c.redeliver...)
+		return
+	}
+	c.sseq = m.Seq - 1
+	c.npCount++
+	if c.npTo < m.Seq {
+		c.npTo = m.Seq
+	}
+}
+
+// deliver sends one message with its ack subject.
+func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again bool) {
+	now := time.Now()
+	count := c.deliveries[m.Seq] + 1
+	c.dseq++
+	pending := c.numPending()
+	reply := c.ackSubject(count, m.Seq, m.Time, pending)
+	hdr, data := m.Header, m.Data
+	if cfg.HeadersOnly {
+		hdr = addHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
+		data = nil
+	}
+	c.pub.Publish(c.s.account, target, reply, hdr, data)
+	c.lastDelivery = now
+	c.pushNextHB = now.Add(cfg.Heartbeat)
+	if cfg.AckPolicy == "none" {
+		c.ackFloorS, c.ackFloorD = m.Seq, c.dseq
+	} else {
+		c.pending[m.Seq] = &pendingAck{dseq: c.dseq, deadline: now.Add(c.ackWait(cfg, count)), ts: now.UnixNano()}
+		c.deliveries[m.Seq] = count
+	}
+	c.dirty = true
+}
+
+// ackSubject is the reply subject of a delivery, which the client acks
+// to and reads its metadata from:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.
+func (c *consumer) ackSubject(count int, sseq uint64, ts int64, pending uint64) string {
+	b := c.ackBuf[:0]
+	b = append(b, "$JS.ACK."...)
+	b = append(b, c.s.cfg.Name...)
+	b = append(b, '.')
+	b = append(b, c.name...)
+	for _, n := range []uint64{uint64(count), sseq, c.dseq, uint64(ts), pending} {
+		b = append(b, '.')
+		b = strconv.AppendUint(b, n, 10)
+	}
+	c.ackBuf = b
+	return string(b)
+}
+
+// ackWait is how long the count-th delivery waits for its ack (backoff
+// when set).
+func (c *consumer) ackWait(cfg ConsumerConfig, count int) time.Duration {
+	if n := len(cfg.BackOff); n > 0 {
+		return cfg.BackOff[min(count-1, n-1)]
+	}
+	return cfg.AckWait
+}
+
+// numPending counts the stream's messages after sseq the consumer takes.
+func (c *consumer) numPending() uint64 {
+	last := c.s.store.State().LastSeq
+	for c.npTo < last {
+		at, ok := c.nextSeq(c.npTo + 1)
+		if !ok || at > last {
+			c.npTo = last
+			break
+		}
+		c.npCount++
+		c.npTo = at
+	}
+	return c.npCount
+}
+
+// forget drops a message from the pending set (acked, terminated, or out
+// of deliveries) and moves the ack floor: the floor is just below the
+// oldest pending message, found by walking up from the one removed
+// (acks mostly come in order, so the walk is short).
+func (c *consumer) forget(seq uint64) {
+	delete(c.pending, seq)
+	delete(c.deliveries, seq)
+	c.dirty = true
+	if len(c.pending) == 0 {
+		c.ackFloorS, c.ackFloorD = c.sseq, c.dseq
+		return
+	}
+	low := c.lowestPending()
+	c.ackFloorS, c.ackFloorD = low-1, c.pending[low].dseq-1
+}
+
+// lowestPending is the oldest pending stream sequence (pending not empty).
+func (c *consumer) lowestPending() uint64 {
+	// Walk up from the floor: cheap when acks come in order.
+	for s, n := c.ackFloorS+1, 0; s <= c.sseq && n < 1024; s, n = s+1, n+1 {
+		if _, ok := c.pending[s]; ok {
+			return s
+		}
+	}
+	low := uint64(0)
+	for s := range c.pending {
+		if low == 0 || s < low {
+			low = s
+		}
+	}
+	return low
+}
+
+// timeouts sends due messages again, ends expired pull requests and
+// sends heartbeats.
+func (c *consumer) timeouts(now time.Time) {
+	var due []uint64
+	for seq, p := range c.pending {
+		if !p.deadline.IsZero() && now.After(p.deadline) {
+			p.deadline = time.Time{} // queued once
+			due = append(due, seq)
+		}
+	}
+	if len(due) > 0 {
+		slices.Sort(due)
+		c.redeliver = append(c.redeliver, due...)
+	}
+	cfg := c.config()
+	kept := c.waiting[:0]
+	for _, r := range c.waiting {
+		switch {
+		case !r.expires.IsZero() && now.After(r.expires):
+			c.status(r.reply, "408 Request Timeout",
+				fmt.Sprintf("Nats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n", r.batch, max(r.maxBytes, 0)))
+			continue
+		case r.heartbeat > 0 && now.After(r.nextHB):
+			c.heartbeat(r.reply)
+			r.nextHB = now.Add(r.heartbeat)
+		}
+		kept = append(kept, r)
+	}
+	c.waiting = kept
+	if cfg.DeliverSubject != "" && cfg.Heartbeat > 0 && now.After(c.pushNextHB) {
+		c.heartbeat(cfg.DeliverSubject)
+		c.pushNextHB = now.Add(cfg.Heartbeat)
+	}
+}
+
+func (c *consumer) heartbeat(subj string) {
+	c.status(subj, "100 Idle Heartbeat", fmt.Sprintf("Nats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n", c.dseq, c.sseq))
+}
+
+// processAck applies one ack sent to the consumer's ack subject.
+func (c *consumer) processAck(a ackMsg) {
+	c.lastActive = time.Now()
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+	tok := strings.Split(a.subject, ".")
+	if len(tok) != 9 {
+		return
+	}
+	sseq, err := strconv.ParseUint(tok[5], 10, 64)
+	if err != nil {
+		return
+	}
+	body := a.data
+	cfg := c.config()
+	switch {
+	case len(body) == 0 || bytes.HasPrefix(body, []byte("+ACK")):
+		c.ack(cfg, sseq)
+	case bytes.HasPrefix(body, []byte("-NAK")):
+		if p, ok := c.pending[sseq]; ok {
+			delay := time.Duration(0)
+			var d struct {
+				Delay time.Duration `json:"delay"`
+			}
+			if rest := bytes.TrimSpace(body[4:]); len(rest) > 0 && json.Unmarshal(rest, &d) == nil {
+				delay = d.Delay
+			}
+			if delay > 0 {
+				p.deadline = time.Now().Add(delay)
+			} else {
+				p.deadline = time.Time{}
+				c.redeliver = append(c.redeliver, sseq)
+			}
+		}
+	case bytes.HasPrefix(body, []byte("+WPI")):
+		if p, ok := c.pending[sseq]; ok && !p.deadline.IsZero() {
+			p.deadline = time.Now().Add(c.ackWait(cfg, c.deliveries[sseq]))
+		}
+	case bytes.HasPrefix(body, []byte("+NXT")):
+		c.ack(cfg, sseq)
+		if a.reply != "" {
+			r, _ := parsePullRequest(bytes.TrimSpace(body[4:]))
+			r.reply = a.reply
+			c.addPull(r)
+			a.reply = "" // the messages are the answer
+		}
+	case bytes.HasPrefix(body, []byte("+TERM")):
+		if _, ok := c.pending[sseq]; ok {
+			c.forget(sseq)
+		}
+	}
+	if a.reply != "" {
+		// A double ack (AckSync): confirm it was processed.
+		c.pub.Publish(c.s.account, a.reply, "", nil, nil)
+		c.pub.Flush()
+	}
+}
+
+func (c *consumer) ack(cfg ConsumerConfig, sseq uint64) {
+	if cfg.AckPolicy == "all" {
+		for s := range c.pending {
+			if s <= sseq {
+				c.forget(s)
+			}
+		}
+		return
+	}
+	if _, ok := c.pending[sseq]; ok {
+		c.forget(sseq)
+	}
+}
+
+// info is the consumer's ConsumerInfo (on its goroutine).
+func (c *consumer) info() ConsumerInfo {
+	cfg := c.config()
+	redelivered := 0
+	for _, n := range c.deliveries {
+		if n > 1 {
+			redelivered++
+		}
+	}
+	var last *time.Time
+	if !c.lastDelivery.IsZero() {
+		t := c.lastDelivery.UTC()
+		last = &t
+	}
+	return ConsumerInfo{Stream: c.s.cfg.Name, Name: c.name, Created: c.created, Config: cfg,
+		Delivered:     SequenceInfo{Consumer: c.dseq, Stream: c.sseq, Last: last},
+		AckFloor:      SequenceInfo{Consumer: c.ackFloorD, Stream: c.ackFloorS},
+		NumAckPending: len(c.pending), NumRedelivered: redelivered, NumWaiting: len(c.waiting),
+		NumPending: c.numPending(), Cluster: &ClusterInfo{Leader: c.s.e.srv.Name()}, TS: time.Now().UTC()}
+}
+
+// snapshot asks the goroutine for the info.
+func (c *consumer) snapshot() (ConsumerInfo, bool) {
+	ch := make(chan ConsumerInfo, 1)
+	select {
+	case c.infoCh <- ch:
+		return <-ch, true
+	case <-c.done:
+		return ConsumerInfo{}, false
+	}
+}
+
+// saveState writes a durable consumer's state (atomically).
+func (c *consumer) saveState() {
+	if c.file == "" || !c.dirty {
+		return
+	}
+	st := consumerState{Config: c.config(), Created: c.created, Delivered: [2]uint64{c.sseq, c.dseq},
+		AckFloor: [2]uint64{c.ackFloorS, c.ackFloorD}, Pending: map[uint64][2]int64{}, Counts: map[uint64]int{}}
+	for s, p := range c.pending {
+		st.Pending[s] = [2]int64{int64(p.dseq), p.ts}
+	}
+	for s, n := range c.deliveries {
+		st.Counts[s] = n
+	}
+	b, err := json.Marshal(st)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(c.file), 0o750)
+	}
+	if err == nil {
+		tmp := c.file + ".tmp"
+		if err = writeSynced(tmp, b); err == nil {
+			err = os.Rename(tmp, c.file)
+		}
+	}
+	if err != nil {
+		c.s.e.log.Errorf("Consumer %s > %s > %s: saving its state failed: %v; after a restart it may deliver again what was acknowledged since the last save", c.s.account, c.s.cfg.Name, c.name, err)
+		return
+	}
+	c.dirty = false
+}
+
+// restore loads a durable consumer's saved state: pending messages are
+// due again at once (their ack wait restarted when the service stopped).
+func (c *consumer) restore(st consumerState) {
+	c.sseq, c.dseq = st.Delivered[0], st.Delivered[1]
+	c.ackFloorS, c.ackFloorD = st.AckFloor[0], st.AckFloor[1]
+	c.npTo = c.sseq
+	for s, p := range st.Pending {
+		c.pending[s] = &pendingAck{dseq: uint64(p[0]), ts: p[1], deadline: time.Now().Add(c.ackWait(st.Config, max(st.Counts[s], 1)))}
+	}
+	for s, n := range st.Counts {
+		c.deliveries[s] = n
+	}
+}
+
+func (c *consumer) stop() {
+	if c.unsub != nil {
+		c.unsub()
+	}
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+	<-c.done
+}
+
+// parsePullRequest reads a CONSUMER.MSG.NEXT body: JSON, a number (the
+// batch), or nothing (one message).
+func parsePullRequest(body []byte) (pullRequest, error) {
+	r := pullRequest{batch: 1}
+	body = bytes.TrimSpace(body)
+	switch {
+	case len(body) == 0:
+	case body[0] == '{':
+		var req struct {
+			Batch     int           `json:"batch"`
+			Expires   time.Duration `json:"expires"`
+			NoWait    bool          `json:"no_wait"`
+			MaxBytes  int           `json:"max_bytes"`
+			Heartbeat time.Duration `json:"idle_heartbeat"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return r, err
+		}
+		r.batch, r.noWait, r.maxBytes, r.heartbeat = max(req.Batch, 1), req.NoWait, req.MaxBytes, req.Heartbeat
+		r.bytesLimited = req.MaxBytes > 0
+		if req.Expires > 0 {
+			r.expires = time.Now().Add(req.Expires)
+		}
+	default:
+		n, err := strconv.Atoi(string(body))
+		if err != nil {
+			return r, err
+		}
+		r.batch = max(n, 1)
+	}
+	return r, nil
+}
+
+// addHeader appends key: value to a header block (making one if nil).
+func addHeader(hdr []byte, key, value string) []byte {
+	if len(hdr) == 0 {
+		return []byte("NATS/1.0\r\n" + key + ": " + value + "\r\n\r\n")
+	}
+	out := append([]byte{}, hdr[:len(hdr)-2]...)
+	return append(out, key+": "+value+"\r\n\r\n"...)
+}

@@ -1,0 +1,499 @@
+package jsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
+)
+
+// The consumer API: CONSUMER.CREATE / DURABLE.CREATE / INFO / DELETE /
+// NAMES / LIST, and CONSUMER.MSG.NEXT (pull requests).
+
+// defaultEphemeralInactive is how long an ephemeral consumer outlives its
+// last activity, as on nats-server.
+const defaultEphemeralInactive = 5 * time.Second
+
+// handleConsumer answers a consumer API request; nil when op is not one.
+func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
+	tok := strings.Split(op, ".")
+	if len(tok) < 3 || tok[0] != "CONSUMER" {
+		return nil
+	}
+	verb := tok[1]
+	switch {
+	case verb == "CREATE" && len(tok) >= 3:
+		name, filter := "", ""
+		if len(tok) >= 4 {
+			name = tok[3]
+		}
+		if len(tok) >= 5 {
+			filter = strings.Join(tok[4:], ".")
+		}
+		return e.createConsumer(r.account, tok[2], name, filter, r.data, false)
+	case verb == "DURABLE" && len(tok) == 5 && tok[2] == "CREATE":
+		return e.createConsumer(r.account, tok[3], tok[4], "", r.data, true)
+	case verb == "NAMES" && len(tok) == 3, verb == "LIST" && len(tok) == 3:
+		return e.listConsumers(r.account, tok[2], verb == "NAMES", r.data)
+	case verb == "MSG" && len(tok) == 5 && tok[2] == "NEXT":
+		e.pullRequest(r, tok[3], tok[4])
+		return nil
+	case (verb == "INFO" || verb == "DELETE") && len(tok) == 4:
+		typ := "io.nats.jetstream.api.v1.consumer_info_response"
+		if verb == "DELETE" {
+			typ = "io.nats.jetstream.api.v1.consumer_delete_response"
+		}
+		s := e.lookup(r.account, tok[2])
+		if s == nil {
+			return response(typ, nil, errStreamNotFound)
+		}
+		c := s.consumer(tok[3])
+		if c == nil {
+			return response(typ, nil, errConsumerNotFound)
+		}
+		if verb == "DELETE" {
+			s.removeConsumer(c, true)
+			return response(typ, map[string]any{"success": true}, nil)
+		}
+		info, ok := c.snapshot()
+		if !ok {
+			return response(typ, nil, errConsumerNotFound)
+		}
+		return response(typ, info, nil)
+	}
+	return nil
+}
+
+func (s *stream) consumer(name string) *consumer {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.consumers[name]
+}
+
+func (e *Engine) createConsumer(account, streamName, name, filter string, data []byte, legacyDurable bool) []byte {
+	const typ = "io.nats.jetstream.api.v1.consumer_create_response"
+	var req struct {
+		Stream string         `json:"stream_name"`
+		Config ConsumerConfig `json:"config"`
+		Action string         `json:"action"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return response(typ, nil, errInvalidJSON(err))
+	}
+	s := e.lookup(account, streamName)
+	if s == nil {
+		return response(typ, nil, errStreamNotFound)
+	}
+	if req.Stream != "" && req.Stream != streamName {
+		return response(typ, nil, errStreamMismatch)
+	}
+	cfg := req.Config
+	ephemeral := false
+	switch {
+	case legacyDurable:
+		if cfg.Durable == "" {
+			return response(typ, nil, &ApiError{400, 10018, "consumer expected to be durable but a durable name was not set"})
+		}
+		if cfg.Durable != name {
+			return response(typ, nil, errConsumerNameMismatch)
+		}
+	case name == "":
+		// CONSUMER.CREATE.<stream>: an ephemeral consumer.
+		if cfg.Durable != "" {
+			return response(typ, nil, &ApiError{400, 10020, "consumer expected to be ephemeral but a durable name was set in request"})
+		}
+		ephemeral = true
+	default:
+		if cfg.Durable != "" && cfg.Durable != name || cfg.Name != "" && cfg.Name != name {
+			return response(typ, nil, errConsumerNameMismatch)
+		}
+		ephemeral = cfg.Durable == ""
+	}
+	if filter != "" && cfg.FilterSubject != filter && !(len(cfg.FilterSubjects) == 1 && cfg.FilterSubjects[0] == filter) {
+		return response(typ, nil, &ApiError{400, 10131, "consumer create request did not match filtered subject from create subject"})
+	}
+	if name == "" {
+		name = cfg.Name
+		if name == "" {
+			name = nuid.Next()
+		}
+	}
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if apiErr := normalizeConsumer(&cfg, s.config(), ephemeral); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	c, apiErr := s.addConsumer(name, cfg, ephemeral, req.Action)
+	if apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	info, _ := c.snapshot()
+	return response(typ, info, nil)
+}
+
+// normalizeConsumer checks a requested consumer and fills nats-server's
+// defaults.
+func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *ApiError {
+	for _, n := range []string{cfg.Name, cfg.Durable} {
+		if strings.ContainsAny(n, `/\`) {
+			return errConsumerPathSeparators
+		}
+		if strings.ContainsAny(n, ".*> \t") {
+			return errConsumerBadDurable
+		}
+	}
+	if cfg.FilterSubject != "" && len(cfg.FilterSubjects) > 0 {
+		return errConsumerBothFilters
+	}
+	filters := cfg.FilterSubjects
+	if cfg.FilterSubject != "" {
+		filters = []string{cfg.FilterSubject}
+	}
+	for i, f := range filters {
+		if f == "" {
+			return errConsumerEmptyFilter
+		}
+		if !subject.ValidSubscribe([]byte(f)) {
+			return errConsumerFilterNotSub
+		}
+		ok := false
+		for _, own := range scfg.Subjects {
+			if subject.Overlap(own, f) {
+				ok = true
+			}
+		}
+		if !ok {
+			return errConsumerFilterNotSub
+		}
+		for _, g := range filters[i+1:] {
+			if subject.Overlap(f, g) {
+				return errConsumerOverlapFilters
+			}
+		}
+	}
+	switch cfg.DeliverPolicy {
+	case "":
+		cfg.DeliverPolicy = "all"
+	case "all", "last", "new", "last_per_subject":
+	case "by_start_sequence":
+		if cfg.OptStartSeq == 0 {
+			return errConsumerPolicy("consumer delivery policy is deliver by start sequence, but optional start sequence is not set")
+		}
+	case "by_start_time":
+		if cfg.OptStartTime == nil {
+			return errConsumerPolicy("consumer delivery policy is deliver by start time, but optional start time is not set")
+		}
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into deliver policy", cfg.DeliverPolicy))
+	}
+	if cfg.DeliverPolicy != "by_start_sequence" && cfg.OptStartSeq != 0 {
+		return errConsumerPolicy("consumer delivery policy is %s, optional start sequence is also set", cfg.DeliverPolicy)
+	}
+	switch cfg.AckPolicy {
+	case "":
+		cfg.AckPolicy = "none"
+	case "none", "all", "explicit":
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into ack policy", cfg.AckPolicy))
+	}
+	switch cfg.ReplayPolicy {
+	case "":
+		cfg.ReplayPolicy = "instant"
+	case "instant":
+	case "original":
+		return errConsumerCreate("replay_policy original is not supported yet: use instant")
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into replay policy", cfg.ReplayPolicy))
+	}
+	if cfg.AckWait < 0 {
+		return errConsumerAckWait
+	}
+	for _, b := range cfg.BackOff {
+		if b <= 0 {
+			return errConsumerBackOff
+		}
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = -1
+	}
+	if len(cfg.BackOff) > 0 && cfg.MaxDeliver > 0 && cfg.MaxDeliver <= len(cfg.BackOff) {
+		return errConsumerMaxDeliverBO
+	}
+	if cfg.AckPolicy != "none" {
+		if cfg.AckWait == 0 {
+			cfg.AckWait = 30 * time.Second
+			if len(cfg.BackOff) > 0 {
+				cfg.AckWait = cfg.BackOff[0]
+			}
+		}
+		if cfg.MaxAckPending == 0 {
+			cfg.MaxAckPending = 1000
+		}
+	} else if cfg.MaxAckPending > 0 {
+		return errConsumerMaxPendingAck
+	}
+	if cfg.DeliverSubject != "" {
+		if !subject.ValidPublish([]byte(cfg.DeliverSubject)) {
+			return errConsumerDeliverWild
+		}
+		if cfg.MaxWaiting != 0 {
+			return errConsumerPushMaxWaiting
+		}
+	} else {
+		if cfg.MaxWaiting < 0 {
+			return errConsumerMaxWaitingNeg
+		}
+		if cfg.MaxWaiting == 0 {
+			cfg.MaxWaiting = 512
+		}
+	}
+	if cfg.Heartbeat > 0 && cfg.Heartbeat < 100*time.Millisecond {
+		return errConsumerSmallHeartbeat
+	}
+	if cfg.Replicas > 1 {
+		return errConsumerReplicas
+	}
+	if ephemeral && cfg.InactiveThreshold == 0 {
+		cfg.InactiveThreshold = defaultEphemeralInactive
+	}
+	if cfg.RateLimit > 0 {
+		return errConsumerCreate("rate_limit_bps is not supported yet")
+	}
+	return nil
+}
+
+// addConsumer creates a consumer, returns an existing one with the same
+// configuration, or updates it (action "", "create" or "update").
+func (s *stream) addConsumer(name string, cfg ConsumerConfig, ephemeral bool, action string) (*consumer, *ApiError) {
+	s.cmu.Lock()
+	existing := s.consumers[name]
+	s.cmu.Unlock()
+	if existing != nil {
+		old := existing.config()
+		if sameConsumerConfig(old, cfg) {
+			return existing, nil
+		}
+		if action == "create" {
+			return nil, errConsumerAlreadyExists
+		}
+		if apiErr := existing.update(cfg); apiErr != nil {
+			return nil, apiErr
+		}
+		return existing, nil
+	}
+	if action == "update" {
+		return nil, errConsumerDoesNotExist
+	}
+	c := newConsumer(s, name, cfg, time.Now().UTC(), ephemeral)
+	// The stream's ingest goroutine takes no new message while the
+	// consumer is positioned, so "new" and "last" mean what they say.
+	s.do(func() { c.position() })
+	c.dirty = true
+	c.saveState()
+	s.startConsumer(c)
+	s.e.log.Debugf("Consumer %s > %s > %s created", s.account, s.cfg.Name, name)
+	return c, nil
+}
+
+// startConsumer registers and runs a consumer and subscribes its acks.
+func (s *stream) startConsumer(c *consumer) {
+	s.cmu.Lock()
+	if s.consumers == nil {
+		s.consumers = map[string]*consumer{}
+	}
+	s.consumers[c.name] = c
+	s.cmu.Unlock()
+	go c.run()
+	c.unsub = s.e.srv.SubscribeInternal(s.account, "$JS.ACK."+s.cfg.Name+"."+c.name+".>", "",
+		func(subj, reply []byte, headerLen int, msg []byte) {
+			if headerLen >= 0 {
+				msg = msg[headerLen:]
+			}
+			c.send(consumerEvent{ack: &ackMsg{subject: string(subj), reply: string(reply), data: bytes.Clone(msg)}})
+		})
+	c.wake()
+}
+
+// update applies the changes nats-server allows to a consumer.
+func (c *consumer) update(cfg ConsumerConfig) *ApiError {
+	old := c.config()
+	switch {
+	case old.DeliverPolicy != cfg.DeliverPolicy:
+		return errConsumerCreate("deliver policy can not be updated")
+	case old.OptStartSeq != cfg.OptStartSeq:
+		return errConsumerCreate("start sequence can not be updated")
+	case old.AckPolicy != cfg.AckPolicy:
+		return errConsumerCreate("ack policy can not be updated")
+	case old.ReplayPolicy != cfg.ReplayPolicy:
+		return errConsumerCreate("replay policy can not be updated")
+	case (old.DeliverSubject == "") != (cfg.DeliverSubject == ""):
+		return errConsumerCreate("can not update push consumer to pull based")
+	}
+	c.mu.Lock()
+	c.cfg = cfg
+	c.mu.Unlock()
+	c.cfgChanged.Store(true) // the goroutine saves it
+	c.wake()
+	return nil
+}
+
+func sameConsumerConfig(a, b ConsumerConfig) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+// removeConsumer stops a consumer; erase also removes its saved state.
+func (s *stream) removeConsumer(c *consumer, erase bool) {
+	s.cmu.Lock()
+	if s.consumers[c.name] == c {
+		delete(s.consumers, c.name)
+	}
+	s.cmu.Unlock()
+	c.stop()
+	if erase && c.file != "" {
+		os.Remove(c.file)
+	}
+}
+
+// dropEphemeral deletes an ephemeral consumer left inactive.
+func (e *Engine) dropEphemeral(c *consumer) {
+	e.log.Debugf("Consumer %s > %s > %s: inactive for %v, deleted", c.s.account, c.s.cfg.Name, c.name, c.config().InactiveThreshold)
+	c.s.removeConsumer(c, true)
+}
+
+func (e *Engine) listConsumers(account, streamName string, namesOnly bool, data []byte) []byte {
+	typ := "io.nats.jetstream.api.v1.consumer_list_response"
+	if namesOnly {
+		typ = "io.nats.jetstream.api.v1.consumer_names_response"
+	}
+	var req listRequest
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return response(typ, nil, errInvalidJSON(err))
+		}
+	}
+	s := e.lookup(account, streamName)
+	if s == nil {
+		return response(typ, nil, errStreamNotFound)
+	}
+	s.cmu.Lock()
+	all := make([]*consumer, 0, len(s.consumers))
+	for _, c := range s.consumers {
+		all = append(all, c)
+	}
+	s.cmu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
+	out := map[string]any{"total": len(all), "offset": req.Offset, "limit": listLimit}
+	if namesOnly {
+		names := []string{}
+		for _, c := range page(all, req.Offset) {
+			names = append(names, c.name)
+		}
+		out["consumers"] = names
+	} else {
+		infos := []ConsumerInfo{}
+		for _, c := range page(all, req.Offset) {
+			if info, ok := c.snapshot(); ok {
+				infos = append(infos, info)
+			}
+		}
+		out["consumers"] = infos
+	}
+	return response(typ, out, nil)
+}
+
+// pullFast hands a CONSUMER.MSG.NEXT request straight to its consumer, on
+// the delivering goroutine (in order with the client's acks); false when
+// it needs an error answer, which the API goroutine sends.
+func (e *Engine) pullFast(account, subj, reply string, body []byte) bool {
+	rest, ok := strings.CutPrefix(subj, apiPrefix+"CONSUMER.MSG.NEXT.")
+	if !ok {
+		return false
+	}
+	streamName, name, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(name, ".") {
+		return false
+	}
+	s := e.lookup(account, streamName)
+	if s == nil {
+		return false
+	}
+	c := s.consumer(name)
+	if c == nil || !c.isPull() {
+		return false
+	}
+	req, err := parsePullRequest(body)
+	if err != nil {
+		return false
+	}
+	req.reply = reply
+	return c.send(consumerEvent{pull: &req})
+}
+
+// pullRequest answers a CONSUMER.MSG.NEXT request pullFast could not pass
+// on, with the status message nats-server sends.
+func (e *Engine) pullRequest(r apiRequest, streamName, name string) {
+	status := func(code string) {
+		e.pub.Publish(r.account, r.reply, "", []byte("NATS/1.0 "+code+"\r\n\r\n"), nil)
+		e.pub.Flush()
+	}
+	s := e.lookup(r.account, streamName)
+	var c *consumer
+	if s != nil {
+		c = s.consumer(name)
+	}
+	if c == nil {
+		status("404 Consumer Not Found")
+		return
+	}
+	if !c.isPull() {
+		status("409 Consumer is push based")
+		return
+	}
+	req, err := parsePullRequest(r.data)
+	if err != nil {
+		status("400 Bad Request")
+		return
+	}
+	req.reply = r.reply
+	if !c.send(consumerEvent{pull: &req}) {
+		status("409 Consumer Deleted")
+	}
+}
+
+// openConsumers restores a stream's durable consumers.
+func (s *stream) openConsumers() {
+	dir := filepath.Join(s.dir, "consumers")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, de := range entries {
+		if !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		var st consumerState
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		if err != nil {
+			s.e.log.Errorf("Stream %s > %s: consumer state %s unreadable (%v); left alone", s.account, s.cfg.Name, de.Name(), err)
+			continue
+		}
+		name := strings.TrimSuffix(de.Name(), ".json")
+		c := newConsumer(s, name, st.Config, st.Created, false)
+		c.restore(st)
+		s.startConsumer(c)
+	}
+}

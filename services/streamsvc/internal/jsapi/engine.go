@@ -1,0 +1,648 @@
+package jsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/node"
+	"github.com/switchyard-io/switchyard/pkg/subject"
+	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
+)
+
+const (
+	storageFile   = "file"
+	storageMemory = "memory"
+	discardOld    = "old"
+	discardNew    = "new"
+	apiPrefix     = "$JS.API."
+	// defaultDuplicates is nats-server's duplicate window.
+	defaultDuplicates = 2 * time.Minute
+	// apiQueue bounds the API requests waiting for the API goroutine.
+	apiQueue = 1024
+)
+
+// Options configure the engine.
+type Options struct {
+	Dir      string           // where streams live: <Dir>/<account>/streams/<name>
+	Sync     store.SyncPolicy // file streams' fsync policy
+	Interval time.Duration    // for store.SyncInterval
+	Domain   string
+	Accounts []string // accounts with JetStream
+}
+
+// Engine serves JetStream for its accounts through a node attached to the
+// suite: API requests on one goroutine, each stream on its own.
+type Engine struct {
+	srv      *node.Server
+	log      *logging.Logger
+	dir      string
+	sync     store.SyncPolicy
+	interval time.Duration
+	domain   string
+
+	mu      sync.Mutex
+	streams map[string]map[string]*stream // account -> name -> stream
+
+	api   chan apiRequest
+	quit  chan struct{}
+	done  chan struct{}
+	unsub []func()
+	pub   *node.Publisher // the API goroutine's
+}
+
+type apiRequest struct {
+	account, subject, reply string
+	data                    []byte
+}
+
+// New opens the streams stored under opts.Dir and subscribes to the API
+// in every account of opts.Accounts.
+func New(srv *node.Server, log *logging.Logger, opts Options) (*Engine, error) {
+	e := &Engine{srv: srv, log: log, dir: opts.Dir, sync: opts.Sync, interval: opts.Interval, domain: opts.Domain,
+		streams: map[string]map[string]*stream{}, api: make(chan apiRequest, apiQueue),
+		quit: make(chan struct{}), done: make(chan struct{}), pub: srv.NewPublisher()}
+	if err := os.MkdirAll(e.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("JetStream store_dir %s: %w", e.dir, err)
+	}
+	for _, acc := range opts.Accounts {
+		if err := e.recover(acc); err != nil {
+			e.Stop()
+			return nil, err
+		}
+		e.unsub = append(e.unsub, srv.SubscribeInternal(acc, apiPrefix+">", "", e.request(acc)))
+	}
+	go e.serveAPI()
+	return e, nil
+}
+
+// recover opens the file streams an account had.
+func (e *Engine) recover(account string) error {
+	dir := filepath.Join(e.dir, account, "streams")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("JetStream: reading %s: %w", dir, err)
+	}
+	for _, de := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, de.Name(), metaFile))
+		if err != nil {
+			e.log.Errorf("JetStream: stream directory %s has no readable %s (%v); left alone", filepath.Join(dir, de.Name()), metaFile, err)
+			continue
+		}
+		var m streamMeta
+		if err := json.Unmarshal(b, &m); err != nil || m.Config.Name != de.Name() {
+			e.log.Errorf("JetStream: %s is damaged (%v); stream %s left alone", filepath.Join(dir, de.Name(), metaFile), err, de.Name())
+			continue
+		}
+		s, err := e.openStream(account, m.Config, m.Created)
+		if err != nil {
+			return fmt.Errorf("JetStream: opening stream %s > %s: %w", account, m.Config.Name, err)
+		}
+		e.add(account, s)
+		st := s.store.State()
+		e.log.Infof("Stream %s > %s recovered: %d message(s), %d byte(s), sequences %d-%d", account, m.Config.Name, st.Msgs, st.Bytes, st.FirstSeq, st.LastSeq)
+	}
+	return nil
+}
+
+func (e *Engine) add(account string, s *stream) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.streams[account] == nil {
+		e.streams[account] = map[string]*stream{}
+	}
+	e.streams[account][s.cfg.Name] = s
+}
+
+func (e *Engine) lookup(account, name string) *stream {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.streams[account][name]
+}
+
+// Stop stops every stream and the API.
+func (e *Engine) Stop() {
+	for _, u := range e.unsub {
+		u()
+	}
+	select {
+	case <-e.quit:
+	default:
+		close(e.quit)
+	}
+	e.mu.Lock()
+	var all []*stream
+	for _, m := range e.streams {
+		for _, s := range m {
+			all = append(all, s)
+		}
+	}
+	e.mu.Unlock()
+	for _, s := range all {
+		s.stop()
+	}
+}
+
+// request queues an API request of account (on the delivering goroutine).
+func (e *Engine) request(account string) func(subj, reply []byte, headerLen int, msg []byte) {
+	return func(subj, reply []byte, headerLen int, msg []byte) {
+		if len(reply) == 0 {
+			return // nats-server ignores API requests nobody waits for
+		}
+		if headerLen >= 0 {
+			msg = msg[headerLen:]
+		}
+		if e.pullFast(account, string(subj), string(reply), msg) {
+			return
+		}
+		r := apiRequest{account: account, subject: string(subj), reply: string(reply), data: bytes.Clone(msg)}
+		select {
+		case e.api <- r:
+		case <-e.quit:
+		}
+	}
+}
+
+func (e *Engine) serveAPI() {
+	for {
+		select {
+		case <-e.quit:
+			return
+		case r := <-e.api:
+			if resp := e.handle(r); resp != nil {
+				e.pub.Publish(r.account, r.reply, "", nil, resp)
+				e.pub.Flush()
+			}
+		}
+	}
+}
+
+// handle answers one API request; nil: no answer (an API we do not serve
+// yet stays unanswered, as on a server without it, so the client reports
+// no responders instead of a made-up error).
+func (e *Engine) handle(r apiRequest) []byte {
+	op := strings.TrimPrefix(r.subject, apiPrefix)
+	if strings.HasPrefix(op, "CONSUMER.") {
+		return e.handleConsumer(r, op)
+	}
+	verb, name := op, ""
+	for _, p := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.INFO.", "STREAM.DELETE.",
+		"STREAM.PURGE.", "STREAM.MSG.GET.", "STREAM.MSG.DELETE."} {
+		if strings.HasPrefix(op, p) {
+			verb, name = strings.TrimSuffix(p, "."), op[len(p):]
+			break
+		}
+	}
+	switch verb {
+	case "INFO":
+		return e.accountInfo(r.account)
+	case "STREAM.NAMES":
+		return e.streamNames(r.account, r.data)
+	case "STREAM.LIST":
+		return e.streamList(r.account, r.data)
+	case "STREAM.CREATE":
+		return e.createStream(r.account, name, r.data, false)
+	case "STREAM.UPDATE":
+		return e.createStream(r.account, name, r.data, true)
+	}
+	typ := map[string]string{"STREAM.INFO": "stream_info_response", "STREAM.DELETE": "stream_delete_response",
+		"STREAM.PURGE": "stream_purge_response", "STREAM.MSG.GET": "stream_msg_get_response",
+		"STREAM.MSG.DELETE": "stream_msg_delete_response"}[verb]
+	if typ == "" {
+		return nil
+	}
+	typ = "io.nats.jetstream.api.v1." + typ
+	s := e.lookup(r.account, name)
+	if s == nil {
+		return response(typ, nil, errStreamNotFound)
+	}
+	var payload any
+	var apiErr *ApiError
+	switch verb {
+	case "STREAM.INFO":
+		payload = s.info()
+	case "STREAM.DELETE":
+		payload, apiErr = e.deleteStream(r.account, s)
+	case "STREAM.PURGE":
+		payload, apiErr = s.purge(r.data)
+	case "STREAM.MSG.GET":
+		payload, apiErr = s.getMsg(r.data)
+	case "STREAM.MSG.DELETE":
+		payload, apiErr = s.deleteMsg(r.data)
+	}
+	return response(typ, payload, apiErr)
+}
+
+func (e *Engine) accountInfo(account string) []byte {
+	e.mu.Lock()
+	streams := make([]*stream, 0, len(e.streams[account]))
+	for _, s := range e.streams[account] {
+		streams = append(streams, s)
+	}
+	e.mu.Unlock()
+	var memory, storage uint64
+	consumers := 0
+	for _, s := range streams {
+		s.cmu.Lock()
+		consumers += len(s.consumers)
+		s.cmu.Unlock()
+		if s.config().Storage == storageMemory {
+			memory += s.store.State().Bytes
+		} else {
+			storage += s.store.State().Bytes
+		}
+	}
+	limits := map[string]any{"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
+		"max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": false}
+	info := map[string]any{"memory": memory, "storage": storage, "reserved_memory": 0, "reserved_storage": 0,
+		"streams": len(streams), "consumers": consumers, "limits": limits,
+		"api": map[string]any{"level": 1, "total": 0, "errors": 0}}
+	if e.domain != "" {
+		info["domain"] = e.domain
+	}
+	return response("io.nats.jetstream.api.v1.account_info_response", info, nil)
+}
+
+// listRequest is the paging (and filter) of NAMES and LIST.
+type listRequest struct {
+	Offset  int    `json:"offset"`
+	Subject string `json:"subject"`
+}
+
+const listLimit = 256
+
+func (e *Engine) sortedStreams(account string, data []byte) ([]*stream, listRequest, *ApiError) {
+	var req listRequest
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return nil, req, errInvalidJSON(err)
+		}
+	}
+	e.mu.Lock()
+	var all []*stream
+	for _, s := range e.streams[account] {
+		if req.Subject != "" && !s.covers(req.Subject) {
+			continue
+		}
+		all = append(all, s)
+	}
+	e.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].cfg.Name < all[j].cfg.Name })
+	return all, req, nil
+}
+
+func page[T any](all []T, offset int) []T {
+	if offset > len(all) {
+		offset = len(all)
+	}
+	return all[offset:min(len(all), offset+listLimit)]
+}
+
+func (e *Engine) streamNames(account string, data []byte) []byte {
+	const typ = "io.nats.jetstream.api.v1.stream_names_response"
+	all, req, apiErr := e.sortedStreams(account, data)
+	if apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	names := []string{}
+	for _, s := range page(all, req.Offset) {
+		names = append(names, s.config().Name)
+	}
+	return response(typ, map[string]any{"total": len(all), "offset": req.Offset, "limit": listLimit, "streams": names}, nil)
+}
+
+func (e *Engine) streamList(account string, data []byte) []byte {
+	const typ = "io.nats.jetstream.api.v1.stream_list_response"
+	all, req, apiErr := e.sortedStreams(account, data)
+	if apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	infos := []StreamInfo{}
+	for _, s := range page(all, req.Offset) {
+		infos = append(infos, s.info())
+	}
+	return response(typ, map[string]any{"total": len(all), "offset": req.Offset, "limit": listLimit, "streams": infos}, nil)
+}
+
+// covers reports whether the stream takes messages on subj (a filter).
+func (s *stream) covers(subj string) bool {
+	for _, own := range s.config().Subjects {
+		if subject.Overlap(own, subj) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) createStream(account, name string, data []byte, update bool) []byte {
+	typ := "io.nats.jetstream.api.v1.stream_create_response"
+	if update {
+		typ = "io.nats.jetstream.api.v1.stream_update_response"
+	}
+	var cfg StreamConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return response(typ, nil, errInvalidJSON(err))
+	}
+	if cfg.Name == "" {
+		cfg.Name = name
+	}
+	if cfg.Name != name {
+		return response(typ, nil, errStreamMismatch)
+	}
+	if apiErr := normalize(&cfg); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	e.mu.Lock()
+	existing := e.streams[account][name]
+	for other, s := range e.streams[account] {
+		if other == name {
+			continue
+		}
+		for _, a := range cfg.Subjects {
+			for _, b := range s.cfg.Subjects {
+				if subject.Overlap(a, b) {
+					e.mu.Unlock()
+					return response(typ, nil, errSubjectOverlap)
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	switch {
+	case update && existing == nil:
+		return response(typ, nil, errStreamNotFound)
+	case update:
+		if apiErr := existing.update(cfg); apiErr != nil {
+			return response(typ, nil, apiErr)
+		}
+		e.log.Infof("Stream %s > %s updated", account, name)
+		return response(typ, existing.info(), nil)
+	case existing != nil:
+		if !sameConfig(existing.config(), cfg) {
+			return response(typ, nil, errStreamNameExist)
+		}
+		return response(typ, existing.info(), nil) // creating it again is allowed
+	}
+	s, err := e.openStream(account, cfg, time.Now().UTC())
+	if err != nil {
+		e.log.Errorf("Stream %s > %s: create failed: %v", account, name, err)
+		return response(typ, nil, errStreamCreate(err))
+	}
+	e.add(account, s)
+	e.log.Infof("Stream %s > %s created (subjects %v, %s storage)", account, name, cfg.Subjects, cfg.Storage)
+	return response(typ, s.info(), nil)
+}
+
+func sameConfig(a, b StreamConfig) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+// normalize checks a requested configuration and fills nats-server's
+// defaults.
+func normalize(cfg *StreamConfig) *ApiError {
+	if cfg.Name == "" {
+		return errInvalidConfig("stream name is required")
+	}
+	if strings.ContainsAny(cfg.Name, `/\`) {
+		return errNameSeparators
+	}
+	if strings.ContainsAny(cfg.Name, ".*> \t\r\n") || len(cfg.Name) > 255 {
+		return errInvalidConfig("invalid stream name - stream name can not contain spaces, tabs, periods (.), greater than (>) or asterisks (*)")
+	}
+	if cfg.Replicas > 1 {
+		return errReplicas
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	switch cfg.Storage {
+	case "":
+		cfg.Storage = storageFile
+	case storageFile, storageMemory:
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into storage type", cfg.Storage))
+	}
+	switch cfg.Retention {
+	case "":
+		cfg.Retention = "limits"
+	case "limits":
+	case "interest", "workqueue":
+		return errInvalidConfig("retention %s is not supported yet: use limits", cfg.Retention)
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into retention policy", cfg.Retention))
+	}
+	switch cfg.Discard {
+	case "":
+		cfg.Discard = discardOld
+	case discardOld, discardNew:
+	default:
+		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into discard policy", cfg.Discard))
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = "none"
+	} else if cfg.Compression != "none" {
+		return errInvalidConfig("compression %s is not supported yet", cfg.Compression)
+	}
+	for _, p := range []*int64{&cfg.MaxMsgs, &cfg.MaxBytes, &cfg.MaxMsgsPerSubject} {
+		if *p == 0 {
+			*p = -1
+		}
+	}
+	if cfg.MaxConsumers == 0 {
+		cfg.MaxConsumers = -1
+	}
+	if cfg.MaxMsgSize == 0 {
+		cfg.MaxMsgSize = -1
+	}
+	if cfg.MaxAge < 0 {
+		return errInvalidConfig("max age needs to be >= 0")
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = defaultDuplicates
+		if cfg.MaxAge > 0 && cfg.MaxAge < cfg.Duplicates {
+			cfg.Duplicates = cfg.MaxAge
+		}
+	}
+	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
+		return errInvalidConfig("duplicates window can not be larger then max age")
+	}
+	if len(cfg.Subjects) == 0 {
+		cfg.Subjects = []string{cfg.Name}
+	}
+	for i, a := range cfg.Subjects {
+		if !subject.ValidSubscribe([]byte(a)) {
+			return errInvalidConfig("invalid subject")
+		}
+		if strings.HasPrefix(a, "$JS.API") || a == ">" {
+			return errInvalidConfig("subjects that overlap with jetstream api require no-ack to be true")
+		}
+		for _, b := range cfg.Subjects[i+1:] {
+			if subject.Overlap(a, b) {
+				return errInvalidConfig("duplicate subjects detected")
+			}
+		}
+	}
+	return nil
+}
+
+// update applies a new configuration to a running stream.
+func (s *stream) update(cfg StreamConfig) *ApiError {
+	old := s.config()
+	switch {
+	case old.Storage != cfg.Storage:
+		return errStreamUpdate("stream configuration update can not change storage type")
+	case old.Retention != cfg.Retention:
+		return errStreamUpdate("stream configuration update can not change retention policy")
+	case old.Sealed && !cfg.Sealed:
+		return errStreamUpdate("stream configuration update can not unseal a sealed stream")
+	case old.DenyDelete && !cfg.DenyDelete:
+		return errStreamUpdate("stream configuration update can not cancel deny message deletes")
+	case old.DenyPurge && !cfg.DenyPurge:
+		return errStreamUpdate("stream configuration update can not cancel deny purge")
+	}
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	if cfg.Storage == storageFile {
+		if err := s.writeMeta(); err != nil {
+			return errStreamUpdate("%v", err)
+		}
+	}
+	s.subscribe()
+	return nil
+}
+
+func (e *Engine) deleteStream(account string, s *stream) (any, *ApiError) {
+	e.mu.Lock()
+	delete(e.streams[account], s.cfg.Name)
+	e.mu.Unlock()
+	s.stop()
+	if err := os.RemoveAll(s.dir); err != nil {
+		return nil, errStreamDelete(err)
+	}
+	e.log.Infof("Stream %s > %s deleted", account, s.cfg.Name)
+	return map[string]any{"success": true}, nil
+}
+
+// purge serves STREAM.PURGE: all, by subject filter, up to a sequence,
+// or keeping the newest.
+func (s *stream) purge(data []byte) (any, *ApiError) {
+	cfg := s.config()
+	if cfg.Sealed {
+		return nil, errSealed
+	}
+	if cfg.DenyPurge {
+		return nil, &ApiError{400, 10110, "stream purge not permitted"}
+	}
+	var req struct {
+		Filter string `json:"filter"`
+		Seq    uint64 `json:"seq"`
+		Keep   uint64 `json:"keep"`
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return nil, errInvalidJSON(err)
+		}
+	}
+	if req.Seq > 0 && req.Keep > 0 {
+		return nil, errBadRequest
+	}
+	var n uint64
+	var err error
+	s.do(func() { n, err = s.store.Purge(req.Filter, req.Seq, req.Keep) })
+	s.removed()
+	if err != nil {
+		return nil, errPurgeFailed(err)
+	}
+	return map[string]any{"success": true, "purged": n}, nil
+}
+
+// storedMsg is a message as STREAM.MSG.GET returns it.
+type storedMsg struct {
+	Subject string    `json:"subject"`
+	Seq     uint64    `json:"seq"`
+	Header  []byte    `json:"hdrs,omitempty"`
+	Data    []byte    `json:"data,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+func (s *stream) getMsg(data []byte) (any, *ApiError) {
+	var req struct {
+		Seq         uint64 `json:"seq"`
+		LastFor     string `json:"last_by_subj"`
+		NextFor     string `json:"next_by_subj"`
+		NoHeaders   bool   `json:"no_hdr"`
+		StartTime   any    `json:"start_time"`
+		MultiLast   any    `json:"multi_last"`
+		UpToSeq     uint64 `json:"up_to_seq"`
+		Batch       int    `json:"batch"`
+		MaxBytes    int    `json:"max_bytes"`
+		UpToTime    any    `json:"up_to_time"`
+		Unsupported bool   `json:"-"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, errInvalidJSON(err)
+	}
+	var m store.Msg
+	var err error
+	switch {
+	case req.Seq > 0 && req.LastFor != "", req.Seq == 0 && req.LastFor == "" && req.NextFor == "":
+		return nil, errBadRequest
+	case req.LastFor != "":
+		m, err = s.store.LoadLast(req.LastFor)
+	case req.NextFor != "":
+		m, err = s.store.LoadNext(req.NextFor, req.Seq)
+	default:
+		m, err = s.store.Get(req.Seq)
+	}
+	if err != nil {
+		if err == store.ErrNotFound {
+			return nil, errNoMessageFound
+		}
+		return nil, &ApiError{500, 10037, err.Error()}
+	}
+	out := storedMsg{Subject: m.Subject, Seq: m.Seq, Header: m.Header, Data: m.Data, Time: time.Unix(0, m.Time).UTC()}
+	if req.NoHeaders {
+		out.Header = nil
+	}
+	return map[string]any{"message": out}, nil
+}
+
+func (s *stream) deleteMsg(data []byte) (any, *ApiError) {
+	cfg := s.config()
+	if cfg.Sealed {
+		return nil, errSealed
+	}
+	if cfg.DenyDelete {
+		return nil, &ApiError{400, 10057, "message delete not permitted"}
+	}
+	var req struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, errInvalidJSON(err)
+	}
+	var ok bool
+	var err error
+	s.do(func() { ok, err = s.store.Delete(req.Seq) })
+	s.removed()
+	if err != nil {
+		return nil, errMsgDelete(err)
+	}
+	if !ok {
+		return nil, errMsgDelete(fmt.Errorf("no message found"))
+	}
+	return map[string]any{"success": true}, nil
+}

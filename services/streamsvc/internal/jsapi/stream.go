@@ -1,0 +1,508 @@
+package jsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/node"
+	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
+)
+
+// stream is one JetStream stream: its configuration, its store and the
+// goroutine that stores what is published to its subjects.
+//
+// Publishes arrive on in from the node's delivering goroutines (a full
+// queue paces the publisher through the mesh). The ingest goroutine takes
+// everything queued at once as one batch: it checks each message, appends
+// the batch to the store (one fsync for all: group commit), applies the
+// limits, and only then sends the PubAcks, so an acknowledged message is
+// on disk.
+type stream struct {
+	e       *Engine
+	account string
+	dir     string // meta.json and, for file storage, the messages
+
+	mu      sync.Mutex // guards cfg, created
+	cfg     StreamConfig
+	created time.Time
+
+	store store.Store
+	in    chan inbound
+	ctl   chan func() // store changes the API makes, run by the ingest goroutine
+	quit  chan struct{}
+	done  chan struct{}
+	unsub []func()
+
+	cmu       sync.Mutex // guards consumers
+	consumers map[string]*consumer
+	removals  atomic.Uint64 // counts purges, deletes and limit discards (consumers recount)
+
+	// Owned by the ingest goroutine.
+	pub       *node.Publisher
+	msgIDs    map[string]dedupe // Nats-Msg-Id within duplicate_window
+	idOrder   []string
+	lastMsgID string
+}
+
+type dedupe struct {
+	seq  uint64
+	when time.Time
+}
+
+// inbound is a published message, copied off the delivering goroutine.
+type inbound struct {
+	subject string
+	reply   string
+	hdr     []byte // nil: none
+	data    []byte
+}
+
+// ingestQueue bounds the messages waiting for a stream's ingest goroutine.
+const ingestQueue = 8192
+
+// maxBatch bounds one group commit.
+const maxBatch = 1024
+
+// metaFile holds a stream's configuration and creation time.
+const metaFile = "meta.json"
+
+type streamMeta struct {
+	Config  StreamConfig `json:"config"`
+	Created time.Time    `json:"created"`
+}
+
+// openStream opens (creating when new) the store of a stream and starts it.
+func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time) (*stream, error) {
+	dir := filepath.Join(e.dir, account, "streams", cfg.Name)
+	s := &stream{e: e, account: account, dir: dir, cfg: cfg, created: created,
+		in: make(chan inbound, ingestQueue), ctl: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
+		pub: e.srv.NewPublisher(), msgIDs: map[string]dedupe{}}
+	if cfg.Storage == storageMemory {
+		s.store = store.NewMemory()
+	} else {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		st, err := store.OpenFile(store.FileConfig{Dir: filepath.Join(dir, "msgs"), Sync: e.sync, Interval: e.interval,
+			Log: func(format string, a ...any) {
+				e.log.Errorf("Stream %s > %s: %s", account, cfg.Name, fmt.Sprintf(format, a...))
+			}})
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+		if err := s.writeMeta(); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	go s.ingest()
+	s.openConsumers()
+	s.subscribe()
+	return s, nil
+}
+
+func (s *stream) writeMeta() error {
+	s.mu.Lock()
+	b, err := json.MarshalIndent(streamMeta{Config: s.cfg, Created: s.created}, "", "  ")
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, metaFile+".tmp")
+	if err := writeSynced(tmp, b); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.dir, metaFile))
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// subscribe takes the stream's subjects (again, after an update).
+func (s *stream) subscribe() {
+	for _, u := range s.unsub {
+		u()
+	}
+	s.unsub = s.unsub[:0]
+	s.mu.Lock()
+	subjects := s.cfg.Subjects
+	s.mu.Unlock()
+	for _, subj := range subjects {
+		s.unsub = append(s.unsub, s.e.srv.SubscribeInternal(s.account, subj, "", s.deliver))
+	}
+}
+
+// deliver runs on the node's delivering goroutine: copy and queue.
+func (s *stream) deliver(subj, reply []byte, headerLen int, msg []byte) {
+	in := inbound{subject: string(subj), reply: string(reply)}
+	if headerLen >= 0 {
+		in.hdr = bytes.Clone(msg[:headerLen])
+		in.data = bytes.Clone(msg[headerLen:])
+	} else {
+		in.data = bytes.Clone(msg)
+	}
+	select {
+	case s.in <- in:
+	case <-s.quit:
+	}
+}
+
+func (s *stream) config() StreamConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// do runs fn on the ingest goroutine (the store has one writer) and
+// waits for it.
+func (s *stream) do(fn func()) {
+	done := make(chan struct{})
+	select {
+	case s.ctl <- func() { fn(); close(done) }:
+		<-done
+	case <-s.done:
+	}
+}
+
+// wakeConsumers tells every consumer the stream changed.
+func (s *stream) wakeConsumers() {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, c := range s.consumers {
+		c.wake()
+	}
+}
+
+// removed notes that messages left the stream other than by being
+// consumed (consumers recount their pending).
+func (s *stream) removed() {
+	s.removals.Add(1)
+	s.wakeConsumers()
+}
+
+// stop ends the consumers and the ingest goroutine and closes the store.
+func (s *stream) stop() {
+	for _, u := range s.unsub {
+		u()
+	}
+	s.cmu.Lock()
+	consumers := make([]*consumer, 0, len(s.consumers))
+	for _, c := range s.consumers {
+		consumers = append(consumers, c)
+	}
+	s.cmu.Unlock()
+	for _, c := range consumers {
+		c.stop()
+	}
+	close(s.quit)
+	<-s.done
+	s.store.Close()
+}
+
+// ingest is the stream's goroutine: batches of publishes, and the age
+// limit once a second.
+func (s *stream) ingest() {
+	defer close(s.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	batch := make([]inbound, 0, maxBatch)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-tick.C:
+			s.expire()
+			continue
+		case fn := <-s.ctl:
+			fn()
+			continue
+		case in := <-s.in:
+			batch = append(batch[:0], in)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case in := <-s.in:
+				batch = append(batch, in)
+			default:
+				break more
+			}
+		}
+		s.store1(batch)
+		for i := range batch {
+			batch[i] = inbound{}
+		}
+	}
+}
+
+// accepted is a message of a batch that passed its checks.
+type accepted struct {
+	idx   int // in the batch
+	msgID string
+}
+
+// store1 checks, stores and acknowledges one batch.
+func (s *stream) store1(batch []inbound) {
+	cfg := s.config()
+	st := s.store.State()
+	lastSeq := st.LastSeq
+	msgs := make([]store.Msg, 0, len(batch))
+	acc := make([]accepted, 0, len(batch))
+	acks := make([][]byte, len(batch))
+	now := time.Now()
+	s.pruneMsgIDs(cfg, now)
+	pending := map[string]uint64{} // msg ids in this batch -> position+1
+	count, bytes := st.Msgs, st.Bytes
+	for i := range batch {
+		in := &batch[i]
+		ack, msgID := s.check(cfg, in, lastSeq, pending)
+		if ack != nil {
+			acks[i] = ack
+			continue
+		}
+		size := store.Size(in.subject, in.hdr, in.data)
+		if cfg.Discard == discardNew {
+			if cfg.MaxMsgs > 0 && count+1 > uint64(cfg.MaxMsgs) {
+				acks[i] = pubAckError(errStreamMsgsExceeded)
+				continue
+			}
+			if cfg.MaxBytes > 0 && bytes+size > uint64(cfg.MaxBytes) {
+				acks[i] = pubAckError(errStreamBytesExceed)
+				continue
+			}
+		}
+		count++
+		bytes += size
+		lastSeq++
+		msgs = append(msgs, store.Msg{Subject: in.subject, Header: in.hdr, Data: in.data, Time: now.UnixNano()})
+		acc = append(acc, accepted{idx: i, msgID: msgID})
+		if msgID != "" {
+			pending[msgID] = uint64(len(msgs))
+		}
+	}
+	if len(msgs) > 0 {
+		if err := s.store.Append(msgs); err != nil {
+			s.e.log.Errorf("Stream %s > %s: storing %d message(s) failed, they are not acknowledged: %v", s.account, cfg.Name, len(msgs), err)
+			for _, a := range acc {
+				acks[a.idx] = pubAckError(errStreamStore(err))
+			}
+			acc = nil
+		}
+		for k, a := range acc {
+			seq := msgs[k].Seq
+			acks[a.idx], _ = json.Marshal(PubAck{Stream: cfg.Name, Seq: seq, Domain: s.e.domain})
+			if a.msgID != "" {
+				s.rememberMsgID(a.msgID, seq, now)
+			}
+		}
+		if len(acc) > 0 {
+			s.enforceLimits(cfg)
+			s.wakeConsumers()
+		}
+	}
+	for i := range batch {
+		if batch[i].reply != "" && acks[i] != nil {
+			s.pub.Publish(s.account, batch[i].reply, "", nil, acks[i])
+		}
+	}
+	s.pub.Flush()
+}
+
+// check applies a message's headers and the stream's rules; a non-nil
+// answer refuses it (or, for a duplicate, acknowledges it again).
+func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending map[string]uint64) (ack []byte, msgID string) {
+	if cfg.Sealed {
+		return pubAckError(errSealed), ""
+	}
+	if cfg.MaxMsgSize > 0 && len(in.hdr)+len(in.data) > int(cfg.MaxMsgSize) {
+		return pubAckError(errMsgTooBig), ""
+	}
+	if len(in.hdr) > 64*1024 {
+		return pubAckError(errHeaderTooBig), ""
+	}
+	if in.hdr == nil {
+		return nil, ""
+	}
+	if v := header(in.hdr, "Nats-Expected-Stream"); v != "" && v != cfg.Name {
+		return pubAckError(errExpectedStream), ""
+	}
+	if v := header(in.hdr, "Nats-Expected-Last-Sequence"); v != "" {
+		if want, err := strconv.ParseUint(v, 10, 64); err != nil || want != lastSeq {
+			return pubAckError(errWrongLastSeq(lastSeq)), ""
+		}
+	}
+	if v := header(in.hdr, "Nats-Expected-Last-Subject-Sequence"); v != "" {
+		want, err := strconv.ParseUint(v, 10, 64)
+		var have uint64
+		if m, err := s.store.LoadLast(in.subject); err == nil {
+			have = m.Seq
+		}
+		if err != nil || want != have {
+			return pubAckError(errWrongLastSeq(have)), ""
+		}
+	}
+	if v := header(in.hdr, "Nats-Expected-Last-Msg-Id"); v != "" && v != s.lastMsgID {
+		return pubAckError(errWrongLastMsgID(s.lastMsgID)), ""
+	}
+	msgID = header(in.hdr, "Nats-Msg-Id")
+	if msgID != "" {
+		if d, ok := s.msgIDs[msgID]; ok {
+			b, _ := json.Marshal(PubAck{Stream: cfg.Name, Seq: d.seq, Duplicate: true, Domain: s.e.domain})
+			return b, ""
+		}
+		if _, ok := pending[msgID]; ok {
+			// A duplicate within one batch: its sequence is not known yet;
+			// nats-server acknowledges it as a duplicate too.
+			b, _ := json.Marshal(PubAck{Stream: cfg.Name, Seq: lastSeq, Duplicate: true, Domain: s.e.domain})
+			return b, ""
+		}
+	}
+	return nil, msgID
+}
+
+func (s *stream) rememberMsgID(id string, seq uint64, now time.Time) {
+	s.msgIDs[id] = dedupe{seq: seq, when: now}
+	s.idOrder = append(s.idOrder, id)
+	s.lastMsgID = id
+}
+
+// pruneMsgIDs forgets message ids older than the duplicate window.
+func (s *stream) pruneMsgIDs(cfg StreamConfig, now time.Time) {
+	n := 0
+	for _, id := range s.idOrder {
+		if d, ok := s.msgIDs[id]; ok && now.Sub(d.when) > cfg.Duplicates {
+			delete(s.msgIDs, id)
+			n++
+			continue
+		}
+		break
+	}
+	s.idOrder = s.idOrder[n:]
+}
+
+// enforceLimits discards the oldest messages past max_msgs, max_bytes and
+// max_msgs_per_subject (discard old).
+func (s *stream) enforceLimits(cfg StreamConfig) {
+	st := s.store.State()
+	if cfg.MaxMsgs > 0 && st.Msgs > uint64(cfg.MaxMsgs) {
+		s.dropOldest(st.Msgs - uint64(cfg.MaxMsgs))
+		s.removed()
+	}
+	if cfg.MaxBytes > 0 {
+		for st = s.store.State(); st.Bytes > uint64(cfg.MaxBytes) && st.Msgs > 0; st = s.store.State() {
+			s.dropOldest(1)
+			s.removed()
+		}
+	}
+	if cfg.MaxMsgsPerSubject > 0 {
+		for subj, n := range s.store.SubjectCounts(">") {
+			if n > uint64(cfg.MaxMsgsPerSubject) {
+				s.store.Purge(subj, 0, uint64(cfg.MaxMsgsPerSubject))
+				s.removed()
+			}
+		}
+	}
+}
+
+// dropOldest removes the n oldest live messages.
+func (s *stream) dropOldest(n uint64) {
+	seq := s.store.State().FirstSeq
+	for ; n > 0; n-- {
+		m, err := s.store.LoadNext(">", seq)
+		if err != nil {
+			return
+		}
+		seq = m.Seq + 1
+	}
+	s.store.Compact(seq)
+}
+
+// expire removes messages older than max_age.
+func (s *stream) expire() {
+	cfg := s.config()
+	if cfg.MaxAge <= 0 {
+		return
+	}
+	cutoff := time.Now().Add(-cfg.MaxAge).UnixNano()
+	seq := s.store.State().FirstSeq
+	moved := false
+	for {
+		m, err := s.store.LoadNext(">", seq)
+		if err != nil || m.Time > cutoff {
+			break
+		}
+		seq, moved = m.Seq+1, true
+	}
+	if moved {
+		s.store.Compact(seq)
+		s.removed()
+	}
+}
+
+// info is the stream's StreamInfo now.
+func (s *stream) info() StreamInfo {
+	s.mu.Lock()
+	cfg, created := s.cfg, s.created
+	s.mu.Unlock()
+	st := s.store.State()
+	state := StreamState{Msgs: st.Msgs, Bytes: st.Bytes, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq,
+		NumDeleted: st.NumDeleted, NumSubjects: len(s.store.SubjectCounts(">"))}
+	if st.FirstTime > 0 && st.Msgs > 0 {
+		state.FirstTime = time.Unix(0, st.FirstTime).UTC()
+	}
+	if st.LastTime > 0 {
+		state.LastTime = time.Unix(0, st.LastTime).UTC()
+	}
+	s.cmu.Lock()
+	state.Consumers = len(s.consumers)
+	s.cmu.Unlock()
+	if st.Lost != nil {
+		state.Lost = &LostData{Msgs: st.Lost.Msgs, Bytes: st.Lost.Bytes}
+	}
+	return StreamInfo{Config: cfg, Created: created, State: state,
+		Cluster: &ClusterInfo{Leader: s.e.srv.Name()}, TS: time.Now().UTC()}
+}
+
+// header returns the first value of key in a NATS header block.
+func header(hdr []byte, key string) string {
+	for len(hdr) > 0 {
+		i := bytes.Index(hdr, []byte("\r\n"))
+		if i < 0 {
+			i = len(hdr)
+		}
+		line := hdr[:i]
+		hdr = hdr[min(i+2, len(hdr)):]
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 || !bytes.EqualFold(bytes.TrimSpace(line[:c]), []byte(key)) {
+			continue
+		}
+		return string(bytes.TrimSpace(line[c+1:]))
+	}
+	return ""
+}
+
+func pubAckError(e *ApiError) []byte {
+	b, _ := json.Marshal(map[string]any{"error": e})
+	return b
+}

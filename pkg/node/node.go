@@ -46,6 +46,7 @@ func (s *Server) SubscribeInternal(account, subject, queue string, fn func(subj,
 type Publisher struct {
 	c   *client
 	buf []byte
+	acc *account // the last account published in (a publisher mostly keeps to one)
 }
 
 // NewPublisher returns a publisher; use one per goroutine.
@@ -56,7 +57,11 @@ func (s *Server) NewPublisher() *Publisher { return &Publisher{c: newInternalCli
 // no headers). It reports whether anyone received it. Output is flushed
 // by Flush.
 func (p *Publisher) Publish(account, subject, reply string, hdr, data []byte) bool {
-	acc := p.c.srv.account(account)
+	acc := p.acc
+	if acc == nil || acc.name != account {
+		acc = p.c.srv.account(account)
+		p.acc = acc
+	}
 	headerLen := -1
 	msg := data
 	if hdr != nil {

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -66,16 +67,49 @@ func Binary(tb testing.TB, name string) string {
 	return out
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago and
+// that no other test (in any test process of this machine) is given until
+// this test ends. It picks below the kernel's ephemeral range (32768 and
+// up on Linux), where outgoing connections and listeners on port 0 take
+// their ports, so none of those can take it before the server binds it.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "switchyard-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		tb.Fatalf("testkit: free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 2000 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		lock := filepath.Join(dir, strconv.Itoa(port))
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			// Taken by a running test, or left by one that crashed.
+			if info, err := os.Stat(lock); err == nil && time.Since(info.ModTime()) > staleReservation {
+				os.Remove(lock)
+			}
+			continue
+		}
+		f.Close()
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			os.Remove(lock)
+			continue
+		}
+		l.Close()
+		tb.Cleanup(func() { os.Remove(lock) })
+		return port
+	}
+	tb.Fatalf("testkit: no free port in %d-%d", freePortLow, freePortHigh)
+	return 0
 }
+
+// The range FreePort picks from, and when a reservation left by a
+// crashed test may be taken again.
+const (
+	freePortLow      = 10000
+	freePortHigh     = 32000
+	staleReservation = time.Hour
+)
 
 // Process is a started service binary.
 type Process struct {

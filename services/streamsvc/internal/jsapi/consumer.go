@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -520,7 +519,7 @@ func (c *consumer) ackWait(cfg ConsumerConfig, count int) time.Duration {
 
 // numPending counts the stream's messages after sseq the consumer takes.
 func (c *consumer) numPending() uint64 {
-	last := c.s.store.State().LastSeq
+	last := c.s.lastSeq.Load()
 	for c.npTo < last {
 		at, ok := c.nextSeq(c.npTo + 1)
 		if !ok || at > last {
@@ -608,13 +607,8 @@ func (c *consumer) heartbeat(subj string) {
 // processAck applies one ack sent to the consumer's ack subject.
 func (c *consumer) processAck(a ackMsg) {
 	c.lastActive = time.Now()
-	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
-	tok := strings.Split(a.subject, ".")
-	if len(tok) != 9 {
-		return
-	}
-	sseq, err := strconv.ParseUint(tok[5], 10, 64)
-	if err != nil {
+	sseq, ok := ackStreamSeq(a.subject)
+	if !ok {
 		return
 	}
 	body := a.data
@@ -660,6 +654,28 @@ func (c *consumer) processAck(a ackMsg) {
 		c.pub.Publish(c.s.account, a.reply, "", nil, nil)
 		c.pub.Flush()
 	}
+}
+
+// ackStreamSeq reads the stream sequence from an ack subject,
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>,
+// without allocating.
+func ackStreamSeq(subj string) (uint64, bool) {
+	tokens, start := 0, 0
+	var seq string
+	for i := 0; i <= len(subj); i++ {
+		if i == len(subj) || subj[i] == '.' {
+			if tokens == 5 {
+				seq = subj[start:i]
+			}
+			tokens++
+			start = i + 1
+		}
+	}
+	if tokens != 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(seq, 10, 64)
+	return n, err == nil
 }
 
 func (c *consumer) ack(cfg ConsumerConfig, sseq uint64) {

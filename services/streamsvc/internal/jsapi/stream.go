@@ -43,6 +43,7 @@ type stream struct {
 	cmu       sync.Mutex // guards consumers
 	consumers map[string]*consumer
 	removals  atomic.Uint64 // counts purges, deletes and limit discards (consumers recount)
+	lastSeq   atomic.Uint64 // the store's LastSeq, for consumers' per-message counting
 
 	// Owned by the ingest goroutine.
 	pub       *node.Publisher
@@ -103,6 +104,7 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 			return nil, err
 		}
 	}
+	s.lastSeq.Store(s.store.State().LastSeq)
 	go s.ingest()
 	s.openConsumers()
 	s.subscribe()
@@ -317,6 +319,7 @@ func (s *stream) store1(batch []inbound) {
 			}
 		}
 		if len(acc) > 0 {
+			s.lastSeq.Store(msgs[len(msgs)-1].Seq)
 			s.enforceLimits(cfg)
 			s.wakeConsumers()
 		}

@@ -74,6 +74,55 @@ type segment struct {
 	dropping bool
 
 	lost []entry // guarded by fileStore.mu: damaged records and ranges
+
+	// Readers' view: the bytes known written (a record in the index lies
+	// below it), and the last block read, which the next sequential reads
+	// are served from instead of one pread each.
+	committed atomic.Int64
+	window    atomic.Pointer[readWindow]
+}
+
+// readWindow is an immutable copy of bytes [off, off+len(data)) of a
+// segment, all below its committed size when read.
+type readWindow struct {
+	off  int64
+	data []byte
+}
+
+// readWindowSize is how much a read that misses the window loads: a
+// consumer reading in order then costs one pread per this many bytes.
+const readWindowSize = 256 << 10
+
+// readAt returns the n bytes at off, from the window when it holds them.
+func (seg *segment) readAt(off int64, n int) ([]byte, error) {
+	buf := make([]byte, n)
+	if w := seg.window.Load(); w != nil && off >= w.off && off+int64(n) <= w.off+int64(len(w.data)) {
+		copy(buf, w.data[off-w.off:])
+		return buf, nil
+	}
+	limit := seg.committed.Load() - off
+	if limit < int64(n) || n >= readWindowSize {
+		_, err := seg.f.ReadAt(buf, off)
+		return buf, err
+	}
+	w := &readWindow{off: off, data: make([]byte, min(int64(readWindowSize), limit))}
+	if _, err := seg.f.ReadAt(w.data, off); err != nil {
+		_, err = seg.f.ReadAt(buf, off)
+		return buf, err
+	}
+	seg.window.Store(w)
+	copy(buf, w.data)
+	return buf, nil
+}
+
+// setSize records the segment's written size for readers (writer only);
+// a size that shrank (a failed write cut back) drops the read window.
+func (seg *segment) setSize(size int64) {
+	if size < seg.size {
+		seg.window.Store(nil)
+	}
+	seg.size = size
+	seg.committed.Store(size)
 }
 
 // OpenFile opens (or creates) the file store in cfg.Dir, recovering what it
@@ -214,7 +263,7 @@ func (s *fileStore) write(b *batch, force bool) error {
 	} else if s.cfg.Sync == SyncInterval {
 		s.dirty.Store(true)
 	}
-	seg.size += int64(len(b.buf))
+	seg.setSize(seg.size + int64(len(b.buf)))
 	for _, e := range b.ents {
 		e.off += off
 		seg.recs = append(seg.recs, e)
@@ -503,8 +552,8 @@ func (e errRead) Unwrap() error { return e.err }
 // readMsg reads and verifies a live message's record.
 func (s *fileStore) readMsg(sl slot[fileLoc]) (Msg, error) {
 	seg := sl.loc.seg
-	buf := make([]byte, sl.size+16) // record length: Size - 16 + header
-	if _, err := seg.f.ReadAt(buf, sl.loc.off); err != nil {
+	buf, err := seg.readAt(sl.loc.off, int(sl.size+16)) // record length: Size - 16 + header
+	if err != nil {
 		return Msg{}, errRead{err}
 	}
 	h := parseHeader(buf)

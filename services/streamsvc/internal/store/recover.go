@@ -85,7 +85,7 @@ func (s *fileStore) loadSegment(seg *segment, last, hasIdx bool, in interner) (s
 		return segContent{}, fmt.Errorf("store: stat segment %s: %w", seg.path, err)
 	}
 	size := fi.Size()
-	seg.size = size
+	seg.setSize(size)
 	if !last && hasIdx {
 		c, err := s.loadIndexed(seg, size, in)
 		if err == nil {
@@ -116,7 +116,7 @@ func (s *fileStore) loadSegment(seg *segment, last, hasIdx bool, in interner) (s
 		if err := seg.f.Sync(); err != nil {
 			return c, fmt.Errorf("store: fsync %s: %w", seg.path, err)
 		}
-		seg.size = c.end
+		seg.setSize(c.end)
 	}
 	seg.recs = c.entries
 	if hasIdx {

@@ -185,7 +185,7 @@ type segReader struct {
 	at   int64 // file offset of buf[0]
 }
 
-const readWindow = 1 << 20
+const scanWindow = 1 << 20
 
 // read returns bytes [off, off+n), valid until the next call.
 func (r *segReader) read(off int64, n int) ([]byte, error) {
@@ -195,7 +195,7 @@ func (r *segReader) read(off int64, n int) ([]byte, error) {
 	if off >= r.at && off+int64(n) <= r.at+int64(len(r.buf)) {
 		return r.buf[off-r.at : off-r.at+int64(n)], nil
 	}
-	want := int64(max(n, readWindow))
+	want := int64(max(n, scanWindow))
 	want = min(want, r.size-off)
 	if int64(cap(r.buf)) < want {
 		r.buf = make([]byte, want)

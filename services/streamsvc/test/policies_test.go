@@ -117,3 +117,24 @@ func TestJetStreamLimits(t *testing.T) {
 	require.LessOrEqual(t, info.State.Bytes, uint64(500))
 	require.Equal(t, uint64(10), info.State.LastSeq)
 }
+
+// Replay original delivers messages spaced as they were stored.
+func TestJetStreamReplayOriginal(t *testing.T) {
+	s := startSuite(t)
+	_, js := connect(t, s.fds[0])
+	st := createStream(t, js, jetstream.StreamConfig{Name: "REPLAY", Subjects: []string{"replay"}})
+	publishN(t, js, "replay", 1)
+	time.Sleep(400 * time.Millisecond)
+	publishN(t, js, "replay", 1)
+	c, err := st.CreateConsumer(ctx(t), jetstream.ConsumerConfig{ReplayPolicy: jetstream.ReplayOriginalPolicy})
+	require.NoError(t, err)
+	began := time.Now()
+	batch, err := c.Fetch(2, jetstream.FetchMaxWait(wait))
+	require.NoError(t, err)
+	n := 0
+	for range batch.Messages() {
+		n++
+	}
+	require.Equal(t, 2, n)
+	require.GreaterOrEqual(t, time.Since(began), 350*time.Millisecond, "the second message waits as long as it did when stored")
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/pkg/node"
+	"github.com/switchyard-io/switchyard/pkg/subject"
 	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
 )
 
@@ -41,6 +42,12 @@ type consumer struct {
 	done   chan struct{}
 	unsub  func()
 
+	// What the stream reads to decide interest and workqueue retention:
+	// the ack floor and last delivered stream sequence, and membership of
+	// the pending set (written by the goroutine under pmu).
+	floorSeq, deliveredSeq atomic.Uint64
+	pmu                    sync.Mutex
+
 	// Owned by the goroutine.
 	pub                  *node.Publisher
 	filters              []string // nil: every subject
@@ -58,6 +65,9 @@ type consumer struct {
 	lastDelivery         time.Time
 	lpsEnd               uint64 // last_per_subject: the stream's last sequence at creation
 	ackBuf               []byte
+	replayMsgTime        int64 // replay original: the last message's store time
+	replayAt             time.Time
+	replayTimer          *time.Timer
 }
 
 type pendingAck struct {
@@ -166,6 +176,7 @@ func (c *consumer) position() {
 	}
 	c.ackFloorS = c.sseq
 	c.npTo = c.sseq
+	c.publishPositions()
 }
 
 func (c *consumer) loadLast() (store.Msg, error) {
@@ -256,6 +267,9 @@ func (c *consumer) run() {
 		select {
 		case <-c.quit:
 			c.saveState()
+			if c.replayTimer != nil {
+				c.replayTimer.Stop()
+			}
 			return
 		case <-c.notify:
 		case ev := <-c.events:
@@ -381,6 +395,9 @@ func (c *consumer) pump() {
 			}
 			break
 		}
+		if !again && cfg.ReplayPolicy == "original" && c.holdForReplay(m) {
+			break
+		}
 		size := int(store.Size(m.Subject, m.Header, m.Data))
 		if req != nil && req.maxBytes > 0 && size > req.maxBytes {
 			c.waiting = c.waiting[1:]
@@ -406,6 +423,26 @@ func (c *consumer) pump() {
 	}
 }
 
+// holdForReplay keeps m back (unread) until its turn under replay
+// original: as long after the previous message's delivery as it was
+// stored after that message. It reports whether m was held.
+func (c *consumer) holdForReplay(m store.Msg) bool {
+	now := time.Now()
+	if c.replayMsgTime != 0 {
+		due := c.replayAt.Add(time.Duration(m.Time - c.replayMsgTime))
+		if wait := due.Sub(now); wait > time.Millisecond {
+			c.unread(m, false)
+			if c.replayTimer != nil {
+				c.replayTimer.Stop()
+			}
+			c.replayTimer = time.AfterFunc(wait, c.wake)
+			return true
+		}
+	}
+	c.replayMsgTime, c.replayAt = m.Time, now
+	return false
+}
+
 // nextToDeliver is the next message: a redelivery first, else the next
 // new one. again says it is a redelivery.
 func (c *consumer) nextToDeliver() (store.Msg, bool, bool) {
@@ -416,12 +453,12 @@ func (c *consumer) nextToDeliver() (store.Msg, bool, bool) {
 			continue // acked meanwhile
 		}
 		if max := c.config().MaxDeliver; max > 0 && c.deliveries[seq] >= max {
-			c.forget(seq) // delivered max_deliver times: given up
+			c.forget(seq, false) // delivered max_deliver times: given up, not acknowledged
 			continue
 		}
 		m, err := c.s.store.Get(seq)
 		if err != nil {
-			c.forget(seq) // purged or deleted: nothing to redeliver
+			c.forget(seq, false) // purged or deleted: nothing to redeliver
 			continue
 		}
 		return m, true, true
@@ -484,9 +521,14 @@ func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again
 	c.pushNextHB = now.Add(cfg.Heartbeat)
 	if cfg.AckPolicy == "none" {
 		c.ackFloorS, c.ackFloorD = m.Seq, c.dseq
+		c.publishPositions()
+		c.s.consumed(m.Seq)
 	} else {
+		c.pmu.Lock()
 		c.pending[m.Seq] = &pendingAck{dseq: c.dseq, deadline: now.Add(c.ackWait(cfg, count)), ts: now.UnixNano()}
+		c.pmu.Unlock()
 		c.deliveries[m.Seq] = count
+		c.publishPositions()
 	}
 	c.dirty = true
 }
@@ -536,16 +578,58 @@ func (c *consumer) numPending() uint64 {
 // of deliveries) and moves the ack floor: the floor is just below the
 // oldest pending message, found by walking up from the one removed
 // (acks mostly come in order, so the walk is short).
-func (c *consumer) forget(seq uint64) {
+func (c *consumer) forget(seq uint64, acked bool) {
+	c.pmu.Lock()
 	delete(c.pending, seq)
+	c.pmu.Unlock()
 	delete(c.deliveries, seq)
 	c.dirty = true
 	if len(c.pending) == 0 {
 		c.ackFloorS, c.ackFloorD = c.sseq, c.dseq
-		return
+	} else {
+		low := c.lowestPending()
+		c.ackFloorS, c.ackFloorD = low-1, c.pending[low].dseq-1
 	}
-	low := c.lowestPending()
-	c.ackFloorS, c.ackFloorD = low-1, c.pending[low].dseq-1
+	c.publishPositions()
+	if acked {
+		c.s.consumed(seq)
+	}
+}
+
+// publishPositions makes the ack floor and delivered sequence visible to
+// the stream.
+func (c *consumer) publishPositions() {
+	c.floorSeq.Store(c.ackFloorS)
+	c.deliveredSeq.Store(c.sseq)
+}
+
+// hasAcked reports, from any goroutine, whether the consumer is done with
+// stream sequence seq (a message it takes): acknowledged, or delivered
+// with no ack expected.
+func (c *consumer) hasAcked(seq uint64) bool {
+	if seq <= c.floorSeq.Load() {
+		return true
+	}
+	if seq > c.deliveredSeq.Load() {
+		return false
+	}
+	c.pmu.Lock()
+	_, pending := c.pending[seq]
+	c.pmu.Unlock()
+	return !pending
+}
+
+// takes reports whether the consumer's filters take subj.
+func (c *consumer) takes(subj string) bool {
+	if len(c.filters) == 0 {
+		return true
+	}
+	for _, f := range c.filters {
+		if subject.Matches(f, subj) {
+			return true
+		}
+	}
+	return false
 }
 
 // lowestPending is the oldest pending stream sequence (pending not empty).
@@ -646,7 +730,7 @@ func (c *consumer) processAck(a ackMsg) {
 		}
 	case bytes.HasPrefix(body, []byte("+TERM")):
 		if _, ok := c.pending[sseq]; ok {
-			c.forget(sseq)
+			c.forget(sseq, true)
 		}
 	}
 	if a.reply != "" {
@@ -682,13 +766,13 @@ func (c *consumer) ack(cfg ConsumerConfig, sseq uint64) {
 	if cfg.AckPolicy == "all" {
 		for s := range c.pending {
 			if s <= sseq {
-				c.forget(s)
+				c.forget(s, true)
 			}
 		}
 		return
 	}
 	if _, ok := c.pending[sseq]; ok {
-		c.forget(sseq)
+		c.forget(sseq, true)
 	}
 }
 
@@ -763,6 +847,7 @@ func (c *consumer) restore(st consumerState) {
 	for s, p := range st.Pending {
 		c.pending[s] = &pendingAck{dseq: uint64(p[0]), ts: p[1], deadline: time.Now().Add(c.ackWait(st.Config, max(st.Counts[s], 1)))}
 	}
+	c.publishPositions()
 	for s, n := range st.Counts {
 		c.deliveries[s] = n
 	}

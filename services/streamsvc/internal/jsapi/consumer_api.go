@@ -61,6 +61,7 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 		}
 		if verb == "DELETE" {
 			s.removeConsumer(c, true)
+			s.retireAll()
 			return response(typ, map[string]any{"success": true}, nil)
 		}
 		info, ok := c.snapshot()
@@ -130,6 +131,9 @@ func (e *Engine) createConsumer(account, streamName, name, filter string, data [
 		cfg.Name = name
 	}
 	if apiErr := normalizeConsumer(&cfg, s.config(), ephemeral); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	if apiErr := s.checkWorkQueue(name, cfg); apiErr != nil {
 		return response(typ, nil, apiErr)
 	}
 	c, apiErr := s.addConsumer(name, cfg, ephemeral, req.Action)
@@ -208,9 +212,7 @@ func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *
 	switch cfg.ReplayPolicy {
 	case "":
 		cfg.ReplayPolicy = "instant"
-	case "instant":
-	case "original":
-		return errConsumerCreate("replay_policy original is not supported yet: use instant")
+	case "instant", "original":
 	default:
 		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into replay policy", cfg.ReplayPolicy))
 	}
@@ -267,6 +269,45 @@ func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *
 	}
 	if cfg.RateLimit > 0 {
 		return errConsumerCreate("rate_limit_bps is not supported yet")
+	}
+	return nil
+}
+
+// checkWorkQueue applies a workqueue stream's rules to a new consumer:
+// explicit acks, deliver all, and no two consumers taking one subject.
+func (s *stream) checkWorkQueue(name string, cfg ConsumerConfig) *ApiError {
+	if s.config().Retention != retentionWorkQueue {
+		return nil
+	}
+	if cfg.AckPolicy != "explicit" {
+		return &ApiError{400, 10098, "workqueue stream requires explicit ack"}
+	}
+	if cfg.DeliverPolicy != "all" {
+		return &ApiError{400, 10101, "consumer must be deliver all on workqueue stream"}
+	}
+	filters := cfg.FilterSubjects
+	if cfg.FilterSubject != "" {
+		filters = []string{cfg.FilterSubject}
+	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for other, c := range s.consumers {
+		if other == name {
+			continue
+		}
+		if len(filters) == 0 || len(c.filters) == 0 {
+			if len(filters) == 0 && len(c.filters) == 0 {
+				return &ApiError{400, 10099, "multiple non-filtered consumers not allowed on workqueue stream"}
+			}
+			return &ApiError{400, 10100, "filtered consumer not unique on workqueue stream"}
+		}
+		for _, f := range filters {
+			for _, g := range c.filters {
+				if subject.Overlap(f, g) {
+					return &ApiError{400, 10100, "filtered consumer not unique on workqueue stream"}
+				}
+			}
+		}
 	}
 	return nil
 }

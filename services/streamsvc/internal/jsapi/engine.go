@@ -22,6 +22,10 @@ const (
 	storageMemory = "memory"
 	discardOld    = "old"
 	discardNew    = "new"
+
+	retentionLimits    = "limits"
+	retentionInterest  = "interest"
+	retentionWorkQueue = "workqueue"
 	apiPrefix     = "$JS.API."
 	// defaultDuplicates is nats-server's duplicate window.
 	defaultDuplicates = 2 * time.Minute
@@ -436,10 +440,8 @@ func normalize(cfg *StreamConfig) *ApiError {
 	}
 	switch cfg.Retention {
 	case "":
-		cfg.Retention = "limits"
-	case "limits":
-	case "interest", "workqueue":
-		return errInvalidConfig("retention %s is not supported yet: use limits", cfg.Retention)
+		cfg.Retention = retentionLimits
+	case retentionLimits, retentionInterest, retentionWorkQueue:
 	default:
 		return errInvalidJSON(fmt.Errorf("can not unmarshal %q into retention policy", cfg.Retention))
 	}

@@ -36,6 +36,9 @@ type stream struct {
 	store store.Store
 	in    chan inbound
 	ctl   chan func() // store changes the API makes, run by the ingest goroutine
+	// retire carries sequences a consumer is done with, for interest and
+	// workqueue retention (the ingest goroutine removes what no one needs).
+	retire chan uint64
 	quit  chan struct{}
 	done  chan struct{}
 	unsub []func()
@@ -83,7 +86,7 @@ type streamMeta struct {
 func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time) (*stream, error) {
 	dir := filepath.Join(e.dir, account, "streams", cfg.Name)
 	s := &stream{e: e, account: account, dir: dir, cfg: cfg, created: created,
-		in: make(chan inbound, ingestQueue), ctl: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
+		in: make(chan inbound, ingestQueue), ctl: make(chan func()), retire: make(chan uint64, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		pub: e.srv.NewPublisher(), msgIDs: map[string]dedupe{}}
 	if cfg.Storage == storageMemory {
 		s.store = store.NewMemory()
@@ -187,6 +190,94 @@ func (s *stream) do(fn func()) {
 	}
 }
 
+// consumed is called by a consumer (on its goroutine) when it is done
+// with stream sequence seq; under interest or workqueue retention the
+// stream may now remove it.
+func (s *stream) consumed(seq uint64) {
+	if r := s.config().Retention; r != retentionInterest && r != retentionWorkQueue {
+		return
+	}
+	select {
+	case s.retire <- seq:
+	case <-s.quit:
+	}
+}
+
+// drainRetired handles the retirements already queued.
+func (s *stream) drainRetired() {
+	for {
+		select {
+		case seq := <-s.retire:
+			s.retireMsg(seq)
+		default:
+			return
+		}
+	}
+}
+
+// retireMsg removes seq if its retention no longer needs it: a workqueue
+// message once any consumer acknowledged it, an interest message once
+// every consumer taking its subject did. Consumers' pending counts need
+// no recount: every consumer that counted it is past it.
+func (s *stream) retireMsg(seq uint64) {
+	if s.config().Retention == retentionWorkQueue || s.unneeded(seq) {
+		s.store.Delete(seq)
+	}
+}
+
+// unneeded reports whether every consumer taking seq's subject is done
+// with it (interest retention).
+func (s *stream) unneeded(seq uint64) bool {
+	m, err := s.store.Get(seq)
+	if err != nil {
+		return false
+	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, c := range s.consumers {
+		if c.takes(m.Subject) && !c.hasAcked(seq) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *stream) anyConsumerTakes(subj string) bool {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, c := range s.consumers {
+		if c.takes(subj) {
+			return true
+		}
+	}
+	return false
+}
+
+// retireAll removes, under interest retention, the messages no remaining
+// consumer needs (after a consumer is deleted).
+func (s *stream) retireAll() {
+	if s.config().Retention != retentionInterest {
+		return
+	}
+	s.do(func() {
+		removed := false
+		for seq := s.store.State().FirstSeq; ; seq++ {
+			at, ok := s.store.NextSeq(">", seq)
+			if !ok {
+				break
+			}
+			seq = at
+			if s.unneeded(at) {
+				s.store.Delete(at)
+				removed = true
+			}
+		}
+		if removed {
+			s.removed()
+		}
+	})
+}
+
 // wakeConsumers tells every consumer the stream changed.
 func (s *stream) wakeConsumers() {
 	s.cmu.Lock()
@@ -238,6 +329,10 @@ func (s *stream) ingest() {
 			continue
 		case fn := <-s.ctl:
 			fn()
+			continue
+		case seq := <-s.retire:
+			s.retireMsg(seq)
+			s.drainRetired()
 			continue
 		case in := <-s.in:
 			batch = append(batch[:0], in)
@@ -320,6 +415,13 @@ func (s *stream) store1(batch []inbound) {
 		}
 		if len(acc) > 0 {
 			s.lastSeq.Store(msgs[len(msgs)-1].Seq)
+			if cfg.Retention == retentionInterest {
+				for k := range msgs {
+					if !s.anyConsumerTakes(msgs[k].Subject) {
+						s.store.Delete(msgs[k].Seq) // nobody is interested: not kept
+					}
+				}
+			}
 			s.enforceLimits(cfg)
 			s.wakeConsumers()
 		}

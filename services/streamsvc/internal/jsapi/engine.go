@@ -26,7 +26,7 @@ const (
 	retentionLimits    = "limits"
 	retentionInterest  = "interest"
 	retentionWorkQueue = "workqueue"
-	apiPrefix     = "$JS.API."
+	apiPrefix          = "$JS.API."
 	// defaultDuplicates is nats-server's duplicate window.
 	defaultDuplicates = 2 * time.Minute
 	// apiQueue bounds the API requests waiting for the API goroutine.

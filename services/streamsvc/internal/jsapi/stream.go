@@ -39,9 +39,9 @@ type stream struct {
 	// retire carries sequences a consumer is done with, for interest and
 	// workqueue retention (the ingest goroutine removes what no one needs).
 	retire chan uint64
-	quit  chan struct{}
-	done  chan struct{}
-	unsub []func()
+	quit   chan struct{}
+	done   chan struct{}
+	unsub  []func()
 
 	cmu       sync.Mutex // guards consumers
 	consumers map[string]*consumer

@@ -68,6 +68,7 @@ type segment struct {
 
 	// Writer-owned.
 	size     int64
+	zeroed   int64 // the file holds zeros (written ahead) up to here
 	live     int      // live messages in it
 	tombs    []uint64 // sequences its delete records remove
 	recs     []entry  // its entries while active, for the index written when it is sealed
@@ -254,7 +255,18 @@ func (s *fileStore) write(b *batch, force bool) error {
 		if terr := seg.f.Truncate(off); terr != nil {
 			return s.fail("write", seg.path, errors.Join(err, terr))
 		}
+		seg.zeroed = off
 		return fmt.Errorf("store: write %s: %w", seg.path, err)
+	}
+	if end := off + int64(len(b.buf)); s.cfg.Sync == SyncAlways && end > seg.zeroed {
+		// Zeros ahead of the data, synced with it: the next appends
+		// overwrite blocks the file already has, so their fdatasync writes
+		// data only (no size or extent change to journal). Recovery takes
+		// a zero tail for the end of the log; sealing and closing cut it.
+		ahead := zeroBlock[:min(int64(len(zeroBlock)), max(s.cfg.SegmentBytes/8, 512))]
+		if _, err := seg.f.WriteAt(ahead, end); err == nil {
+			seg.zeroed = end + int64(len(ahead))
+		}
 	}
 	if force || s.cfg.Sync == SyncAlways {
 		if err := seg.f.Sync(); err != nil {
@@ -325,9 +337,27 @@ func (s *fileStore) Append(msgs []Msg) error {
 	return nil
 }
 
+// zeroBlock is what a SyncAlways segment is extended with ahead of its data.
+var zeroBlock [1 << 20]byte
+
+// cutZeros trims the zeros written ahead of a segment's data.
+func (s *fileStore) cutZeros(seg *segment) error {
+	if seg.zeroed <= seg.size {
+		return nil
+	}
+	if err := seg.f.Truncate(seg.size); err != nil {
+		return err
+	}
+	seg.zeroed = seg.size
+	return nil
+}
+
 // roll seals the active segment (fsync, index) and starts a new one.
 func (s *fileStore) roll() error {
 	old := s.active
+	if err := s.cutZeros(old); err != nil {
+		return s.fail("truncate", old.path, err)
+	}
 	if err := old.f.Sync(); err != nil {
 		return s.fail("fsync", old.path, err)
 	}
@@ -698,6 +728,11 @@ func (s *fileStore) Close() error {
 		<-s.done
 	}
 	var err error
+	if s.failed == nil {
+		if terr := s.cutZeros(s.active); terr != nil {
+			err = fmt.Errorf("store: truncate %s: %w", s.active.path, terr)
+		}
+	}
 	if s.failed == nil && s.cfg.Sync != SyncNever {
 		if serr := s.active.f.Sync(); serr != nil {
 			err = fmt.Errorf("store: fsync %s: %w", s.active.path, serr)

@@ -462,7 +462,11 @@ func TestStoreFileTornTail(t *testing.T) {
 			c.damage(t, path, off)
 			s := openFS(t, cfg)
 			require.Nil(t, s.State().Lost)
-			require.Contains(t, logs.text(), "incomplete write")
+			if c.name == "zeros after" {
+				require.Empty(t, logs.text(), "a zero tail is how a SyncAlways segment ends: not worth a log line")
+			} else {
+				require.Contains(t, logs.text(), "incomplete write")
+			}
 			require.Equal(t, c.lastSeq, s.State().LastSeq)
 			requireServed(t, s, c.lastSeq)
 			fi, err := os.Stat(path)
@@ -527,4 +531,46 @@ func BenchmarkFileAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// A SyncAlways segment is extended with zeros ahead of its data (so its
+// fdatasyncs write data only); after a crash that zero tail is the end of
+// the log, not damage, and closing cuts it.
+func TestFileZeroTailAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	logs := &logSink{}
+	cfg := FileConfig{Dir: filepath.Join(dir, "live"), Sync: SyncAlways, Log: logs.logf}
+	s := openFS(t, cfg)
+	appendMsgs(t, s, msg("a", "1"), msg("b", "2"), msg("a", "3"))
+	seg := s.active
+	info, err := os.Stat(seg.path)
+	require.NoError(t, err)
+	require.Greater(t, info.Size(), seg.size, "zeros written ahead of the data")
+
+	// "Crash": copy the files as they are, open the copy.
+	crashed := filepath.Join(dir, "crashed")
+	require.NoError(t, os.MkdirAll(crashed, 0o750))
+	names, err := os.ReadDir(cfg.Dir)
+	require.NoError(t, err)
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(cfg.Dir, n.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(crashed, n.Name()), b, 0o640))
+	}
+	c := openFS(t, FileConfig{Dir: crashed, Sync: SyncAlways, Log: logs.logf})
+	st := c.State()
+	require.Nil(t, st.Lost, "a zero tail is not damage")
+	require.Equal(t, uint64(3), st.Msgs)
+	require.Equal(t, uint64(3), st.LastSeq)
+	require.Empty(t, logs.text())
+	appendMsgs(t, c, msg("c", "4"))
+	m, err := c.Get(4)
+	require.NoError(t, err)
+	require.Equal(t, "4", string(m.Data))
+
+	// A clean close cuts the zeros.
+	require.NoError(t, s.Close())
+	info, err = os.Stat(seg.path)
+	require.NoError(t, err)
+	require.Equal(t, seg.size, info.Size())
 }

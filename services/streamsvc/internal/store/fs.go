@@ -37,8 +37,13 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
-	return f, nil
+	return osFile{f}, nil
 }
+
+// osFile syncs data with fdatasync where the system has it (see
+// fs_linux.go): a segment's records are what must reach the disk, and its
+// size (the one metadata change an append makes) is included.
+type osFile struct{ *os.File }
 
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
 func (osFS) Rename(oldname, newname string) error         { return os.Rename(oldname, newname) }

@@ -108,8 +108,11 @@ func (s *fileStore) loadSegment(seg *segment, last, hasIdx bool, in interner) (s
 		return c, nil
 	}
 	if c.end < size {
-		// Nothing valid follows: a write that was never acknowledged.
-		s.logf("store: %s: cut off %d bytes of an incomplete write at offset %d", seg.path, size-c.end, c.end)
+		// Nothing valid follows: a write that was never acknowledged, or
+		// the zeros a SyncAlways segment is extended with (not news).
+		if !allZero(seg.f, c.end, size) {
+			s.logf("store: %s: cut off %d bytes of an incomplete write at offset %d", seg.path, size-c.end, c.end)
+		}
 		if err := seg.f.Truncate(c.end); err != nil {
 			return c, fmt.Errorf("store: truncate torn tail of %s: %w", seg.path, err)
 		}
@@ -335,4 +338,22 @@ func (s *fileStore) findMissing(contents []segContent, gone func(uint64) bool, c
 			}
 		}
 	}
+}
+
+// allZero reports whether bytes [from, to) of f are all zero.
+func allZero(f File, from, to int64) bool {
+	buf := make([]byte, 64<<10)
+	for off := from; off < to; {
+		n := min(int64(len(buf)), to-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return false
+		}
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		off += n
+	}
+	return true
 }

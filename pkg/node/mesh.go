@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -539,9 +540,16 @@ func (rt *routing) syncPeers() {
 // so without this a fast responder could answer before the requester's
 // interest arrives, and the reply would be lost. (nats-server's routes
 // carry both on one connection, which orders them.)
+//
+// Entries are keyed by a 64-bit hash of the reply subject, so recording one
+// (every message with a reply that crosses the mesh, e.g. each JetStream
+// delivery with its ack subject) allocates nothing. Two subjects sharing a
+// hash would at worst send one reply to a node that has no use for it,
+// which drops it.
 type replyRoutes struct {
 	mu        sync.RWMutex
-	cur, prev map[string]string // reply subject -> node id
+	seed      maphash.Seed
+	cur, prev map[uint64]string // hash of the reply subject -> node id
 	rotated   time.Time
 	active    atomic.Bool // any entries at all: the hot path skips the lock otherwise
 }
@@ -555,12 +563,16 @@ const (
 )
 
 func (r *replyRoutes) add(reply []byte, node string) {
-	now := time.Now()
 	r.mu.Lock()
-	if r.cur == nil || len(r.cur) >= maxReplyRoutes || now.Sub(r.rotated) > replyRouteTTL {
-		r.prev, r.cur, r.rotated = r.cur, make(map[string]string), now
+	if r.cur == nil {
+		r.seed = maphash.MakeSeed()
 	}
-	r.cur[string(reply)] = node
+	h := maphash.Bytes(r.seed, reply)
+	now := time.Now()
+	if r.cur == nil || len(r.cur) >= maxReplyRoutes || now.Sub(r.rotated) > replyRouteTTL {
+		r.prev, r.cur, r.rotated = r.cur, make(map[uint64]string, len(r.cur)), now
+	}
+	r.cur[h] = node
 	r.active.Store(true)
 	r.mu.Unlock()
 }
@@ -572,9 +584,10 @@ func (r *replyRoutes) lookup(subj []byte) string {
 		return ""
 	}
 	r.mu.RLock()
-	node, ok := r.cur[string(subj)]
+	h := maphash.Bytes(r.seed, subj)
+	node, ok := r.cur[h]
 	if !ok {
-		node = r.prev[string(subj)]
+		node = r.prev[h]
 	}
 	stale := time.Since(r.rotated) > 2*replyRouteTTL
 	r.mu.RUnlock()

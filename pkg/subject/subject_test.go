@@ -244,3 +244,21 @@ func TestOverlap(t *testing.T) {
 		}
 	}
 }
+// A publisher of ever-new subjects stops filling the cache, and caching
+// resumes once it repeats a subject.
+func TestCacheMissStreak(t *testing.T) {
+	sl := NewSublist[int]()
+	one := 1
+	sl.Insert("a.>", "", &one)
+	c := NewCache(sl)
+	for i := range 3 * cacheMissStreak {
+		require.Len(t, c.Match([]byte(fmt.Sprintf("a.%d", i))).Plain, 1)
+	}
+	require.Len(t, c.m, cacheMissStreak, "entries stop being added after the streak")
+	require.Len(t, c.Match([]byte("a.hot")).Plain, 1)
+	require.Len(t, c.Match([]byte("a.hot")).Plain, 1)
+	require.Zero(t, c.misses, "a repeated subject hits and resets the streak")
+	require.Len(t, c.Match([]byte("a.new")).Plain, 1)
+	_, cached := c.m["a.new"]
+	require.True(t, cached, "caching resumed")
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Result is the set of subscriptions matching one literal subject: every plain
@@ -313,7 +314,13 @@ type Cache[S any] struct {
 	// and comparing bytes is cheaper than hashing them.
 	lastSubj []byte
 	last     *Result[S]
+	// Misses in a row: a publisher of ever-new subjects (ack and reply
+	// subjects) gains nothing from caching them, so past cacheMissStreak
+	// the cache stops taking new entries until something hits again.
+	misses int
 }
+
+const cacheMissStreak = 64
 
 // maxCacheEntries bounds a cache; past it the cache starts over, which keeps
 // memory flat for publishers of ever-new subjects.
@@ -333,14 +340,21 @@ func (c *Cache[S]) Match(literal []byte) *Result[S] {
 	}
 	if c.last != nil && bytes.Equal(c.lastSubj, literal) {
 		c.Hits++
+		c.misses = 0
 		return c.last
 	}
 	if r, ok := c.m[string(literal)]; ok {
 		c.Hits++
+		c.misses = 0
 		c.remember(literal, r)
 		return r
 	}
-	r := c.sl.Match(string(literal))
+	// Match keeps no reference to the subject: no copy needed.
+	r := c.sl.Match(unsafe.String(unsafe.SliceData(literal), len(literal)))
+	if c.misses++; c.misses > cacheMissStreak {
+		c.remember(literal, r) // a subject repeated now hits here, and caching resumes
+		return r
+	}
 	if c.m == nil {
 		c.m = make(map[string]*Result[S], 8)
 	} else if len(c.m) >= maxCacheEntries {

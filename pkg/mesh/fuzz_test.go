@@ -13,6 +13,8 @@ func FuzzDecode(f *testing.F) {
 		f.Add(encode(s))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add(AppendInterest(nil, []byte("$G"), []byte("orders.>"), ""))
+	f.Add(AppendInterest(nil, []byte("A"), []byte("q.*"), "workers"))
 	// Unknown flag bits: once accepted and silently dropped.
 	f.Add([]byte{0x0e, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
 	f.Add([]byte{13, 0, 0, 0, 1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
@@ -31,6 +33,13 @@ func FuzzDecode(f *testing.F) {
 				qs = append(qs, string(q))
 			}
 			again := AppendMessage(nil, m.Account, m.Subject, m.Reply, qs, m.Plain, m.HeaderLen, m.Body)
+			if m.Interest {
+				q := ""
+				if len(qs) > 0 {
+					q = qs[0]
+				}
+				again = AppendInterest(nil, m.Account, m.Subject, q)
+			}
 			if !bytes.Equal(again, data[:n]) {
 				t.Fatalf("re-encoding differs:\n in  %x\n out %x", data[:n], again)
 			}

@@ -48,6 +48,14 @@ const (
 	FlagPlain = 1 << 0
 	// FlagHeader: the body starts with a NATS/1.0 header block.
 	FlagHeader = 1 << 1
+	// FlagInterest: not a message but an interest hint: the sender now
+	// subscribes to Subject (a pattern) in Account, in the queue group
+	// named by the one queue entry if any. Sent before the messages that
+	// may cause a reply to it (a JetStream API response, say), it orders
+	// the interest before them on this connection, as a nats-server route
+	// orders RS+ before RMSG; the router tier carries the same interest a
+	// moment later. Body and reply are empty.
+	FlagInterest = 1 << 2
 )
 
 const (
@@ -73,6 +81,7 @@ type Message struct {
 	Account, Subject, Reply []byte
 	Queues                  [][]byte // groups the receiver must serve one member of
 	Plain                   bool
+	Interest                bool   // an interest hint (FlagInterest), not a message
 	HeaderLen               int    // -1: no header
 	Body                    []byte // header block (HeaderLen bytes) then payload
 }
@@ -129,6 +138,20 @@ func AppendMessage(b, account, subject, reply []byte, queues []string, plain boo
 	return append(b, body...)
 }
 
+// AppendInterest appends an interest hint frame (FlagInterest) for
+// pattern in account, in queue group queue ("" for none). The caller
+// checks Fits first.
+func AppendInterest(b, account, pattern []byte, queue string) []byte {
+	var queues []string
+	if queue != "" {
+		queues = []string{queue}
+	}
+	at := len(b)
+	b = AppendMessage(b, account, pattern, nil, queues, false, -1, nil)
+	b[at+lenPrefix+1] = FlagInterest
+	return b
+}
+
 // FrameSize is the full size of the frame at the start of buf, or 0 when
 // fewer than 4 bytes are there to tell.
 func FrameSize(buf []byte) int {
@@ -159,8 +182,11 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 		return 0, ErrMalformed
 	}
 	flags, nq := f[1], int(f[2])
-	if flags&^(FlagPlain|FlagHeader) != 0 {
+	if flags&^(FlagPlain|FlagHeader|FlagInterest) != 0 {
 		return 0, ErrMalformed // a newer peer's flag this node cannot honour
+	}
+	if flags&FlagInterest != 0 && (flags != FlagInterest || nq > 1) {
+		return 0, ErrMalformed // a hint is nothing else, with one queue at most
 	}
 	accLen := int(binary.LittleEndian.Uint16(f[3:]))
 	subjLen := int(binary.LittleEndian.Uint16(f[5:]))
@@ -199,6 +225,10 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 		return 0, ErrMalformed
 	}
 	m.Plain = flags&FlagPlain != 0
+	m.Interest = flags&FlagInterest != 0
+	if m.Interest && (len(m.Reply) > 0 || len(m.Body) > 0) {
+		return 0, ErrMalformed
+	}
 	return total, nil
 }
 

@@ -129,3 +129,32 @@ func BenchmarkMeshEncodeDecode16B(b *testing.B) {
 		}
 	}
 }
+
+// An interest hint round-trips, and a hint carrying anything else is
+// refused.
+func TestMeshInterestHint(t *testing.T) {
+	var m Message
+	for _, q := range []string{"", "workers"} {
+		b := AppendInterest(nil, []byte("ACC"), []byte("orders.>"), q)
+		n, err := Decode(b, &m, 1<<20)
+		if err != nil || n != len(b) {
+			t.Fatalf("decode: %d %v", n, err)
+		}
+		if !m.Interest || m.Plain || string(m.Account) != "ACC" || string(m.Subject) != "orders.>" || len(m.Body) != 0 {
+			t.Fatalf("decoded %+v", m)
+		}
+		if q != "" && (len(m.Queues) != 1 || string(m.Queues[0]) != q) {
+			t.Fatalf("queue: %q", m.Queues)
+		}
+	}
+	withBody := AppendMessage(nil, []byte("A"), []byte("s"), nil, nil, false, -1, []byte("x"))
+	withBody[lenPrefix+1] = FlagInterest
+	if _, err := Decode(withBody, &m, 1<<20); err == nil {
+		t.Fatal("a hint with a body was accepted")
+	}
+	mixed := AppendInterest(nil, []byte("A"), []byte("s"), "")
+	mixed[lenPrefix+1] |= FlagPlain
+	if _, err := Decode(mixed, &m, 1<<20); err == nil {
+		t.Fatal("a hint with other flags was accepted")
+	}
+}

@@ -114,7 +114,7 @@ func (c *client) requestService(svcs []*serviceImport, subj, reply []byte, heade
 	return false
 }
 
-func hasQueue(r *subject.Result[subscription], name string) bool {
+func hasQueue[S any](r *subject.Result[S], name string) bool {
 	for i := range r.Queues {
 		if r.Queues[i].Name == name {
 			return true

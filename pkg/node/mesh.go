@@ -176,6 +176,10 @@ func (rt *routing) readFrames(conn net.Conn, buf []byte, have int, in *inboundPe
 				break
 			}
 			start += k
+			if m.Interest {
+				rt.hints.add(in.node, &m)
+				continue
+			}
 			in.msgs.Add(1)
 			in.size.Add(int64(len(m.Body)))
 			if len(m.Reply) > 0 {
@@ -254,7 +258,8 @@ func (c *client) forward(rt *routing, acc *account, local *subject.Result[subscr
 	}
 	rr := c.remoteMatch(link, acc, subj)
 	replyTo := rt.replies.lookup(subj)
-	if rr.Empty() && replyTo == "" {
+	hr := rt.hints.match(acc.name, subj)
+	if rr.Empty() && replyTo == "" && hr == nil {
 		return false
 	}
 	dests := c.meshDests[:0]
@@ -273,6 +278,20 @@ func (c *client) forward(rt *routing, acc *account, local *subject.Result[subscr
 		}
 		dests, d = destFor(dests, c.pickNode(g.Members))
 		d.queues = append(d.queues, g.Name)
+	}
+	if hr != nil {
+		// Subscriptions the router has not told about yet (see hints.go).
+		for _, h := range hr.Plain {
+			dests, d = destFor(dests, h.node)
+			d.plain = true
+		}
+		for _, g := range hr.Queues {
+			if hasQueue(local, g.Name) || hasQueue(rr, g.Name) {
+				continue
+			}
+			dests, d = destFor(dests, g.Members[0].node)
+			d.queues = append(d.queues, g.Name)
+		}
 	}
 	peers := rt.peers.Load()
 	sent := false

@@ -37,6 +37,9 @@ func (s *Server) SubscribeInternal(account, subject, queue string, fn func(subj,
 		sid: strconv.FormatUint(nodeSids.Add(1), 10), internal: fn}
 	ic.subs[sub.sid] = sub
 	s.trieInsert(sub)
+	if s.routing != nil {
+		s.routing.sendHint(acc, subject, queue)
+	}
 	return func() { ic.removeSub(sub) }
 }
 

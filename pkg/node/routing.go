@@ -41,6 +41,7 @@ type routing struct {
 	peers   atomic.Pointer[map[string]*peer] // by node id; replaced, never modified
 	inbound sync.Map                         // *inboundPeer, for monitoring
 	replies replyRoutes
+	hints   interestHints // subscriptions other nodes announced over the mesh
 
 	// Interest this node has on behalf of local stream importers (guarded
 	// by mu): counted into snapshots like subscriptions.

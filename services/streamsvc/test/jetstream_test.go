@@ -342,3 +342,21 @@ jetstream { }
 	_, err = jsC.AccountInfo(ctx(t))
 	require.ErrorIs(t, err, jetstream.ErrJetStreamNotEnabled)
 }
+
+// A stream created through one frontdoor takes a publish through the
+// other at once: streamsvc's new interest travels over the mesh ahead of
+// its answer (an interest hint), not only through the router.
+func TestJetStreamCreateThenPublishElsewhere(t *testing.T) {
+	s := startSuite(t)
+	_, jsA := connect(t, s.fds[0])
+	_, jsB := connect(t, s.fds[1])
+	createStream(t, jsA, jetstream.StreamConfig{Name: "FIRST", Subjects: []string{"first"}}) // streamsvc reachable
+	for i := range 20 {
+		name := fmt.Sprintf("S%d", i)
+		_, err := jsA.CreateStream(ctx(t), jetstream.StreamConfig{Name: name, Subjects: []string{"at." + name}})
+		require.NoError(t, err)
+		ack, err := jsB.Publish(ctx(t), "at."+name, []byte("right away"), jetstream.WithRetryAttempts(0))
+		require.NoError(t, err, "publish to %s through the other frontdoor right after its creation", name)
+		require.Equal(t, uint64(1), ack.Sequence)
+	}
+}

@@ -1,0 +1,136 @@
+package node
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/mesh"
+	"github.com/switchyard-io/switchyard/pkg/subject"
+)
+
+// Interest hints close a gap between the two paths a node's state takes:
+// interest goes through the router tier, messages over the mesh. A service
+// node (streamsvc) that subscribes and then answers a request (a stream
+// created, a consumer created) could have its answer reach a frontdoor
+// before its new interest does, and the client's next message (a publish
+// to the new stream, an ack) would find no one to go to. So a service
+// node also sends each new subscription over the mesh to every peer, on
+// the connection its answers take, where it arrives first; the receiver
+// forwards matching messages to that node for hintTTL, by which time the
+// router tier has told it the same. (A nats-server route carries RS+ and
+// RMSG on one connection, which orders them.)
+
+// hintTTL is how long a hint stands in for the router's word: far longer
+// than interest takes through the router (well under a millisecond on one
+// host), and short, because a hint outlives an unsubscribe (messages sent
+// on one are dropped by the node, and a request gets no 503 meanwhile).
+const hintTTL = 2 * time.Second
+
+// hint is one node's subscription learned over the mesh.
+type hint struct {
+	node, account, subject, queue string
+	added                         time.Time
+}
+
+// interestHints are the hints a node holds, per account.
+type interestHints struct {
+	active atomic.Bool // any hints: forward skips the lock otherwise
+	mu     sync.RWMutex
+	byAcc  map[string]*subject.Sublist[hint]
+	all    []*hint // oldest first
+}
+
+func (h *interestHints) add(node string, m *mesh.Message) {
+	e := &hint{node: node, account: string(m.Account), subject: string(m.Subject), added: time.Now()}
+	if len(m.Queues) > 0 {
+		e.queue = string(m.Queues[0])
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.expire(e.added)
+	if h.byAcc == nil {
+		h.byAcc = map[string]*subject.Sublist[hint]{}
+	}
+	sl := h.byAcc[e.account]
+	if sl == nil {
+		sl = subject.NewSublist[hint]()
+		h.byAcc[e.account] = sl
+	}
+	sl.Insert(e.subject, e.queue, e)
+	h.all = append(h.all, e)
+	h.active.Store(true)
+}
+
+// expire drops hints older than hintTTL. Caller holds mu.
+func (h *interestHints) expire(now time.Time) {
+	n := 0
+	for _, e := range h.all {
+		if now.Sub(e.added) < hintTTL {
+			break
+		}
+		h.byAcc[e.account].Remove(e.subject, e.queue, e)
+		n++
+	}
+	if n > 0 {
+		clear(h.all[:n])
+		h.all = h.all[n:]
+	}
+	if len(h.all) == 0 {
+		h.byAcc = nil
+		h.active.Store(false)
+	}
+}
+
+// match returns the hints matching subj in account, nil when none.
+func (h *interestHints) match(account string, subj []byte) *subject.Result[hint] {
+	if !h.active.Load() {
+		return nil
+	}
+	h.mu.RLock()
+	sl := h.byAcc[account]
+	var r *subject.Result[hint]
+	if sl != nil {
+		r = sl.Match(string(subj))
+	}
+	stale := len(h.all) > 0 && time.Since(h.all[0].added) >= hintTTL
+	h.mu.RUnlock()
+	if stale {
+		h.mu.Lock()
+		h.expire(time.Now())
+		h.mu.Unlock()
+	}
+	if r == nil || r.Empty() {
+		return nil
+	}
+	return r
+}
+
+// sendHint tells every connected peer that this node now subscribes to
+// pattern in acc (queue: its group, if any). Only service nodes do, whose
+// subscriptions are few and whose answers depend on them; a frontdoor's
+// clients subscribe far more often (inboxes) for a frame to every peer
+// each time.
+func (rt *routing) sendHint(acc *account, pattern, queue string) {
+	if !rt.srv.isNode() {
+		return
+	}
+	var queues []string
+	if queue != "" {
+		queues = []string{queue}
+	}
+	if !mesh.Fits(acc.nameBytes, []byte(pattern), nil, queues) {
+		return
+	}
+	frame := mesh.AppendInterest(nil, acc.nameBytes, []byte(pattern), queue)
+	peers := rt.peers.Load()
+	if peers == nil {
+		return
+	}
+	for _, p := range *peers {
+		if pc := p.out.Load(); pc != nil {
+			pc.out.appendRaw(frame)
+			pc.flush()
+		}
+	}
+}

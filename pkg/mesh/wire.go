@@ -17,7 +17,7 @@
 //
 //	u32 length of what follows
 //	u8  kind (KindMessage)
-//	u8  flags (FlagPlain, FlagHeader)
+//	u8  flags (FlagPlain, FlagHeader; or FlagInterest alone: an interest hint)
 //	u8  number of queue groups
 //	u16 account length, u16 subject length, u16 reply length
 //	u32 header length (0 without FlagHeader)

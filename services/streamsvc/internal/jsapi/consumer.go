@@ -40,7 +40,7 @@ type consumer struct {
 	infoCh chan chan ConsumerInfo
 	quit   chan struct{}
 	done   chan struct{}
-	unsub  func()
+	unsub  []func()
 
 	// What the stream reads to decide interest and workqueue retention:
 	// the ack floor and last delivered stream sequence, and membership of
@@ -87,6 +87,7 @@ type pullRequest struct {
 	delivered int
 	// maxBytes was set: the request ends when it is used up.
 	bytesLimited bool
+	bad          string // a request that could not be read: the status to answer
 }
 
 type ackMsg struct {
@@ -335,6 +336,10 @@ func (c *consumer) expired(now time.Time) bool {
 // addPull queues a pull request, or refuses it at once.
 func (c *consumer) addPull(r pullRequest) {
 	c.lastActive = time.Now()
+	if r.bad != "" {
+		c.status(r.reply, r.bad, "")
+		return
+	}
 	cfg := c.config()
 	if cfg.MaxWaiting > 0 && len(c.waiting) >= cfg.MaxWaiting {
 		c.status(r.reply, "409 Exceeded MaxWaiting", "")
@@ -854,8 +859,8 @@ func (c *consumer) restore(st consumerState) {
 }
 
 func (c *consumer) stop() {
-	if c.unsub != nil {
-		c.unsub()
+	for _, u := range c.unsub {
+		u()
 	}
 	select {
 	case <-c.quit:

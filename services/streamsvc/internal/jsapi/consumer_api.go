@@ -43,9 +43,6 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 		return e.createConsumer(r.account, tok[3], tok[4], "", r.data, true)
 	case verb == "NAMES" && len(tok) == 3, verb == "LIST" && len(tok) == 3:
 		return e.listConsumers(r.account, tok[2], verb == "NAMES", r.data)
-	case verb == "MSG" && len(tok) == 5 && tok[2] == "NEXT":
-		e.pullRequest(r, tok[3], tok[4])
-		return nil
 	case (verb == "INFO" || verb == "DELETE") && len(tok) == 4:
 		typ := "io.nats.jetstream.api.v1.consumer_info_response"
 		if verb == "DELETE" {
@@ -354,13 +351,16 @@ func (s *stream) startConsumer(c *consumer) {
 	s.consumers[c.name] = c
 	s.cmu.Unlock()
 	go c.run()
-	c.unsub = s.e.srv.SubscribeInternal(s.account, "$JS.ACK."+s.cfg.Name+"."+c.name+".>", "",
+	c.unsub = append(c.unsub, s.e.srv.SubscribeInternal(s.account, "$JS.ACK."+s.cfg.Name+"."+c.name+".>", "",
 		func(subj, reply []byte, headerLen int, msg []byte) {
 			if headerLen >= 0 {
 				msg = msg[headerLen:]
 			}
 			c.send(consumerEvent{ack: &ackMsg{subject: string(subj), reply: string(reply), data: bytes.Clone(msg)}})
-		})
+		}))
+	if c.isPull() {
+		c.unsub = append(c.unsub, s.e.srv.SubscribeInternal(s.account, apiPrefix+"CONSUMER.MSG.NEXT."+s.cfg.Name+"."+c.name, "", c.nextRequest))
+	}
 	c.wake()
 }
 
@@ -453,63 +453,23 @@ func (e *Engine) listConsumers(account, streamName string, namesOnly bool, data 
 	return response(typ, out, nil)
 }
 
-// pullFast hands a CONSUMER.MSG.NEXT request straight to its consumer, on
-// the delivering goroutine (in order with the client's acks); false when
-// it needs an error answer, which the API goroutine sends.
-func (e *Engine) pullFast(account, subj, reply string, body []byte) bool {
-	rest, ok := strings.CutPrefix(subj, apiPrefix+"CONSUMER.MSG.NEXT.")
-	if !ok {
-		return false
+// nextRequest takes a CONSUMER.MSG.NEXT request on the consumer's own
+// subscription (as nats-server, which subscribes each pull consumer: a
+// request for one that does not exist gets no responders). It runs on
+// the delivering goroutine, in order with the client's acks.
+func (c *consumer) nextRequest(_, reply []byte, headerLen int, msg []byte) {
+	if len(reply) == 0 {
+		return
 	}
-	streamName, name, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(name, ".") {
-		return false
+	if headerLen >= 0 {
+		msg = msg[headerLen:]
 	}
-	s := e.lookup(account, streamName)
-	if s == nil {
-		return false
-	}
-	c := s.consumer(name)
-	if c == nil || !c.isPull() {
-		return false
-	}
-	req, err := parsePullRequest(body)
+	req, err := parsePullRequest(msg)
 	if err != nil {
-		return false
+		req = pullRequest{bad: "400 Bad Request - " + err.Error()}
 	}
-	req.reply = reply
-	return c.send(consumerEvent{pull: &req})
-}
-
-// pullRequest answers a CONSUMER.MSG.NEXT request pullFast could not pass
-// on, with the status message nats-server sends.
-func (e *Engine) pullRequest(r apiRequest, streamName, name string) {
-	status := func(code string) {
-		e.pub.Publish(r.account, r.reply, "", []byte("NATS/1.0 "+code+"\r\n\r\n"), nil)
-		e.pub.Flush()
-	}
-	s := e.lookup(r.account, streamName)
-	var c *consumer
-	if s != nil {
-		c = s.consumer(name)
-	}
-	if c == nil {
-		status("404 Consumer Not Found")
-		return
-	}
-	if !c.isPull() {
-		status("409 Consumer is push based")
-		return
-	}
-	req, err := parsePullRequest(r.data)
-	if err != nil {
-		status("400 Bad Request")
-		return
-	}
-	req.reply = r.reply
-	if !c.send(consumerEvent{pull: &req}) {
-		status("409 Consumer Deleted")
-	}
+	req.reply = string(reply)
+	c.send(consumerEvent{pull: &req})
 }
 
 // openConsumers restores a stream's durable consumers.

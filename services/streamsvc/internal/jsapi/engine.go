@@ -33,6 +33,12 @@ const (
 	apiQueue = 1024
 )
 
+// apiSubjects are the $JS.API requests the engine answers; anything else
+// (and a pull request for a consumer that does not exist, see
+// consumer.nextRequest) gets no responders, as on a server without it.
+var apiSubjects = []string{"INFO", "STREAM.>", "CONSUMER.CREATE.>", "CONSUMER.DURABLE.CREATE.*.*",
+	"CONSUMER.INFO.*.*", "CONSUMER.DELETE.*.*", "CONSUMER.NAMES.*", "CONSUMER.LIST.*"}
+
 // Options configure the engine.
 type Options struct {
 	Dir      string           // where streams live: <Dir>/<account>/streams/<name>
@@ -81,7 +87,9 @@ func New(srv *node.Server, log *logging.Logger, opts Options) (*Engine, error) {
 			e.Stop()
 			return nil, err
 		}
-		e.unsub = append(e.unsub, srv.SubscribeInternal(acc, apiPrefix+">", "", e.request(acc)))
+		for _, api := range apiSubjects {
+			e.unsub = append(e.unsub, srv.SubscribeInternal(acc, apiPrefix+api, "", e.request(acc)))
+		}
 	}
 	go e.serveAPI()
 	return e, nil
@@ -165,9 +173,6 @@ func (e *Engine) request(account string) func(subj, reply []byte, headerLen int,
 		}
 		if headerLen >= 0 {
 			msg = msg[headerLen:]
-		}
-		if e.pullFast(account, string(subj), string(reply), msg) {
-			return
 		}
 		r := apiRequest{account: account, subject: string(subj), reply: string(reply), data: bytes.Clone(msg)}
 		select {

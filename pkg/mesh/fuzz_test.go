@@ -13,8 +13,8 @@ func FuzzDecode(f *testing.F) {
 		f.Add(encode(s))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	f.Add(AppendInterest(nil, []byte("$G"), []byte("orders.>"), ""))
-	f.Add(AppendInterest(nil, []byte("A"), []byte("q.*"), "workers"))
+	f.Add(AppendInterest(nil, []byte("$G"), []byte("orders.>"), "", false))
+	f.Add(AppendInterest(nil, []byte("A"), []byte("q.*"), "workers", true))
 	// Unknown flag bits: once accepted and silently dropped.
 	f.Add([]byte{0x0e, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
 	f.Add([]byte{13, 0, 0, 0, 1, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
@@ -38,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 				if len(qs) > 0 {
 					q = qs[0]
 				}
-				again = AppendInterest(nil, m.Account, m.Subject, q)
+				again = AppendInterest(nil, m.Account, m.Subject, q, m.Gone)
 			}
 			if !bytes.Equal(again, data[:n]) {
 				t.Fatalf("re-encoding differs:\n in  %x\n out %x", data[:n], again)

@@ -56,6 +56,9 @@ const (
 	// orders RS+ before RMSG; the router tier carries the same interest a
 	// moment later. Body and reply are empty.
 	FlagInterest = 1 << 2
+	// FlagGone, with FlagInterest: the sender no longer subscribes (a hint
+	// withdrawn, so a request is not sent on to it meanwhile).
+	FlagGone = 1 << 3
 )
 
 const (
@@ -82,6 +85,7 @@ type Message struct {
 	Queues                  [][]byte // groups the receiver must serve one member of
 	Plain                   bool
 	Interest                bool   // an interest hint (FlagInterest), not a message
+	Gone                    bool   // with Interest: the subscription ended (FlagGone)
 	HeaderLen               int    // -1: no header
 	Body                    []byte // header block (HeaderLen bytes) then payload
 }
@@ -139,9 +143,9 @@ func AppendMessage(b, account, subject, reply []byte, queues []string, plain boo
 }
 
 // AppendInterest appends an interest hint frame (FlagInterest) for
-// pattern in account, in queue group queue ("" for none). The caller
-// checks Fits first.
-func AppendInterest(b, account, pattern []byte, queue string) []byte {
+// pattern in account, in queue group queue ("" for none); gone withdraws
+// it (FlagGone). The caller checks Fits first.
+func AppendInterest(b, account, pattern []byte, queue string, gone bool) []byte {
 	var queues []string
 	if queue != "" {
 		queues = []string{queue}
@@ -149,6 +153,9 @@ func AppendInterest(b, account, pattern []byte, queue string) []byte {
 	at := len(b)
 	b = AppendMessage(b, account, pattern, nil, queues, false, -1, nil)
 	b[at+lenPrefix+1] = FlagInterest
+	if gone {
+		b[at+lenPrefix+1] |= FlagGone
+	}
 	return b
 }
 
@@ -182,10 +189,10 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 		return 0, ErrMalformed
 	}
 	flags, nq := f[1], int(f[2])
-	if flags&^(FlagPlain|FlagHeader|FlagInterest) != 0 {
+	if flags&^(FlagPlain|FlagHeader|FlagInterest|FlagGone) != 0 {
 		return 0, ErrMalformed // a newer peer's flag this node cannot honour
 	}
-	if flags&FlagInterest != 0 && (flags != FlagInterest || nq > 1) {
+	if flags&FlagInterest != 0 && (flags&^FlagGone != FlagInterest || nq > 1) || flags&(FlagInterest|FlagGone) == FlagGone {
 		return 0, ErrMalformed // a hint is nothing else, with one queue at most
 	}
 	accLen := int(binary.LittleEndian.Uint16(f[3:]))
@@ -226,6 +233,7 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 	}
 	m.Plain = flags&FlagPlain != 0
 	m.Interest = flags&FlagInterest != 0
+	m.Gone = flags&FlagGone != 0
 	if m.Interest && (len(m.Reply) > 0 || len(m.Body) > 0) {
 		return 0, ErrMalformed
 	}

@@ -134,8 +134,8 @@ func BenchmarkMeshEncodeDecode16B(b *testing.B) {
 // refused.
 func TestMeshInterestHint(t *testing.T) {
 	var m Message
-	for _, q := range []string{"", "workers"} {
-		b := AppendInterest(nil, []byte("ACC"), []byte("orders.>"), q)
+	for i, q := range []string{"", "workers"} {
+		b := AppendInterest(nil, []byte("ACC"), []byte("orders.>"), q, i == 1)
 		n, err := Decode(b, &m, 1<<20)
 		if err != nil || n != len(b) {
 			t.Fatalf("decode: %d %v", n, err)
@@ -146,13 +146,21 @@ func TestMeshInterestHint(t *testing.T) {
 		if q != "" && (len(m.Queues) != 1 || string(m.Queues[0]) != q) {
 			t.Fatalf("queue: %q", m.Queues)
 		}
+		if m.Gone != (i == 1) {
+			t.Fatalf("gone: %v", m.Gone)
+		}
 	}
 	withBody := AppendMessage(nil, []byte("A"), []byte("s"), nil, nil, false, -1, []byte("x"))
 	withBody[lenPrefix+1] = FlagInterest
 	if _, err := Decode(withBody, &m, 1<<20); err == nil {
 		t.Fatal("a hint with a body was accepted")
 	}
-	mixed := AppendInterest(nil, []byte("A"), []byte("s"), "")
+	lone := AppendMessage(nil, []byte("A"), []byte("s"), nil, nil, false, -1, nil)
+	lone[lenPrefix+1] = FlagGone
+	if _, err := Decode(lone, &m, 1<<20); err == nil {
+		t.Fatal("FlagGone without FlagInterest was accepted")
+	}
+	mixed := AppendInterest(nil, []byte("A"), []byte("s"), "", false)
 	mixed[lenPrefix+1] |= FlagPlain
 	if _, err := Decode(mixed, &m, 1<<20); err == nil {
 		t.Fatal("a hint with other flags was accepted")

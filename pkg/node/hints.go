@@ -41,7 +41,8 @@ type interestHints struct {
 	all    []*hint // oldest first
 }
 
-func (h *interestHints) add(node string, m *mesh.Message) {
+// apply records a hint, or withdraws one (m.Gone).
+func (h *interestHints) apply(node string, m *mesh.Message) {
 	e := &hint{node: node, account: string(m.Account), subject: string(m.Subject), added: time.Now()}
 	if len(m.Queues) > 0 {
 		e.queue = string(m.Queues[0])
@@ -49,6 +50,10 @@ func (h *interestHints) add(node string, m *mesh.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.expire(e.added)
+	if m.Gone {
+		h.withdraw(e)
+		return
+	}
 	if h.byAcc == nil {
 		h.byAcc = map[string]*subject.Sublist[hint]{}
 	}
@@ -60,6 +65,24 @@ func (h *interestHints) add(node string, m *mesh.Message) {
 	sl.Insert(e.subject, e.queue, e)
 	h.all = append(h.all, e)
 	h.active.Store(true)
+}
+
+// withdraw drops the hints of e's node for e's subscription. Caller holds mu.
+func (h *interestHints) withdraw(e *hint) {
+	kept := h.all[:0]
+	for _, o := range h.all {
+		if o.node == e.node && o.account == e.account && o.subject == e.subject && o.queue == e.queue {
+			h.byAcc[o.account].Remove(o.subject, o.queue, o)
+			continue
+		}
+		kept = append(kept, o)
+	}
+	clear(h.all[len(kept):])
+	h.all = kept
+	if len(h.all) == 0 {
+		h.byAcc = nil
+		h.active.Store(false)
+	}
 }
 
 // expire drops hints older than hintTTL. Caller holds mu.
@@ -107,11 +130,11 @@ func (h *interestHints) match(account string, subj []byte) *subject.Result[hint]
 }
 
 // sendHint tells every connected peer that this node now subscribes to
-// pattern in acc (queue: its group, if any). Only service nodes do, whose
+// pattern in acc (queue: its group, if any), or no longer does (gone). Only service nodes do, whose
 // subscriptions are few and whose answers depend on them; a frontdoor's
 // clients subscribe far more often (inboxes) for a frame to every peer
 // each time.
-func (rt *routing) sendHint(acc *account, pattern, queue string) {
+func (rt *routing) sendHint(acc *account, pattern, queue string, gone bool) {
 	if !rt.srv.isNode() {
 		return
 	}
@@ -122,7 +145,7 @@ func (rt *routing) sendHint(acc *account, pattern, queue string) {
 	if !mesh.Fits(acc.nameBytes, []byte(pattern), nil, queues) {
 		return
 	}
-	frame := mesh.AppendInterest(nil, acc.nameBytes, []byte(pattern), queue)
+	frame := mesh.AppendInterest(nil, acc.nameBytes, []byte(pattern), queue, gone)
 	peers := rt.peers.Load()
 	if peers == nil {
 		return

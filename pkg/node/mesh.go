@@ -177,7 +177,7 @@ func (rt *routing) readFrames(conn net.Conn, buf []byte, have int, in *inboundPe
 			}
 			start += k
 			if m.Interest {
-				rt.hints.add(in.node, &m)
+				rt.hints.apply(in.node, &m)
 				continue
 			}
 			in.msgs.Add(1)

@@ -38,9 +38,14 @@ func (s *Server) SubscribeInternal(account, subject, queue string, fn func(subj,
 	ic.subs[sub.sid] = sub
 	s.trieInsert(sub)
 	if s.routing != nil {
-		s.routing.sendHint(acc, subject, queue)
+		s.routing.sendHint(acc, subject, queue, false)
 	}
-	return func() { ic.removeSub(sub) }
+	return func() {
+		ic.removeSub(sub)
+		if s.routing != nil {
+			s.routing.sendHint(acc, subject, queue, true)
+		}
+	}
 }
 
 // Publisher publishes into accounts for one goroutine at a time (it

@@ -14,6 +14,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Add(AppendInterest(nil, []byte("$G"), []byte("orders.>"), "", false))
+	f.Add(AppendMessageTo(nil, []byte("$G"), []byte("orders.1"), []byte("_INBOX.x"), []byte("$JS.ACK.S.C.1.1.1.1.0"), nil, true, 4, []byte("hdr!body")))
 	f.Add(AppendInterest(nil, []byte("A"), []byte("q.*"), "workers", true))
 	// Unknown flag bits: once accepted and silently dropped.
 	f.Add([]byte{0x0e, 0, 0, 0, 1, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'})
@@ -32,7 +33,7 @@ func FuzzDecode(f *testing.F) {
 			for _, q := range m.Queues {
 				qs = append(qs, string(q))
 			}
-			again := AppendMessage(nil, m.Account, m.Subject, m.Reply, qs, m.Plain, m.HeaderLen, m.Body)
+			again := AppendMessageTo(nil, m.Account, m.Subject, m.To, m.Reply, qs, m.Plain, m.HeaderLen, m.Body)
 			if m.Interest {
 				q := ""
 				if len(qs) > 0 {

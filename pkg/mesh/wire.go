@@ -59,6 +59,12 @@ const (
 	// FlagGone, with FlagInterest: the sender no longer subscribes (a hint
 	// withdrawn, so a request is not sent on to it meanwhile).
 	FlagGone = 1 << 3
+	// FlagTo: the message is addressed to another subject than the one its
+	// receivers see: the body starts with a u16 length and that subject,
+	// which the receiving node matches subscriptions against, while MSG
+	// shows Subject. A JetStream delivery goes to a consumer's inbox or
+	// deliver subject but shows the subject the message was stored under.
+	FlagTo = 1 << 4
 )
 
 const (
@@ -82,6 +88,7 @@ var (
 // decoded from and are valid until that buffer is reused.
 type Message struct {
 	Account, Subject, Reply []byte
+	To                      []byte   // FlagTo: the subject to match (nil: Subject)
 	Queues                  [][]byte // groups the receiver must serve one member of
 	Plain                   bool
 	Interest                bool   // an interest hint (FlagInterest), not a message
@@ -92,7 +99,15 @@ type Message struct {
 
 // EncodedLen is the size of the frame AppendMessage writes.
 func EncodedLen(account, subject, reply []byte, queues []string, body []byte) int {
+	return EncodedLenTo(account, subject, nil, reply, queues, body)
+}
+
+// EncodedLenTo is the size of the frame AppendMessageTo writes.
+func EncodedLenTo(account, subject, to, reply []byte, queues []string, body []byte) int {
 	n := lenPrefix + fixedLen + len(account) + len(subject) + len(reply) + len(body)
+	if to != nil {
+		n += 2 + len(to)
+	}
 	for _, q := range queues {
 		n += 2 + len(q)
 	}
@@ -116,7 +131,17 @@ func Fits(account, subject, reply []byte, queues []string) bool {
 // AppendMessage appends one frame to b. headerLen < 0 means body has no
 // header block. The caller checks Fits first.
 func AppendMessage(b, account, subject, reply []byte, queues []string, plain bool, headerLen int, body []byte) []byte {
+	return AppendMessageTo(b, account, subject, nil, reply, queues, plain, headerLen, body)
+}
+
+// AppendMessageTo is AppendMessage for a message addressed to subject to
+// but shown as subject (FlagTo; to nil: an ordinary message). The caller
+// checks Fits for both subjects first.
+func AppendMessageTo(b, account, subject, to, reply []byte, queues []string, plain bool, headerLen int, body []byte) []byte {
 	var flags byte
+	if to != nil {
+		flags |= FlagTo
+	}
 	if plain {
 		flags |= FlagPlain
 	}
@@ -125,7 +150,7 @@ func AppendMessage(b, account, subject, reply []byte, queues []string, plain boo
 		flags |= FlagHeader
 		hl = headerLen
 	}
-	size := EncodedLen(account, subject, reply, queues, body) - lenPrefix
+	size := EncodedLenTo(account, subject, to, reply, queues, body) - lenPrefix
 	b = binary.LittleEndian.AppendUint32(b, uint32(size))
 	b = append(b, KindMessage, flags, byte(len(queues)))
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(account)))
@@ -139,6 +164,10 @@ func AppendMessage(b, account, subject, reply []byte, queues []string, plain boo
 	b = append(b, account...)
 	b = append(b, subject...)
 	b = append(b, reply...)
+	if to != nil {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(to)))
+		b = append(b, to...)
+	}
 	return append(b, body...)
 }
 
@@ -189,7 +218,7 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 		return 0, ErrMalformed
 	}
 	flags, nq := f[1], int(f[2])
-	if flags&^(FlagPlain|FlagHeader|FlagInterest|FlagGone) != 0 {
+	if flags&^(FlagPlain|FlagHeader|FlagInterest|FlagGone|FlagTo) != 0 {
 		return 0, ErrMalformed // a newer peer's flag this node cannot honour
 	}
 	if flags&FlagInterest != 0 && (flags&^FlagGone != FlagInterest || nq > 1) || flags&(FlagInterest|FlagGone) == FlagGone {
@@ -220,6 +249,17 @@ func Decode(buf []byte, m *Message, maxFrame int) (int, error) {
 	m.Reply, p = p[:replyLen], p[replyLen:]
 	if replyLen == 0 {
 		m.Reply = nil
+	}
+	m.To = nil
+	if flags&FlagTo != 0 {
+		if len(p) < 2 {
+			return 0, ErrMalformed
+		}
+		tl := int(binary.LittleEndian.Uint16(p))
+		if tl == 0 || len(p) < 2+tl {
+			return 0, ErrMalformed
+		}
+		m.To, p = p[2:2+tl], p[2+tl:]
 	}
 	m.Body = p
 	m.HeaderLen = -1

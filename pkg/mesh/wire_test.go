@@ -166,3 +166,29 @@ func TestMeshInterestHint(t *testing.T) {
 		t.Fatal("a hint with other flags was accepted")
 	}
 }
+
+// A message addressed to one subject and shown as another round-trips.
+func TestMeshAddressedTo(t *testing.T) {
+	b := AppendMessageTo(nil, []byte("A"), []byte("orders.1"), []byte("_INBOX.abc"), []byte("ack"), []string{"q"}, true, 2, []byte("hibody"))
+	if len(b) != EncodedLenTo([]byte("A"), []byte("orders.1"), []byte("_INBOX.abc"), []byte("ack"), []string{"q"}, []byte("hibody")) {
+		t.Fatal("EncodedLenTo disagrees")
+	}
+	var m Message
+	n, err := Decode(b, &m, 1<<20)
+	if err != nil || n != len(b) {
+		t.Fatalf("decode: %d %v", n, err)
+	}
+	if string(m.Subject) != "orders.1" || string(m.To) != "_INBOX.abc" || string(m.Body) != "hibody" || m.HeaderLen != 2 || string(m.Reply) != "ack" {
+		t.Fatalf("decoded %+v", m)
+	}
+	plain := AppendMessage(nil, []byte("A"), []byte("s"), nil, nil, true, -1, []byte("x"))
+	if _, err := Decode(plain, &m, 1<<20); err != nil || m.To != nil {
+		t.Fatalf("an ordinary message has no To: %v %q", err, m.To)
+	}
+	bad := append([]byte{}, b...)
+	bad = bad[:len(bad)-len("hibody")-len("_INBOX.abc")]
+	bad[0] = byte(len(bad) - lenPrefix)
+	if _, err := Decode(bad, &m, 1<<20); err == nil {
+		t.Fatal("a truncated To was accepted")
+	}
+}

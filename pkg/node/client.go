@@ -85,6 +85,10 @@ type client struct {
 	sentPong     bool
 	pcd          map[*client]struct{} // clients (and peers) this read delivered to
 	stallOn      []*client            // congested subscribers and peers to wait for after this read
+	// shownAs, while set, is the subject MSG shows for what this client
+	// delivers, the subject matched being another (Publisher.PublishAs, or
+	// a mesh frame with FlagTo).
+	shownAs []byte
 	meshDests    []meshDest           // scratch: the peers one message goes to
 	candidates   []string             // scratch: nodes with a member of one queue group
 	lastPcd      *client

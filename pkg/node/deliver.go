@@ -193,7 +193,11 @@ func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, m
 		headerLen = -1
 	}
 	maxPending := c.srv.Config().MaxPending
-	pending := dst.out.appendMsg(subj, sub.sid, reply, headerLen, msg, maxPending)
+	shown := subj
+	if c.shownAs != nil {
+		shown = c.shownAs // addressed to subj, shown as stored (a JetStream delivery)
+	}
+	pending := dst.out.appendMsg(shown, sub.sid, reply, headerLen, msg, maxPending)
 	switch {
 	case pending == 0:
 		return false

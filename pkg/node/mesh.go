@@ -216,25 +216,31 @@ func (c *client) deliverMeshMessage(m *mesh.Message) {
 		// Consecutive frames are mostly of one account.
 		c.meshAcc, c.meshCache = acc, c.cacheFor(acc)
 	}
-	if rr := acc.responses.take(m.Subject); rr != nil {
+	subj := m.Subject
+	if m.To != nil {
+		subj = m.To // addressed there, shown as m.Subject
+		c.shownAs = m.Subject
+		defer func() { c.shownAs = nil }()
+	}
+	if rr := acc.responses.take(subj); rr != nil {
 		// A response to a request that came in through a service import:
 		// the requester waits in the importing account.
 		c.publish(rr.to, []byte(rr.reply), nil, m.HeaderLen, m.Body)
 		return
 	}
-	r := c.meshCache.Match(m.Subject)
+	r := c.meshCache.Match(subj)
 	if m.Plain {
 		for _, sub := range r.Plain {
-			c.deliver(sub, m.Subject, m.Reply, m.HeaderLen, m.Body)
+			c.deliver(sub, subj, m.Reply, m.HeaderLen, m.Body)
 		}
 		if outs := acc.streamsOut.Load(); outs != nil {
-			c.deliverStreamImports(*outs, m.Subject, m.Reply, m.HeaderLen, m.Body)
+			c.deliverStreamImports(*outs, subj, m.Reply, m.HeaderLen, m.Body)
 		}
 	}
 	for _, q := range m.Queues {
 		for i := range r.Queues {
 			if r.Queues[i].Name == string(q) {
-				c.deliverQueue(r.Queues[i].Members, m.Subject, m.Reply, m.HeaderLen, m.Body)
+				c.deliverQueue(r.Queues[i].Members, subj, m.Reply, m.HeaderLen, m.Body)
 			}
 		}
 	}
@@ -353,11 +359,11 @@ func (c *client) pickNode(members []*remoteSub) string {
 // (as for a slow local subscriber).
 func (c *client) sendToPeer(p *peer, acc *account, subj, reply []byte, d *meshDest, headerLen int, msg []byte) bool {
 	pc := p.out.Load()
-	if pc == nil || !mesh.Fits(acc.nameBytes, subj, reply, d.queues) {
+	if pc == nil || !mesh.Fits(acc.nameBytes, subj, reply, d.queues) || !mesh.Fits(nil, c.shownAs, nil, nil) {
 		p.noteDrop()
 		return false
 	}
-	pending := pc.out.appendFrame(acc.nameBytes, subj, reply, d.queues, d.plain, headerLen, msg, maxMeshBacklog)
+	pending := pc.out.appendFrame(acc.nameBytes, subj, c.shownAs, reply, d.queues, d.plain, headerLen, msg, maxMeshBacklog)
 	switch {
 	case pending == 0: // closed: reconnecting
 		p.noteDrop()

@@ -52,9 +52,10 @@ func (s *Server) SubscribeInternal(account, subject, queue string, fn func(subj,
 // keeps per-publisher match caches and delivery state, as a client's
 // reader does).
 type Publisher struct {
-	c   *client
-	buf []byte
-	acc *account // the last account published in (a publisher mostly keeps to one)
+	c     *client
+	buf   []byte
+	acc   *account // the last account published in (a publisher mostly keeps to one)
+	shown []byte   // PublishAs's subject
 }
 
 // NewPublisher returns a publisher; use one per goroutine.
@@ -78,6 +79,36 @@ func (p *Publisher) Publish(account, subject, reply string, hdr, data []byte) bo
 		msg = p.buf
 	}
 	return p.c.publish(acc, []byte(subject), []byte(reply), headerLen, msg)
+}
+
+// PublishAs is Publish for a message addressed to subject to but shown to
+// its receivers as subject, as nats-server delivers a JetStream message to
+// a consumer's inbox or deliver subject under the subject it was stored
+// with.
+func (p *Publisher) PublishAs(account, to, subject, reply string, hdr, data []byte) bool {
+	p.shown = append(p.shown[:0], subject...)
+	p.c.shownAs = p.shown
+	defer func() { p.c.shownAs = nil }()
+	return p.Publish(account, to, reply, hdr, data)
+}
+
+// HasInterest reports whether some subscription, here or on another node,
+// matches subject in account (a push consumer delivers only then, as on
+// nats-server).
+func (p *Publisher) HasInterest(account, subject string) bool {
+	acc := p.c.srv.account(account)
+	subj := []byte(subject)
+	if !p.c.cacheFor(acc).Match(subj).Empty() {
+		return true
+	}
+	rt := p.c.srv.routing
+	if rt == nil {
+		return false
+	}
+	if link := rt.primary.Load(); link != nil && !p.c.remoteMatch(link, acc, subj).Empty() {
+		return true
+	}
+	return rt.hints.match(acc.name, subj) != nil
 }
 
 // Flush sends what Publish queued and waits while a receiver (a

@@ -181,8 +181,14 @@ func (o *outbound) appendMsg(subj []byte, sid string, reply []byte, headerLen in
 
 // appendFrame queues one mesh frame (pkg/mesh) for another node; the
 // result is appendMsg's.
-func (o *outbound) appendFrame(account, subj, reply []byte, queues []string, plain bool, headerLen int, msg []byte, limit int64) int {
-	n := mesh.EncodedLen(account, subj, reply, queues, msg)
+// A shown subject (not nil) makes the frame addressed to subj but shown
+// as shown (mesh.FlagTo).
+func (o *outbound) appendFrame(account, subj, shown, reply []byte, queues []string, plain bool, headerLen int, msg []byte, limit int64) int {
+	to := []byte(nil)
+	if shown != nil {
+		subj, to = shown, subj
+	}
+	n := mesh.EncodedLenTo(account, subj, to, reply, queues, msg)
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -190,7 +196,7 @@ func (o *outbound) appendFrame(account, subj, reply []byte, queues []string, pla
 	}
 	t := o.tail(n)
 	start := len(*t)
-	b := mesh.AppendMessage(*t, account, subj, reply, queues, plain, headerLen, msg)
+	b := mesh.AppendMessageTo(*t, account, subj, to, reply, queues, plain, headerLen, msg)
 	return o.appended(t, b, start, len(msg), limit)
 }
 

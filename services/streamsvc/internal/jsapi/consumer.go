@@ -324,13 +324,24 @@ func (c *consumer) send(ev consumerEvent) bool {
 }
 
 // expired reports whether an ephemeral consumer was inactive past its
-// inactive_threshold.
+// inactive_threshold: a pull consumer with no requests, a push consumer
+// with nobody subscribed to its deliver subject.
 func (c *consumer) expired(now time.Time) bool {
 	t := c.config().InactiveThreshold
 	if t <= 0 || len(c.waiting) > 0 {
 		return false
 	}
+	if !c.isPull() && c.pushActive() {
+		c.lastActive = now
+		return false
+	}
 	return now.Sub(c.lastActive) > t
+}
+
+// pushActive reports whether a push consumer's deliver subject has a
+// subscriber; it notes the change when one appears, so delivery starts.
+func (c *consumer) pushActive() bool {
+	return c.pub.HasInterest(c.s.account, c.config().DeliverSubject)
 }
 
 // addPull queues a pull request, or refuses it at once.
@@ -384,6 +395,8 @@ func (c *consumer) pump() {
 			}
 			req = c.waiting[0]
 			target = req.reply
+		} else if !c.pushActive() {
+			break // nobody subscribes to the deliver subject (yet): wait, as nats-server does
 		}
 		if cfg.AckPolicy != "none" && cfg.MaxAckPending > 0 && len(c.pending) >= cfg.MaxAckPending {
 			break
@@ -521,7 +534,7 @@ func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again
 		hdr = addHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
 		data = nil
 	}
-	c.pub.Publish(c.s.account, target, reply, hdr, data)
+	c.pub.PublishAs(c.s.account, target, m.Subject, reply, hdr, data)
 	c.lastDelivery = now
 	c.pushNextHB = now.Add(cfg.Heartbeat)
 	if cfg.AckPolicy == "none" {

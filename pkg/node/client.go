@@ -88,13 +88,13 @@ type client struct {
 	// shownAs, while set, is the subject MSG shows for what this client
 	// delivers, the subject matched being another (Publisher.PublishAs, or
 	// a mesh frame with FlagTo).
-	shownAs []byte
-	meshDests    []meshDest           // scratch: the peers one message goes to
-	candidates   []string             // scratch: nodes with a member of one queue group
-	lastPcd      *client
-	inMsgs       int64
-	inBytes      int64
-	cfgGen       uint64
+	shownAs    []byte
+	meshDests  []meshDest // scratch: the peers one message goes to
+	candidates []string   // scratch: nodes with a member of one queue group
+	lastPcd    *client
+	inMsgs     int64
+	inBytes    int64
+	cfgGen     uint64
 
 	mu          sync.Mutex // guards subs and the fields monitoring reads
 	subs        map[string]*subscription

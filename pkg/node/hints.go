@@ -33,13 +33,20 @@ type hint struct {
 	added                         time.Time
 }
 
-// interestHints are the hints a node holds, per account.
+// interestHints are the hints a node holds, per account, and the
+// subscriptions nodes said are gone, which the router may still list for
+// a moment (messages for them are not sent, so a request gets no
+// responders at once, as when the subscription was never there).
 type interestHints struct {
-	active atomic.Bool // any hints: forward skips the lock otherwise
-	mu     sync.RWMutex
-	byAcc  map[string]*subject.Sublist[hint]
-	all    []*hint // oldest first
+	active  atomic.Bool // any hints: forward skips the lock otherwise
+	anyGone atomic.Bool // any gone subscriptions
+	mu      sync.RWMutex
+	byAcc   map[string]*subject.Sublist[hint]
+	all     []*hint // oldest first
+	gone    map[goneKey]time.Time
 }
+
+type goneKey struct{ node, account, subject, queue string }
 
 // apply records a hint, or withdraws one (m.Gone).
 func (h *interestHints) apply(node string, m *mesh.Message) {
@@ -50,10 +57,18 @@ func (h *interestHints) apply(node string, m *mesh.Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.expire(e.added)
+	k := goneKey{e.node, e.account, e.subject, e.queue}
 	if m.Gone {
 		h.withdraw(e)
+		if h.gone == nil {
+			h.gone = map[goneKey]time.Time{}
+		}
+		h.gone[k] = e.added
+		h.anyGone.Store(true)
+		time.AfterFunc(hintTTL, h.tidy) // so forward stops checking when all are stale
 		return
 	}
+	delete(h.gone, k)
 	if h.byAcc == nil {
 		h.byAcc = map[string]*subject.Sublist[hint]{}
 	}
@@ -85,8 +100,32 @@ func (h *interestHints) withdraw(e *hint) {
 	}
 }
 
+// tidy drops what is older than hintTTL.
+func (h *interestHints) tidy() {
+	h.mu.Lock()
+	h.expire(time.Now())
+	h.mu.Unlock()
+}
+
+// isGone reports whether node said its subscription (account, subject,
+// queue) ended, within hintTTL.
+func (h *interestHints) isGone(node, account, subject, queue string) bool {
+	h.mu.RLock()
+	t, ok := h.gone[goneKey{node, account, subject, queue}]
+	h.mu.RUnlock()
+	return ok && time.Since(t) < hintTTL
+}
+
 // expire drops hints older than hintTTL. Caller holds mu.
 func (h *interestHints) expire(now time.Time) {
+	for k, t := range h.gone {
+		if now.Sub(t) >= hintTTL {
+			delete(h.gone, k)
+		}
+	}
+	if len(h.gone) == 0 {
+		h.anyGone.Store(false)
+	}
 	n := 0
 	for _, e := range h.all {
 		if now.Sub(e.added) < hintTTL {
@@ -150,10 +189,19 @@ func (rt *routing) sendHint(acc *account, pattern, queue string, gone bool) {
 	if peers == nil {
 		return
 	}
+	var sent []*client
 	for _, p := range *peers {
 		if pc := p.out.Load(); pc != nil {
 			pc.out.appendRaw(frame)
 			pc.flush()
+			sent = append(sent, pc)
 		}
+	}
+	// Return once the hints are on their way (handed to the kernel), so
+	// that an answer sent next cannot overtake them through a faster path
+	// (a client that reads it and publishes on another frontdoor). A peer
+	// that takes nothing for stuckAfter is not waited for.
+	for _, pc := range sent {
+		pc.out.waitDrain(0)
 	}
 }

@@ -274,7 +274,11 @@ func (c *client) forward(rt *routing, acc *account, local *subject.Result[subscr
 		dests, d = destFor(dests, replyTo)
 		d.plain = true
 	}
+	gone := rt.hints.anyGone.Load()
 	for _, rs := range rr.Plain {
+		if gone && rt.hints.isGone(rs.node, rs.account, rs.subject, rs.queue) {
+			continue // the node said it unsubscribed; the router has not yet
+		}
 		dests, d = destFor(dests, rs.node)
 		d.plain = true
 	}
@@ -282,7 +286,13 @@ func (c *client) forward(rt *routing, acc *account, local *subject.Result[subscr
 		if hasQueue(local, g.Name) {
 			continue
 		}
-		dests, d = destFor(dests, c.pickNode(g.Members))
+		members := g.Members
+		if gone {
+			if members = c.liveMembers(rt, members); len(members) == 0 {
+				continue
+			}
+		}
+		dests, d = destFor(dests, c.pickNode(members))
 		d.queues = append(d.queues, g.Name)
 	}
 	if hr != nil {
@@ -333,6 +343,17 @@ func destFor(dests []meshDest, node string) ([]meshDest, *meshDest) {
 // pickNode chooses one node, at random, among those with a member; several
 // matching patterns of one node count once, so a node's share does not
 // depend on how it subscribed.
+// liveMembers leaves out the queue members whose node said they are gone.
+func (c *client) liveMembers(rt *routing, members []*remoteSub) []*remoteSub {
+	var live []*remoteSub
+	for _, m := range members {
+		if !rt.hints.isGone(m.node, m.account, m.subject, m.queue) {
+			live = append(live, m)
+		}
+	}
+	return live
+}
+
 func (c *client) pickNode(members []*remoteSub) string {
 	if len(members) == 1 {
 		return members[0].node

@@ -244,6 +244,7 @@ func TestOverlap(t *testing.T) {
 		}
 	}
 }
+
 // A publisher of ever-new subjects stops filling the cache, and caching
 // resumes once it repeats a subject.
 func TestCacheMissStreak(t *testing.T) {

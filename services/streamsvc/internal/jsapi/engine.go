@@ -36,8 +36,14 @@ const (
 // apiSubjects are the $JS.API requests the engine answers; anything else
 // (and a pull request for a consumer that does not exist, see
 // consumer.nextRequest) gets no responders, as on a server without it.
-var apiSubjects = []string{"INFO", "STREAM.>", "CONSUMER.CREATE.>", "CONSUMER.DURABLE.CREATE.*.*",
-	"CONSUMER.INFO.*.*", "CONSUMER.DELETE.*.*", "CONSUMER.NAMES.*", "CONSUMER.LIST.*"}
+//
+// The engine takes the whole API but for CONSUMER.MSG.NEXT, as nats-server
+// does: a request it cannot make sense of (STREAM.CREATE.A.B) goes
+// unanswered, while a pull request for a consumer that does not exist
+// finds no one.
+var apiSubjects = []string{"*", "STREAM.>", "ACCOUNT.>", "DIRECT.>", "META.>", "SERVER.>",
+	"CONSUMER.CREATE.>", "CONSUMER.DURABLE.>", "CONSUMER.INFO.>", "CONSUMER.DELETE.>",
+	"CONSUMER.NAMES.>", "CONSUMER.LIST.>", "CONSUMER.PAUSE.>", "CONSUMER.UNPIN.>", "CONSUMER.RESET.>"}
 
 // Options configure the engine.
 type Options struct {
@@ -212,6 +218,9 @@ func (e *Engine) handle(r apiRequest) []byte {
 			break
 		}
 	}
+	if strings.Contains(name, ".") {
+		return nil // not a stream name: no such API
+	}
 	switch verb {
 	case "INFO":
 		return e.accountInfo(r.account)
@@ -239,7 +248,7 @@ func (e *Engine) handle(r apiRequest) []byte {
 	var apiErr *ApiError
 	switch verb {
 	case "STREAM.INFO":
-		payload = s.info()
+		payload, apiErr = s.infoRequest(r.data)
 	case "STREAM.DELETE":
 		payload, apiErr = e.deleteStream(r.account, s)
 	case "STREAM.PURGE":
@@ -288,7 +297,7 @@ type listRequest struct {
 	Subject string `json:"subject"`
 }
 
-const listLimit = 256
+const listLimit = 1024
 
 func (e *Engine) sortedStreams(account string, data []byte) ([]*stream, listRequest, *ApiError) {
 	var req listRequest
@@ -323,7 +332,7 @@ func (e *Engine) streamNames(account string, data []byte) []byte {
 	if apiErr != nil {
 		return response(typ, nil, apiErr)
 	}
-	names := []string{}
+	var names []string // null when none, as nats-server answers
 	for _, s := range page(all, req.Offset) {
 		names = append(names, s.config().Name)
 	}
@@ -396,6 +405,8 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 		}
 		e.log.Infof("Stream %s > %s updated", account, name)
 		return response(typ, existing.info(), nil)
+	case cfg.Sealed:
+		return response(typ, nil, errInvalidConfig("stream configuration for create can not be sealed"))
 	case existing != nil:
 		if !sameConfig(existing.config(), cfg) {
 			return response(typ, nil, errStreamNameExist)
@@ -428,7 +439,7 @@ func normalize(cfg *StreamConfig) *ApiError {
 		return errNameSeparators
 	}
 	if strings.ContainsAny(cfg.Name, ".*> \t\r\n") || len(cfg.Name) > 255 {
-		return errInvalidConfig("invalid stream name - stream name can not contain spaces, tabs, periods (.), greater than (>) or asterisks (*)")
+		return errInvalidConfig(`stream name is required and can not contain '.', '*', '>', '\', '/'`)
 	}
 	if cfg.Replicas > 1 {
 		return errReplicas
@@ -509,15 +520,19 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	old := s.config()
 	switch {
 	case old.Storage != cfg.Storage:
-		return errStreamUpdate("stream configuration update can not change storage type")
-	case old.Retention != cfg.Retention:
-		return errStreamUpdate("stream configuration update can not change retention policy")
+		return errInvalidConfig("stream configuration update can not change storage type")
+	case old.Retention != cfg.Retention && (old.Retention == retentionWorkQueue || cfg.Retention == retentionWorkQueue):
+		return errInvalidConfig("stream configuration update can not change retention policy to/from workqueue")
 	case old.Sealed && !cfg.Sealed:
-		return errStreamUpdate("stream configuration update can not unseal a sealed stream")
+		return errInvalidConfig("stream configuration update can not unseal a sealed stream")
 	case old.DenyDelete && !cfg.DenyDelete:
-		return errStreamUpdate("stream configuration update can not cancel deny message deletes")
+		return errInvalidConfig("stream configuration update can not cancel deny message deletes")
 	case old.DenyPurge && !cfg.DenyPurge:
-		return errStreamUpdate("stream configuration update can not cancel deny purge")
+		return errInvalidConfig("stream configuration update can not cancel deny purge")
+	}
+	if cfg.Sealed {
+		// A sealed stream never changes again, as nats-server records.
+		cfg.DenyDelete, cfg.DenyPurge, cfg.Discard = true, true, discardNew
 	}
 	s.mu.Lock()
 	s.cfg = cfg
@@ -551,7 +566,7 @@ func (s *stream) purge(data []byte) (any, *ApiError) {
 		return nil, errSealed
 	}
 	if cfg.DenyPurge {
-		return nil, &ApiError{400, 10110, "stream purge not permitted"}
+		return nil, &ApiError{500, 10110, "stream purge not permitted"}
 	}
 	var req struct {
 		Filter string `json:"filter"`
@@ -633,13 +648,19 @@ func (s *stream) deleteMsg(data []byte) (any, *ApiError) {
 		return nil, errSealed
 	}
 	if cfg.DenyDelete {
-		return nil, &ApiError{400, 10057, "message delete not permitted"}
+		return nil, &ApiError{500, 10057, "message delete not permitted"}
 	}
 	var req struct {
 		Seq uint64 `json:"seq"`
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, errInvalidJSON(err)
+	}
+	if req.Seq == 0 {
+		return nil, errBadRequest
+	}
+	if req.Seq > s.lastSeq.Load() {
+		return nil, errMsgDelete(fmt.Errorf("stream store EOF"))
 	}
 	var ok bool
 	var err error
@@ -649,7 +670,7 @@ func (s *stream) deleteMsg(data []byte) (any, *ApiError) {
 		return nil, errMsgDelete(err)
 	}
 	if !ok {
-		return nil, errMsgDelete(fmt.Errorf("no message found"))
+		return nil, &ApiError{400, 10043, fmt.Sprintf("sequence %d not found", req.Seq)}
 	}
 	return map[string]any{"success": true}, nil
 }

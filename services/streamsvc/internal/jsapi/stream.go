@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -587,6 +588,47 @@ func (s *stream) info() StreamInfo {
 	}
 	return StreamInfo{Config: cfg, Created: created, State: state,
 		Cluster: &ClusterInfo{Leader: s.e.srv.Name()}, TS: time.Now().UTC()}
+}
+
+// infoRequest answers STREAM.INFO, with the per-subject counts when the
+// request names a subjects_filter (paged like nats-server).
+func (s *stream) infoRequest(data []byte) (any, *ApiError) {
+	var req struct {
+		Filter         string `json:"subjects_filter"`
+		Offset         int    `json:"offset"`
+		DeletedDetails bool   `json:"deleted_details"`
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &req); err != nil {
+			return nil, errInvalidJSON(err)
+		}
+	}
+	info := s.info()
+	if req.DeletedDetails {
+		info.State.Deleted = s.store.Deleted()
+	}
+	if req.Filter == "" {
+		return info, nil
+	}
+	counts := s.store.SubjectCounts(req.Filter)
+	names := make([]string, 0, len(counts))
+	for subj := range counts {
+		names = append(names, subj)
+	}
+	slices.Sort(names)
+	paged := page(names, req.Offset)
+	subjects := make(map[string]uint64, len(paged))
+	for _, subj := range paged {
+		subjects[subj] = counts[subj]
+	}
+	out := map[string]any{"config": info.Config, "created": info.Created, "cluster": info.Cluster, "ts": info.TS,
+		"total": len(names), "offset": req.Offset, "limit": listLimit}
+	state, _ := json.Marshal(info.State)
+	var st map[string]any
+	_ = json.Unmarshal(state, &st)
+	st["subjects"] = subjects
+	out["state"] = st
+	return out, nil
 }
 
 // header returns the first value of key in a NATS header block.

@@ -5,6 +5,7 @@ package jsapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -52,6 +53,7 @@ type StreamState struct {
 	LastTime    time.Time `json:"last_ts"`
 	NumDeleted  int       `json:"num_deleted,omitempty"`
 	NumSubjects int       `json:"num_subjects,omitempty"`
+	Deleted     []uint64  `json:"deleted,omitempty"`
 	Lost        *LostData `json:"lost,omitempty"`
 	Consumers   int       `json:"consumer_count"`
 }
@@ -114,7 +116,12 @@ var (
 )
 
 func errInvalidJSON(err error) *ApiError {
-	return &ApiError{400, 10025, "invalid JSON: " + err.Error()}
+	text := err.Error()
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		text += fmt.Sprintf(" at offset %d", syntax.Offset) // as nats-server words it
+	}
+	return &ApiError{400, 10025, "invalid JSON: " + text}
 }
 func errInvalidConfig(format string, a ...any) *ApiError {
 	return &ApiError{500, 10052, fmt.Sprintf(format, a...)}

@@ -68,7 +68,7 @@ type segment struct {
 
 	// Writer-owned.
 	size     int64
-	zeroed   int64 // the file holds zeros (written ahead) up to here
+	zeroed   int64    // the file holds zeros (written ahead) up to here
 	live     int      // live messages in it
 	tombs    []uint64 // sequences its delete records remove
 	recs     []entry  // its entries while active, for the index written when it is sealed
@@ -689,6 +689,12 @@ func (s *fileStore) NextSeq(filter string, start uint64) (uint64, bool) {
 	defer s.mu.RUnlock()
 	sl, ok := s.idx.next(filter, start)
 	return sl.seq, ok
+}
+
+func (s *fileStore) Deleted() []uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.idx.deleted()
 }
 
 func (s *fileStore) SubjectCounts(filter string) map[string]uint64 {

@@ -328,3 +328,20 @@ func (x *liveIndex[L]) purgePlan(filter string, upTo, keep uint64) (floor uint64
 	}
 	return 0, seqs[:uint64(len(seqs))-keep]
 }
+
+// deleted lists the sequences between the first and last live messages
+// that are gone (deleted, or purged by subject).
+func (x *liveIndex[L]) deleted() []uint64 {
+	var out []uint64
+	for i, s := range x.slots {
+		if i > 0 {
+			for q := x.slots[i-1].seq + 1; q < s.seq; q++ {
+				out = append(out, q)
+			}
+		}
+		if s.size == 0 {
+			out = append(out, s.seq)
+		}
+	}
+	return out
+}

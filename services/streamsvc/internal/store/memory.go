@@ -125,6 +125,12 @@ func (m *memStore) NextSeq(filter string, start uint64) (uint64, bool) {
 	return s.seq, ok && !m.closed
 }
 
+func (m *memStore) Deleted() []uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.idx.deleted()
+}
+
 func (m *memStore) Delete(seq uint64) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

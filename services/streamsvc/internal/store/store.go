@@ -82,6 +82,9 @@ type Store interface {
 	// NextSeq is LoadNext's sequence, from the index alone (no read): how
 	// consumers count what is pending without loading it.
 	NextSeq(filter string, start uint64) (uint64, bool)
+	// Deleted lists the sequences missing between the first and last
+	// live messages (stream info's deleted_details).
+	Deleted() []uint64
 	Delete(seq uint64) (bool, error) // false if it was not there
 	// Purge removes live messages matching subject filter ("" = all) with
 	// seq < upTo (0 = no bound), keeping the newest keep of them (0 = none

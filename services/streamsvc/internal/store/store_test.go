@@ -373,6 +373,7 @@ func TestStoreLoadLastNext(t *testing.T) {
 		require.Equal(t, uint64(2), last("orders.us.new"))
 		require.Equal(t, uint64(3), last("orders.>"))
 		require.Zero(t, next("orders.us.new", 3))
+		require.Equal(t, []uint64{5}, s.Deleted())
 		_, err = s.Purge("audit", 0, 0)
 		require.NoError(t, err)
 		require.Zero(t, last("audit"))

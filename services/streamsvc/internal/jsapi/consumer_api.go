@@ -317,7 +317,7 @@ func (s *stream) addConsumer(name string, cfg ConsumerConfig, ephemeral bool, ac
 	s.cmu.Unlock()
 	if existing != nil {
 		old := existing.config()
-		if sameConsumerConfig(old, cfg) {
+		if sameJSON(old, cfg) {
 			return existing, nil
 		}
 		if action == "create" {
@@ -385,12 +385,6 @@ func (c *consumer) update(cfg ConsumerConfig) *ApiError {
 	c.cfgChanged.Store(true) // the goroutine saves it
 	c.wake()
 	return nil
-}
-
-func sameConsumerConfig(a, b ConsumerConfig) bool {
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	return bytes.Equal(ja, jb)
 }
 
 // removeConsumer stops a consumer; erase also removes its saved state.

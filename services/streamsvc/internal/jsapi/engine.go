@@ -408,7 +408,7 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	case cfg.Sealed:
 		return response(typ, nil, errInvalidConfig("stream configuration for create can not be sealed"))
 	case existing != nil:
-		if !sameConfig(existing.config(), cfg) {
+		if !sameJSON(existing.config(), cfg) {
 			return response(typ, nil, errStreamNameExist)
 		}
 		return response(typ, existing.info(), nil) // creating it again is allowed
@@ -423,7 +423,9 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	return response(typ, s.info(), nil)
 }
 
-func sameConfig(a, b StreamConfig) bool {
+// sameJSON reports whether two configurations say the same (nats-server
+// lets a create or update repeat what exists).
+func sameJSON(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
@@ -537,6 +539,7 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	s.mu.Lock()
 	s.cfg = cfg
 	s.mu.Unlock()
+	s.retires.Store(cfg.Retention != retentionLimits)
 	if cfg.Storage == storageFile {
 		if err := s.writeMeta(); err != nil {
 			return errStreamUpdate("%v", err)

@@ -48,6 +48,7 @@ type stream struct {
 	consumers map[string]*consumer
 	removals  atomic.Uint64 // counts purges, deletes and limit discards (consumers recount)
 	lastSeq   atomic.Uint64 // the store's LastSeq, for consumers' per-message counting
+	retires   atomic.Bool   // interest or workqueue retention: consumers report what they are done with
 
 	// Owned by the ingest goroutine.
 	pub       *node.Publisher
@@ -109,6 +110,7 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 		}
 	}
 	s.lastSeq.Store(s.store.State().LastSeq)
+	s.retires.Store(cfg.Retention != retentionLimits)
 	go s.ingest()
 	s.openConsumers()
 	s.subscribe()
@@ -195,8 +197,8 @@ func (s *stream) do(fn func()) {
 // with stream sequence seq; under interest or workqueue retention the
 // stream may now remove it.
 func (s *stream) consumed(seq uint64) {
-	if r := s.config().Retention; r != retentionInterest && r != retentionWorkQueue {
-		return
+	if !s.retires.Load() {
+		return // limits retention: acks do not remove messages
 	}
 	select {
 	case s.retire <- seq:

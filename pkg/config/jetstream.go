@@ -24,16 +24,8 @@ func applyJetStream(l *loader, s *Server, v value) {
 	js := &s.JetStream
 	js.SyncAlways = true
 	switch r := v.raw.(type) {
-	case bool:
-		js.Enabled = r
-	case string:
-		switch strings.ToLower(r) {
-		case "enabled", "enable", "true", "on", "yes":
-			js.Enabled = true
-		case "disabled", "disable", "false", "off", "no":
-		default:
-			l.bad(v, " %q is not a choice: use enabled, disabled or a block { store_dir: ... }", r)
-		}
+	case bool, string:
+		js.Enabled = l.onOff(v, "enabled, disabled or a block { store_dir: ... }")
 	case map[string]any:
 		js.Enabled = true
 		for k, e := range v.keys(r) {
@@ -79,6 +71,24 @@ func applyStoreDir(l *loader, s *Server, v value) {
 // them, so nobody believes a stream is bounded when it is not.
 func (l *loader) accountJetStream(v value) bool {
 	switch r := v.raw.(type) {
+	case bool, string:
+		return l.onOff(v, "enabled or disabled")
+	case map[string]any:
+		if len(r) > 0 {
+			l.bad(v, " account JetStream limits are not supported yet: use jetstream: enabled")
+		}
+		return true
+	default:
+		l.bad(v, " expected enabled or disabled, got %s", describe(v.raw))
+	}
+	return false
+}
+
+// onOff reads jetstream's switch: a boolean, or enabled / disabled (and
+// the other spellings nats-server takes); choices says what else the key
+// may be, for the error.
+func (l *loader) onOff(v value, choices string) bool {
+	switch r := v.raw.(type) {
 	case bool:
 		return r
 	case string:
@@ -88,14 +98,7 @@ func (l *loader) accountJetStream(v value) bool {
 		case "disabled", "disable", "false", "off", "no":
 			return false
 		}
-		l.bad(v, " %q is not a choice: use enabled or disabled", r)
-	case map[string]any:
-		if len(r) > 0 {
-			l.bad(v, " account JetStream limits are not supported yet: use jetstream: enabled")
-		}
-		return true
-	default:
-		l.bad(v, " expected enabled or disabled, got %s", describe(v.raw))
+		l.bad(v, " %q is not a choice: use %s", r, choices)
 	}
 	return false
 }

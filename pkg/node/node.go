@@ -66,11 +66,7 @@ func (s *Server) NewPublisher() *Publisher { return &Publisher{c: newInternalCli
 // no headers). It reports whether anyone received it. Output is flushed
 // by Flush.
 func (p *Publisher) Publish(account, subject, reply string, hdr, data []byte) bool {
-	acc := p.acc
-	if acc == nil || acc.name != account {
-		acc = p.c.srv.account(account)
-		p.acc = acc
-	}
+	acc := p.account(account)
 	headerLen := -1
 	msg := data
 	if hdr != nil {
@@ -79,6 +75,14 @@ func (p *Publisher) Publish(account, subject, reply string, hdr, data []byte) bo
 		msg = p.buf
 	}
 	return p.c.publish(acc, []byte(subject), []byte(reply), headerLen, msg)
+}
+
+// account is the named account, remembered: a publisher mostly keeps to one.
+func (p *Publisher) account(name string) *account {
+	if p.acc == nil || p.acc.name != name {
+		p.acc = p.c.srv.account(name)
+	}
+	return p.acc
 }
 
 // PublishAs is Publish for a message addressed to subject to but shown to
@@ -96,7 +100,7 @@ func (p *Publisher) PublishAs(account, to, subject, reply string, hdr, data []by
 // matches subject in account (a push consumer delivers only then, as on
 // nats-server).
 func (p *Publisher) HasInterest(account, subject string) bool {
-	acc := p.c.srv.account(account)
+	acc := p.account(account)
 	subj := []byte(subject)
 	if !p.c.cacheFor(acc).Match(subj).Empty() {
 		return true

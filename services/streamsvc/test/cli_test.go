@@ -29,7 +29,7 @@ func newNatsCLI(t *testing.T, url string) *natsCLI {
 	t.Helper()
 	bin := filepath.Join(testkit.RepoRoot(t), ".tools", "bin", "nats")
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no nats CLI at %s (make tools installs natscli v0.5.1): %v", bin, err)
+		t.Fatalf("no nats CLI at %s (make tools installs natscli v0.5.1): %v", bin, err)
 	}
 	// Its own HOME: no contexts or settings of the machine's user.
 	return &natsCLI{t: t, bin: bin, url: url, home: t.TempDir()}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -290,7 +289,6 @@ func TestJetStreamStreamRules(t *testing.T) {
 	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
 	_, err = os.Stat(filepath.Join(s.storeDir, "$G", "streams", "RULES"))
 	require.True(t, os.IsNotExist(err), "a deleted stream's files are gone")
-	_ = strings.TrimSpace
 }
 
 // Accounts with JetStream each see only their own streams: the same name

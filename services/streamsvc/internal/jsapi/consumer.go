@@ -331,7 +331,7 @@ func (c *consumer) expired(now time.Time) bool {
 	if t <= 0 || len(c.waiting) > 0 {
 		return false
 	}
-	if !c.isPull() && c.pushActive() {
+	if cfg := c.config(); cfg.DeliverSubject != "" && c.pushActive(cfg) {
 		c.lastActive = now
 		return false
 	}
@@ -339,9 +339,10 @@ func (c *consumer) expired(now time.Time) bool {
 }
 
 // pushActive reports whether a push consumer's deliver subject has a
-// subscriber; it notes the change when one appears, so delivery starts.
-func (c *consumer) pushActive() bool {
-	return c.pub.HasInterest(c.s.account, c.config().DeliverSubject)
+// subscriber, here or on another node (checked once per pump, not per
+// message: the next tick sees a subscriber that comes or goes).
+func (c *consumer) pushActive(cfg ConsumerConfig) bool {
+	return c.pub.HasInterest(c.s.account, cfg.DeliverSubject)
 }
 
 // addPull queues a pull request, or refuses it at once.
@@ -385,6 +386,9 @@ func (c *consumer) pump() {
 		c.npCount, c.npTo = 0, c.sseq // recount what is left
 	}
 	cfg := c.config()
+	if cfg.DeliverSubject != "" && !c.pushActive(cfg) {
+		return // nobody subscribes to the deliver subject (yet): wait, as nats-server does
+	}
 	sent := false
 	for {
 		var req *pullRequest
@@ -395,8 +399,6 @@ func (c *consumer) pump() {
 			}
 			req = c.waiting[0]
 			target = req.reply
-		} else if !c.pushActive() {
-			break // nobody subscribes to the deliver subject (yet): wait, as nats-server does
 		}
 		if cfg.AckPolicy != "none" && cfg.MaxAckPending > 0 && len(c.pending) >= cfg.MaxAckPending {
 			break

@@ -163,12 +163,9 @@ func (s *stream) subscribe() {
 
 // deliver runs on the node's delivering goroutine: copy and queue.
 func (s *stream) deliver(subj, reply []byte, headerLen int, msg []byte) {
-	in := inbound{subject: string(subj), reply: string(reply)}
+	in := inbound{subject: string(subj), reply: string(reply), data: bytes.Clone(msg)}
 	if headerLen >= 0 {
-		in.hdr = bytes.Clone(msg[:headerLen])
-		in.data = bytes.Clone(msg[headerLen:])
-	} else {
-		in.data = bytes.Clone(msg)
+		in.hdr, in.data = in.data[:headerLen:headerLen], in.data[headerLen:]
 	}
 	select {
 	case s.in <- in:

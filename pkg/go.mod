@@ -3,6 +3,7 @@ module github.com/switchyard-io/switchyard/pkg
 go 1.26.0
 
 require (
+	github.com/nats-io/jwt/v2 v2.8.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nkeys v0.4.17
 	github.com/nats-io/nuid v1.0.1

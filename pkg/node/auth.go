@@ -88,22 +88,22 @@ func newAuthLink(s *Server, addr string) (*authLink, error) {
 }
 
 // start follows authsvc's policy (a Watch stream, re-opened when it
-// breaks) in the background; it returns after the first answer, or after
-// wait.
-func (a *authLink) start(wait time.Duration) {
+// breaks) in the background, handing each policy to apply (a frontdoor's
+// is authLink.apply); it returns after the first answer, or after wait,
+// with the context that ends when the link stops.
+func (a *authLink) start(wait time.Duration, apply func(ctx context.Context, p *authv1.PolicyResponse, reconnected bool)) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	first := make(chan struct{})
 	var once sync.Once
-	a.wg.Add(2)
-	go func() { defer a.wg.Done(); a.srv.repeatConns(ctx) }()
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		defer once.Do(func() { close(first) })
 		reachable := true
 		for ctx.Err() == nil {
 			err := a.watch(ctx, func(p *authv1.PolicyResponse) {
-				a.apply(p, !reachable)
+				apply(ctx, p, !reachable)
 				reachable = true
 				once.Do(func() { close(first) })
 			})
@@ -125,6 +125,7 @@ func (a *authLink) start(wait time.Duration) {
 	case <-first:
 	case <-time.After(wait):
 	}
+	return ctx
 }
 
 // authRetryInterval is the wait before the policy stream is re-opened.
@@ -148,7 +149,7 @@ func (a *authLink) watch(ctx context.Context, fn func(*authv1.PolicyResponse)) e
 // apply puts a policy from authsvc in force: accounts loaded here fetch
 // their rules again and connections are re-checked when its revision
 // changed.
-func (a *authLink) apply(p *authv1.PolicyResponse, reconnected bool) {
+func (a *authLink) apply(_ context.Context, p *authv1.PolicyResponse, reconnected bool) {
 	old := a.policy.Swap(p)
 	if old != nil && old.Revision == p.Revision && !reconnected {
 		return
@@ -162,6 +163,38 @@ func (a *authLink) apply(p *authv1.PolicyResponse, reconnected bool) {
 	if p.SystemAccount != "" {
 		a.srv.enableSystem(p.SystemAccount)
 	}
+}
+
+// FollowAuth is for a service node (streamsvc): when the configuration
+// names authsvc, it follows authsvc's policy and calls fn, on the policy's
+// goroutine, with authsvc's client whenever the revision changes or the
+// stream was re-opened, until the node shuts down; a failing fn is called
+// again a second later. It reports whether there is an authsvc to follow.
+func (s *Server) FollowAuth(fn func(ctx context.Context, auth authv1.AuthClient, p *authv1.PolicyResponse) error) bool {
+	a := s.auth
+	if a == nil {
+		return false
+	}
+	last := ""
+	a.start(2*time.Second, func(ctx context.Context, p *authv1.PolicyResponse, reconnected bool) {
+		if p.Revision == last && !reconnected {
+			return
+		}
+		for {
+			err := fn(ctx, a.client, p)
+			if err == nil {
+				last = p.Revision
+				return
+			}
+			s.log.Errorf("authsvc %s: policy revision %s: %v; trying again in %v", a.addr, p.Revision, err, authRetryInterval)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(authRetryInterval):
+			}
+		}
+	})
+	return true
 }
 
 // revision is the policy revision in force ("" before the first answer).

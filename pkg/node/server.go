@@ -187,7 +187,9 @@ func (s *Server) Start() error {
 	if s.auth != nil {
 		// The first clients' INFO must already say whether to
 		// authenticate: wait briefly for authsvc's policy.
-		s.auth.start(2 * time.Second)
+		ctx := s.auth.start(2*time.Second, s.auth.apply)
+		s.auth.wg.Add(1)
+		go func() { defer s.auth.wg.Done(); s.repeatConns(ctx) }()
 	}
 	s.mu.Lock()
 	s.listener = l

@@ -251,6 +251,20 @@ func (s *Service) Account(_ context.Context, req *authv1.AccountRequest) (*authv
 	return &authv1.AccountResponse{Found: a != nil, Account: a}, nil
 }
 
+// JetStreamAccounts tells streamsvc which operator-mode accounts have
+// JetStream.
+func (s *Service) JetStreamAccounts(_ context.Context, req *authv1.PolicyRequest) (*authv1.JetStreamAccountsResponse, error) {
+	resp, skipped, err := s.policy.Load().JetStreamAccounts()
+	for _, sk := range skipped {
+		s.log.Warnf("Node %s asked for the JetStream accounts: %s; that account is left out", req.NodeId, sk)
+	}
+	if err != nil {
+		s.log.Errorf("Node %s asked for the JetStream accounts: %v", req.NodeId, err)
+		return nil, status.Errorf(codes.Unavailable, "listing the JetStream accounts: %v", err)
+	}
+	return resp, nil
+}
+
 // Recheck decides again about a frontdoor's connections after a reload.
 func (s *Service) Recheck(_ context.Context, req *authv1.RecheckRequest) (*authv1.RecheckResponse, error) {
 	verdicts := s.policy.Load().Recheck(req.Connections)

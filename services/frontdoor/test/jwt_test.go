@@ -19,111 +19,16 @@ import (
 	"github.com/switchyard-io/switchyard/pkg/testkit"
 )
 
-// operatorEnv is an operator with a system account, as `nsc init` makes
-// one, plus helpers to issue accounts and users the way nsc does.
-type operatorEnv struct {
-	t      *testing.T
-	dir    string
-	op     nkeys.KeyPair
-	opFile string
-	sys    *issuedAccount
-}
-
-type issuedAccount struct {
-	kp     nkeys.KeyPair
-	pub    string
-	claims *jwt.AccountClaims
-	token  string
-}
-
-func newOperatorEnv(t *testing.T) *operatorEnv {
-	t.Helper()
-	op, err := nkeys.CreateOperator()
-	require.NoError(t, err)
-	opPub, _ := op.PublicKey()
-	env := &operatorEnv{t: t, dir: t.TempDir(), op: op}
-	env.sys = env.account("SYS", nil)
-	oc := jwt.NewOperatorClaims(opPub)
-	oc.Name = "OP"
-	oc.SystemAccount = env.sys.pub
-	token, err := oc.Encode(op)
-	require.NoError(t, err)
-	env.opFile = filepath.Join(env.dir, "op.jwt")
-	require.NoError(t, os.WriteFile(env.opFile, []byte(token), 0o600))
-	return env
-}
-
-// account issues an account JWT signed by the operator.
-func (e *operatorEnv) account(name string, edit func(*jwt.AccountClaims)) *issuedAccount {
-	e.t.Helper()
-	kp, err := nkeys.CreateAccount()
-	require.NoError(e.t, err)
-	pub, _ := kp.PublicKey()
-	ac := jwt.NewAccountClaims(pub)
-	ac.Name = name
-	a := &issuedAccount{kp: kp, pub: pub, claims: ac}
-	if edit != nil {
-		edit(ac)
-	}
-	e.resign(a)
-	return a
-}
-
-// resign encodes the account's (edited) claims again.
-func (e *operatorEnv) resign(a *issuedAccount) {
-	e.t.Helper()
-	token, err := a.claims.Encode(e.op)
-	require.NoError(e.t, err)
-	a.token = token
-}
-
-// user issues a user of a (signed by signer, the account's key by
-// default) and writes its .creds file as nsc does.
-func (e *operatorEnv) user(a *issuedAccount, edit func(*jwt.UserClaims), signer nkeys.KeyPair) (creds string, pub string) {
-	e.t.Helper()
-	ukp, err := nkeys.CreateUser()
-	require.NoError(e.t, err)
-	pub, _ = ukp.PublicKey()
-	uc := jwt.NewUserClaims(pub)
-	uc.Name = "u"
-	if signer == nil {
-		signer = a.kp
-	}
-	if edit != nil {
-		edit(uc)
-	}
-	token, err := uc.Encode(signer)
-	require.NoError(e.t, err)
-	seed, _ := ukp.Seed()
-	b, err := jwt.FormatUserConfig(token, seed)
-	require.NoError(e.t, err)
-	creds = filepath.Join(e.dir, pub+".creds")
-	require.NoError(e.t, os.WriteFile(creds, b, 0o600))
-	return creds, pub
-}
-
-// memoryConf is an operator-mode configuration with a MEMORY resolver
-// preloaded with accounts.
-func (e *operatorEnv) memoryConf(accounts ...*issuedAccount) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n", e.opFile, e.sys.pub)
-	for _, a := range append([]*issuedAccount{e.sys}, accounts...) {
-		fmt.Fprintf(&b, "  %s: %q\n", a.pub, a.token)
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
 // A user connects with a .creds file exactly as a user of nsc would, on
 // either frontdoor; accounts stay apart and the JWT's permissions hold.
 func TestJWTCredsAcrossFrontdoors(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	b := env.account("B", nil)
-	s := startAuthSuite(t, env.memoryConf(a, b), 2)
-	credsA, _ := env.user(a, nil, nil)
-	credsA2, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Pub.Deny.Add("secret.>") }, nil)
-	credsB, _ := env.user(b, nil, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	b := env.Account("B", nil)
+	s := startAuthSuite(t, env.MemoryConf(a, b), 2)
+	credsA, _ := env.User(a, nil, nil)
+	credsA2, _ := env.User(a, func(uc *jwt.UserClaims) { uc.Pub.Deny.Add("secret.>") }, nil)
+	credsB, _ := env.User(b, nil, nil)
 
 	pub := connect(t, s.fds[0], nats.UserCredentials(credsA2))
 	subA := mustSyncSub(t, connect(t, s.fds[1], nats.UserCredentials(credsA)), ">")
@@ -151,41 +56,41 @@ func TestJWTCredsAcrossFrontdoors(t *testing.T) {
 // Bad credentials of every kind are refused with nats-server's error and
 // nothing else happens: no panic, the next good client still connects.
 func TestJWTRefusals(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	b := env.account("B", nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	b := env.Account("B", nil)
 	signing, _ := nkeys.CreateAccount()
 	signingPub, _ := signing.PublicKey()
-	a.claims.SigningKeys.Add(signingPub)
-	env.resign(a)
-	unknown := env.account("Unknown", nil) // never preloaded
+	a.Claims.SigningKeys.Add(signingPub)
+	env.Resign(a)
+	unknown := env.Account("Unknown", nil) // never preloaded
 	otherOp, _ := nkeys.CreateOperator()
-	rogue := env.account("Rogue", nil)
-	rogueToken, err := rogue.claims.Encode(otherOp) // signed by an untrusted operator
+	rogue := env.Account("Rogue", nil)
+	rogueToken, err := rogue.Claims.Encode(otherOp) // signed by an untrusted operator
 	require.NoError(t, err)
-	rogue.token = rogueToken
-	s := startAuthSuite(t, env.memoryConf(a, b, rogue), 1)
+	rogue.Token = rogueToken
+	s := startAuthSuite(t, env.MemoryConf(a, b, rogue), 1)
 	fd := s.fds[0]
 
 	cases := map[string]string{}
 	stranger, _ := nkeys.CreateAccount()
-	cases["signed by a key that is not its account's"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.pub }, stranger)
-	cases["issuer_account it does not belong to"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = b.pub }, signing)
-	cases["issuer_account of $SYS without its key"], _ = env.user(env.sys, func(uc *jwt.UserClaims) { uc.IssuerAccount = env.sys.pub }, signing)
-	cases["expired"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(-time.Minute).Unix() }, nil)
-	cases["not yet valid"], _ = env.user(a, func(uc *jwt.UserClaims) { uc.NotBefore = time.Now().Add(time.Hour).Unix() }, nil)
-	cases["unknown account"], _ = env.user(unknown, nil, nil)
-	cases["account of an untrusted operator"], _ = env.user(rogue, nil, nil)
+	cases["signed by a key that is not its account's"], _ = env.User(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.Pub }, stranger)
+	cases["issuer_account it does not belong to"], _ = env.User(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = b.Pub }, signing)
+	cases["issuer_account of $SYS without its key"], _ = env.User(env.Sys, func(uc *jwt.UserClaims) { uc.IssuerAccount = env.Sys.Pub }, signing)
+	cases["expired"], _ = env.User(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(-time.Minute).Unix() }, nil)
+	cases["not yet valid"], _ = env.User(a, func(uc *jwt.UserClaims) { uc.NotBefore = time.Now().Add(time.Hour).Unix() }, nil)
+	cases["unknown account"], _ = env.User(unknown, nil, nil)
+	cases["account of an untrusted operator"], _ = env.User(rogue, nil, nil)
 	for name, creds := range cases {
 		t.Run(name, func(t *testing.T) { refused(t, fd, nats.UserCredentials(creds)) })
 	}
 
 	// A signing key with issuer_account set properly is accepted.
-	good, _ := env.user(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.pub }, signing)
+	good, _ := env.User(a, func(uc *jwt.UserClaims) { uc.IssuerAccount = a.Pub }, signing)
 	connect(t, fd, nats.UserCredentials(good))
 
 	// Malformed, truncated and wrongly signed JWTs and signatures, raw.
-	creds, _ := env.user(a, nil, nil)
+	creds, _ := env.User(a, nil, nil)
 	raw, err := os.ReadFile(creds)
 	require.NoError(t, err)
 	userJWT, err := jwt.ParseDecoratedJWT(raw)
@@ -219,10 +124,10 @@ func TestJWTRefusals(t *testing.T) {
 
 // A bearer-token user needs no nonce signature.
 func TestJWTBearerToken(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	s := startAuthSuite(t, env.memoryConf(a), 1)
-	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.BearerToken = true }, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	s := startAuthSuite(t, env.MemoryConf(a), 1)
+	creds, _ := env.User(a, func(uc *jwt.UserClaims) { uc.BearerToken = true }, nil)
 	raw, err := os.ReadFile(creds)
 	require.NoError(t, err)
 	token, err := jwt.ParseDecoratedJWT(raw)
@@ -235,10 +140,10 @@ func TestJWTBearerToken(t *testing.T) {
 // Credentials that expire while connected end the connection with
 // nats-server's error.
 func TestJWTExpiryDisconnects(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	s := startAuthSuite(t, env.memoryConf(a), 1)
-	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(2 * time.Second).Unix() }, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	s := startAuthSuite(t, env.MemoryConf(a), 1)
+	creds, _ := env.User(a, func(uc *jwt.UserClaims) { uc.Expires = time.Now().Add(2 * time.Second).Unix() }, nil)
 	errs := make(chan error, 4)
 	nc := connect(t, s.fds[0], nats.UserCredentials(creds), nats.NoReconnect(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
@@ -253,11 +158,6 @@ func TestJWTExpiryDisconnects(t *testing.T) {
 
 // fullConf is an operator-mode configuration with a full resolver, which
 // knows only the system account until others are pushed.
-func (e *operatorEnv) fullConf(store string) string {
-	return fmt.Sprintf("operator: %q\nsystem_account: %s\nresolver { type: full, %s }\nresolver_preload: { %s: %q }\n",
-		e.opFile, e.sys.pub, store, e.sys.pub, e.sys.token)
-}
-
 // claimsReply is nats-server's answer to a claims update.
 type claimsReply struct {
 	Data *struct {
@@ -297,31 +197,31 @@ func TestJWTFullResolverDir(t *testing.T) {
 // shared: the store is shared by authsvc replicas, so a second one
 // (with its own frontdoor) learns of what was pushed through the first.
 func testFullResolver(t *testing.T, store string, shared bool, checkStore func()) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	s := startAuthSuite(t, env.fullConf(store), 2)
-	sysCreds, _ := env.user(env.sys, nil, nil)
-	credsA, userA := env.user(a, nil, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	s := startAuthSuite(t, env.FullConf(store), 2)
+	sysCreds, _ := env.User(env.Sys, nil, nil)
+	credsA, userA := env.User(a, nil, nil)
 	refused(t, s.fds[0], nats.UserCredentials(credsA))
 
 	sys := connect(t, s.fds[1], nats.UserCredentials(sysCreds))
 	// A JWT that no trusted operator signed is refused.
 	otherOp, _ := nkeys.CreateOperator()
-	forged, err := a.claims.Encode(otherOp)
+	forged, err := a.Claims.Encode(otherOp)
 	require.NoError(t, err)
 	r := push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", forged)
 	require.NotNil(t, r.Error, "an untrusted account JWT is refused")
 	require.Equal(t, 500, r.Error.Code)
 	require.Contains(t, r.Error.Description, "not a trusted operator")
 	// The real one is stored.
-	r = push(t, sys, "$SYS.REQ.ACCOUNT."+a.pub+".CLAIMS.UPDATE", a.token)
+	r = push(t, sys, "$SYS.REQ.ACCOUNT."+a.Pub+".CLAIMS.UPDATE", a.Token)
 	require.NotNil(t, r.Data, "%+v", r.Error)
 	require.Equal(t, 200, r.Data.Code)
-	require.Equal(t, a.pub, r.Data.Account)
+	require.Equal(t, a.Pub, r.Data.Account)
 	require.Equal(t, "jwt updated", r.Data.Message)
-	m, err := sys.Request("$SYS.REQ.ACCOUNT."+a.pub+".CLAIMS.LOOKUP", nil, waitLong)
+	m, err := sys.Request("$SYS.REQ.ACCOUNT."+a.Pub+".CLAIMS.LOOKUP", nil, waitLong)
 	require.NoError(t, err)
-	require.Equal(t, a.token, string(m.Data))
+	require.Equal(t, a.Token, string(m.Data))
 	if checkStore != nil {
 		checkStore()
 	}
@@ -340,26 +240,26 @@ func testFullResolver(t *testing.T, store string, shared bool, checkStore func()
 	revokedUsers := 1
 	if shared {
 		file := filepath.Join(t.TempDir(), "replica.conf")
-		require.NoError(t, os.WriteFile(file, []byte(env.fullConf(store)), 0o600))
+		require.NoError(t, os.WriteFile(file, []byte(env.FullConf(store)), 0o600))
 		replica := testkit.StartAuthsvc(t, file)
-		fd := start(t, env.fullConf(store)+fmt.Sprintf("authsvc: %q\n", replica.Addr()))
+		fd := start(t, env.FullConf(store)+fmt.Sprintf("authsvc: %q\n", replica.Addr()))
 		onReplica := connect(t, fd, nats.UserCredentials(credsA))
 		onReplica.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { closed <- err })
 		revokedUsers++
 	}
 
 	// An accounts' user that is not A cannot push A.
-	credsA2, _ := env.user(a, nil, nil)
+	credsA2, _ := env.User(a, nil, nil)
 	other := connect(t, s.fds[1], nats.UserCredentials(credsA2))
-	_, err = other.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(a.token), 500*time.Millisecond)
+	_, err = other.Request("$SYS.REQ.CLAIMS.UPDATE", []byte(a.Token), 500*time.Millisecond)
 	require.ErrorIs(t, err, nats.ErrNoResponders, "only the system account reaches the resolver")
 
 	// Revoke the connected user: pushed through frontdoor 1, the client on
 	// frontdoor 0 is disconnected within seconds.
-	a.claims.Revoke(userA)
-	a.claims.IssuedAt = time.Now().Unix() + 1 // newer than the stored one
-	env.resign(a)
-	r = push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", a.token)
+	a.Claims.Revoke(userA)
+	a.Claims.IssuedAt = time.Now().Unix() + 1 // newer than the stored one
+	env.Resign(a)
+	r = push(t, sys, "$SYS.REQ.CLAIMS.UPDATE", a.Token)
 	require.NotNil(t, r.Data, "%+v", r.Error)
 	began := time.Now()
 	for range revokedUsers {
@@ -379,9 +279,9 @@ func testFullResolver(t *testing.T, store string, shared bool, checkStore func()
 	// The store survives authsvc: a new one, same configuration.
 	s.authsvc.Stop()
 	file := filepath.Join(t.TempDir(), "again.conf")
-	require.NoError(t, os.WriteFile(file, []byte(env.fullConf(store)), 0o600))
+	require.NoError(t, os.WriteFile(file, []byte(env.FullConf(store)), 0o600))
 	again := testkit.StartAuthsvc(t, file)
-	fd := start(t, env.fullConf(store)+fmt.Sprintf("authsvc: %q\n", again.Addr()))
+	fd := start(t, env.FullConf(store)+fmt.Sprintf("authsvc: %q\n", again.Addr()))
 	connect(t, fd, nats.UserCredentials(credsA2))
 }
 
@@ -395,29 +295,29 @@ func TestJWTFullResolverPostgres(t *testing.T) {
 // through an activation token, answered across frontdoors; a public stream;
 // an import without the token it needs is left out.
 func TestJWTExportsAndImports(t *testing.T) {
-	env := newOperatorEnv(t)
-	var a, b, c *issuedAccount
-	a = env.account("A", func(ac *jwt.AccountClaims) {
+	env := testkit.NewOperator(t)
+	var a, b, c *testkit.IssuedAccount
+	a = env.Account("A", func(ac *jwt.AccountClaims) {
 		ac.Exports.Add(&jwt.Export{Subject: "svc.echo", Type: jwt.Service, TokenReq: true},
 			&jwt.Export{Subject: "feed.>", Type: jwt.Stream})
 	})
-	b = env.account("B", nil)
-	c = env.account("C", nil)
-	act := jwt.NewActivationClaims(b.pub)
+	b = env.Account("B", nil)
+	c = env.Account("C", nil)
+	act := jwt.NewActivationClaims(b.Pub)
 	act.ImportSubject = "svc.echo"
 	act.ImportType = jwt.Service
-	token, err := act.Encode(a.kp)
+	token, err := act.Encode(a.KP)
 	require.NoError(t, err)
-	b.claims.Imports.Add(
-		&jwt.Import{Account: a.pub, Subject: "svc.echo", LocalSubject: "echo", Type: jwt.Service, Token: token},
-		&jwt.Import{Account: a.pub, Subject: "feed.>", LocalSubject: "a.feed.>", Type: jwt.Stream})
-	env.resign(b)
-	c.claims.Imports.Add(&jwt.Import{Account: a.pub, Subject: "svc.echo", Type: jwt.Service}) // no token
-	env.resign(c)
-	s := startAuthSuite(t, env.memoryConf(a, b, c), 2)
-	credsA, _ := env.user(a, nil, nil)
-	credsB, _ := env.user(b, nil, nil)
-	credsC, _ := env.user(c, nil, nil)
+	b.Claims.Imports.Add(
+		&jwt.Import{Account: a.Pub, Subject: "svc.echo", LocalSubject: "echo", Type: jwt.Service, Token: token},
+		&jwt.Import{Account: a.Pub, Subject: "feed.>", LocalSubject: "a.feed.>", Type: jwt.Stream})
+	env.Resign(b)
+	c.Claims.Imports.Add(&jwt.Import{Account: a.Pub, Subject: "svc.echo", Type: jwt.Service}) // no token
+	env.Resign(c)
+	s := startAuthSuite(t, env.MemoryConf(a, b, c), 2)
+	credsA, _ := env.User(a, nil, nil)
+	credsB, _ := env.User(b, nil, nil)
+	credsC, _ := env.User(c, nil, nil)
 
 	responder := connect(t, s.fds[0], nats.UserCredentials(credsA))
 	_, err = responder.Subscribe("svc.echo", func(m *nats.Msg) { m.Respond(append([]byte("echo: "), m.Data...)) })
@@ -445,10 +345,10 @@ func TestJWTExportsAndImports(t *testing.T) {
 
 // A user JWT's limits: subscriptions per connection and payload size.
 func TestJWTUserLimits(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Payload = 100 })
-	s := startAuthSuite(t, env.memoryConf(a), 1)
-	creds, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Limits.Subs = 2 }, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", func(ac *jwt.AccountClaims) { ac.Limits.Payload = 100 })
+	s := startAuthSuite(t, env.MemoryConf(a), 1)
+	creds, _ := env.User(a, func(uc *jwt.UserClaims) { uc.Limits.Subs = 2 }, nil)
 	rc := dialCreds(t, s.fds[0].Addr(), creds)
 	rc.Send(fmt.Sprintf("SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPUB a 100\r\n%s\r\nPING\r\n", strings.Repeat("x", 100)))
 	rc.Expect("-ERR 'maximum subscriptions exceeded'\r\nMSG a 1 100\r\n")
@@ -490,10 +390,10 @@ func dialCredsSignedBy(t *testing.T, addr, creds string, kp nkeys.KeyPair) *test
 // account on a frontdoor (as each nats-server counts its own), and a
 // subscription given up (or a connection closed) makes room again.
 func TestJWTAccountSubscriptionLimit(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Subs = 3 })
-	s := startAuthSuite(t, env.memoryConf(a), 1)
-	creds, _ := env.user(a, nil, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", func(ac *jwt.AccountClaims) { ac.Limits.Subs = 3 })
+	s := startAuthSuite(t, env.MemoryConf(a), 1)
+	creds, _ := env.User(a, nil, nil)
 	first := dialCreds(t, s.fds[0].Addr(), creds)
 	first.Send("SUB a 1\r\nSUB b 2\r\nPING\r\n")
 	first.Expect("PONG\r\n")
@@ -522,10 +422,10 @@ func TestJWTAccountSubscriptionLimit(t *testing.T) {
 // An account JWT's connection limit holds across frontdoors: the nodes
 // share their counts in the system account, as nats-server's servers do.
 func TestJWTAccountConnectionLimit(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", func(ac *jwt.AccountClaims) { ac.Limits.Conn = 2 })
-	s := startAuthSuite(t, env.memoryConf(a), 2)
-	creds, _ := env.user(a, nil, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", func(ac *jwt.AccountClaims) { ac.Limits.Conn = 2 })
+	s := startAuthSuite(t, env.MemoryConf(a), 2)
+	creds, _ := env.User(a, nil, nil)
 	first := connect(t, s.fds[0], nats.UserCredentials(creds))
 	connect(t, s.fds[1], nats.UserCredentials(creds))
 	eventually(t, waitLong, func() error {
@@ -556,12 +456,12 @@ func TestJWTAccountConnectionLimit(t *testing.T) {
 // on its JWT does not), a user never seen does not. A user JWT limited by
 // src to other addresses is refused.
 func TestJWTDecisionCache(t *testing.T) {
-	env := newOperatorEnv(t)
-	a := env.account("A", nil)
-	s := startAuthSuite(t, env.memoryConf(a), 1)
-	seen, _ := env.user(a, nil, nil)
-	unseen, _ := env.user(a, nil, nil)
-	elsewhere, _ := env.user(a, func(uc *jwt.UserClaims) { uc.Src = jwt.CIDRList{"10.0.0.0/8"} }, nil)
+	env := testkit.NewOperator(t)
+	a := env.Account("A", nil)
+	s := startAuthSuite(t, env.MemoryConf(a), 1)
+	seen, _ := env.User(a, nil, nil)
+	unseen, _ := env.User(a, nil, nil)
+	elsewhere, _ := env.User(a, func(uc *jwt.UserClaims) { uc.Src = jwt.CIDRList{"10.0.0.0/8"} }, nil)
 	refused(t, s.fds[0], nats.UserCredentials(elsewhere))
 	connect(t, s.fds[0], nats.UserCredentials(seen)).Close()
 

@@ -73,7 +73,226 @@ func (x ClaimsRequest_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClaimsRequest_Op.Descriptor instead.
 func (ClaimsRequest_Op) EnumDescriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4, 0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7, 0}
+}
+
+type JetStreamAccountsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accounts []*JetStreamAccount    `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// The policy revision this list belongs to.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The resolver's other accounts (not the system account): their
+	// JetStream API requests are answered "JetStream not enabled for
+	// account", as on nats-server.
+	Without       []string `protobuf:"bytes,3,rep,name=without,proto3" json:"without,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JetStreamAccountsResponse) Reset() {
+	*x = JetStreamAccountsResponse{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JetStreamAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JetStreamAccountsResponse) ProtoMessage() {}
+
+func (x *JetStreamAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JetStreamAccountsResponse.ProtoReflect.Descriptor instead.
+func (*JetStreamAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *JetStreamAccountsResponse) GetAccounts() []*JetStreamAccount {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *JetStreamAccountsResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *JetStreamAccountsResponse) GetWithout() []string {
+	if x != nil {
+		return x.Without
+	}
+	return nil
+}
+
+type JetStreamAccount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // the account's public key
+	Limits        *JetStreamLimits       `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JetStreamAccount) Reset() {
+	*x = JetStreamAccount{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JetStreamAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JetStreamAccount) ProtoMessage() {}
+
+func (x *JetStreamAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JetStreamAccount.ProtoReflect.Descriptor instead.
+func (*JetStreamAccount) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *JetStreamAccount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JetStreamAccount) GetLimits() *JetStreamLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// JetStreamLimits are an account's JetStream limits as its JWT states
+// them (limits, or the tiered limits' R1 tier): -1 is unlimited, 0 none
+// (for storage: that kind of stream may not be created).
+type JetStreamLimits struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	MaxMemory             int64                  `protobuf:"varint,1,opt,name=max_memory,json=maxMemory,proto3" json:"max_memory,omitempty"`
+	MaxStorage            int64                  `protobuf:"varint,2,opt,name=max_storage,json=maxStorage,proto3" json:"max_storage,omitempty"`
+	MaxStreams            int64                  `protobuf:"varint,3,opt,name=max_streams,json=maxStreams,proto3" json:"max_streams,omitempty"`
+	MaxConsumers          int64                  `protobuf:"varint,4,opt,name=max_consumers,json=maxConsumers,proto3" json:"max_consumers,omitempty"`
+	MaxAckPending         int64                  `protobuf:"varint,5,opt,name=max_ack_pending,json=maxAckPending,proto3" json:"max_ack_pending,omitempty"`
+	MemoryMaxStreamBytes  int64                  `protobuf:"varint,6,opt,name=memory_max_stream_bytes,json=memoryMaxStreamBytes,proto3" json:"memory_max_stream_bytes,omitempty"`
+	StorageMaxStreamBytes int64                  `protobuf:"varint,7,opt,name=storage_max_stream_bytes,json=storageMaxStreamBytes,proto3" json:"storage_max_stream_bytes,omitempty"`
+	MaxBytesRequired      bool                   `protobuf:"varint,8,opt,name=max_bytes_required,json=maxBytesRequired,proto3" json:"max_bytes_required,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *JetStreamLimits) Reset() {
+	*x = JetStreamLimits{}
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JetStreamLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JetStreamLimits) ProtoMessage() {}
+
+func (x *JetStreamLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JetStreamLimits.ProtoReflect.Descriptor instead.
+func (*JetStreamLimits) Descriptor() ([]byte, []int) {
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JetStreamLimits) GetMaxMemory() int64 {
+	if x != nil {
+		return x.MaxMemory
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMaxStorage() int64 {
+	if x != nil {
+		return x.MaxStorage
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMaxStreams() int64 {
+	if x != nil {
+		return x.MaxStreams
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMaxConsumers() int64 {
+	if x != nil {
+		return x.MaxConsumers
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMaxAckPending() int64 {
+	if x != nil {
+		return x.MaxAckPending
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMemoryMaxStreamBytes() int64 {
+	if x != nil {
+		return x.MemoryMaxStreamBytes
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetStorageMaxStreamBytes() int64 {
+	if x != nil {
+		return x.StorageMaxStreamBytes
+	}
+	return 0
+}
+
+func (x *JetStreamLimits) GetMaxBytesRequired() bool {
+	if x != nil {
+		return x.MaxBytesRequired
+	}
+	return false
 }
 
 type RecheckRequest struct {
@@ -86,7 +305,7 @@ type RecheckRequest struct {
 
 func (x *RecheckRequest) Reset() {
 	*x = RecheckRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +317,7 @@ func (x *RecheckRequest) String() string {
 func (*RecheckRequest) ProtoMessage() {}
 
 func (x *RecheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[0]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +330,7 @@ func (x *RecheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecheckRequest.ProtoReflect.Descriptor instead.
 func (*RecheckRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RecheckRequest) GetNodeId() string {
@@ -142,7 +361,7 @@ type Connection struct {
 
 func (x *Connection) Reset() {
 	*x = Connection{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -154,7 +373,7 @@ func (x *Connection) String() string {
 func (*Connection) ProtoMessage() {}
 
 func (x *Connection) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[1]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -167,7 +386,7 @@ func (x *Connection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connection.ProtoReflect.Descriptor instead.
 func (*Connection) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Connection) GetCid() uint64 {
@@ -207,7 +426,7 @@ type RecheckResponse struct {
 
 func (x *RecheckResponse) Reset() {
 	*x = RecheckResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +438,7 @@ func (x *RecheckResponse) String() string {
 func (*RecheckResponse) ProtoMessage() {}
 
 func (x *RecheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[2]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +451,7 @@ func (x *RecheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecheckResponse.ProtoReflect.Descriptor instead.
 func (*RecheckResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RecheckResponse) GetVerdicts() []*Verdict {
@@ -257,7 +476,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +488,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[3]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +501,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Verdict) GetCid() uint64 {
@@ -332,7 +551,7 @@ type ClaimsRequest struct {
 
 func (x *ClaimsRequest) Reset() {
 	*x = ClaimsRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +563,7 @@ func (x *ClaimsRequest) String() string {
 func (*ClaimsRequest) ProtoMessage() {}
 
 func (x *ClaimsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[4]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +576,7 @@ func (x *ClaimsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClaimsRequest) GetOp() ClaimsRequest_Op {
@@ -401,7 +620,7 @@ type ClaimsResponse struct {
 
 func (x *ClaimsResponse) Reset() {
 	*x = ClaimsResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +632,7 @@ func (x *ClaimsResponse) String() string {
 func (*ClaimsResponse) ProtoMessage() {}
 
 func (x *ClaimsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[5]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +645,7 @@ func (x *ClaimsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimsResponse.ProtoReflect.Descriptor instead.
 func (*ClaimsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClaimsResponse) GetCode() int32 {
@@ -467,7 +686,7 @@ type AccountRequest struct {
 
 func (x *AccountRequest) Reset() {
 	*x = AccountRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +698,7 @@ func (x *AccountRequest) String() string {
 func (*AccountRequest) ProtoMessage() {}
 
 func (x *AccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[6]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +711,7 @@ func (x *AccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRequest.ProtoReflect.Descriptor instead.
 func (*AccountRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AccountRequest) GetNodeId() string {
@@ -519,7 +738,7 @@ type AccountResponse struct {
 
 func (x *AccountResponse) Reset() {
 	*x = AccountResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +750,7 @@ func (x *AccountResponse) String() string {
 func (*AccountResponse) ProtoMessage() {}
 
 func (x *AccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[7]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +763,7 @@ func (x *AccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountResponse.ProtoReflect.Descriptor instead.
 func (*AccountResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AccountResponse) GetFound() bool {
@@ -582,7 +801,7 @@ type AccountConfig struct {
 
 func (x *AccountConfig) Reset() {
 	*x = AccountConfig{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +813,7 @@ func (x *AccountConfig) String() string {
 func (*AccountConfig) ProtoMessage() {}
 
 func (x *AccountConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[8]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +826,7 @@ func (x *AccountConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountConfig.ProtoReflect.Descriptor instead.
 func (*AccountConfig) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AccountConfig) GetName() string {
@@ -669,7 +888,7 @@ type Import struct {
 
 func (x *Import) Reset() {
 	*x = Import{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +900,7 @@ func (x *Import) String() string {
 func (*Import) ProtoMessage() {}
 
 func (x *Import) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[9]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +913,7 @@ func (x *Import) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Import.ProtoReflect.Descriptor instead.
 func (*Import) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Import) GetService() bool {
@@ -749,7 +968,7 @@ type Mapping struct {
 
 func (x *Mapping) Reset() {
 	*x = Mapping{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +980,7 @@ func (x *Mapping) String() string {
 func (*Mapping) ProtoMessage() {}
 
 func (x *Mapping) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[10]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +993,7 @@ func (x *Mapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mapping.ProtoReflect.Descriptor instead.
 func (*Mapping) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{10}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Mapping) GetSource() string {
@@ -801,7 +1020,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +1032,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[11]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +1045,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{11}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Destination) GetSubject() string {
@@ -852,7 +1071,7 @@ type PolicyRequest struct {
 
 func (x *PolicyRequest) Reset() {
 	*x = PolicyRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1083,7 @@ func (x *PolicyRequest) String() string {
 func (*PolicyRequest) ProtoMessage() {}
 
 func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[12]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1096,7 @@ func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{12}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PolicyRequest) GetNodeId() string {
@@ -906,7 +1125,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1137,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[13]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1150,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{13}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PolicyResponse) GetAuthRequired() bool {
@@ -985,7 +1204,7 @@ type Credentials struct {
 
 func (x *Credentials) Reset() {
 	*x = Credentials{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1216,7 @@ func (x *Credentials) String() string {
 func (*Credentials) ProtoMessage() {}
 
 func (x *Credentials) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[14]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1229,7 @@ func (x *Credentials) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credentials.ProtoReflect.Descriptor instead.
 func (*Credentials) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{14}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Credentials) GetUser() string {
@@ -1072,7 +1291,7 @@ type ClientInfo struct {
 
 func (x *ClientInfo) Reset() {
 	*x = ClientInfo{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1303,7 @@ func (x *ClientInfo) String() string {
 func (*ClientInfo) ProtoMessage() {}
 
 func (x *ClientInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[15]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1316,7 @@ func (x *ClientInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientInfo.ProtoReflect.Descriptor instead.
 func (*ClientInfo) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{15}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClientInfo) GetCid() uint64 {
@@ -1161,7 +1380,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1392,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[16]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1405,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{16}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AuthenticateRequest) GetNodeId() string {
@@ -1250,7 +1469,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1481,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[17]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1494,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{17}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuthenticateResponse) GetOk() bool {
@@ -1367,7 +1586,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1598,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[18]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1611,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{18}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Limits) GetMaxPayload() int32 {
@@ -1422,7 +1641,7 @@ type Permissions struct {
 
 func (x *Permissions) Reset() {
 	*x = Permissions{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1653,7 @@ func (x *Permissions) String() string {
 func (*Permissions) ProtoMessage() {}
 
 func (x *Permissions) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[19]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1666,7 @@ func (x *Permissions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Permissions.ProtoReflect.Descriptor instead.
 func (*Permissions) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Permissions) GetPublish() *SubjectPermission {
@@ -1481,7 +1700,7 @@ type SubjectPermission struct {
 
 func (x *SubjectPermission) Reset() {
 	*x = SubjectPermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1712,7 @@ func (x *SubjectPermission) String() string {
 func (*SubjectPermission) ProtoMessage() {}
 
 func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[20]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1725,7 @@ func (x *SubjectPermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectPermission.ProtoReflect.Descriptor instead.
 func (*SubjectPermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubjectPermission) GetAllow() []string {
@@ -1533,7 +1752,7 @@ type ResponsePermission struct {
 
 func (x *ResponsePermission) Reset() {
 	*x = ResponsePermission{}
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1764,7 @@ func (x *ResponsePermission) String() string {
 func (*ResponsePermission) ProtoMessage() {}
 
 func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[21]
+	mi := &file_switchyard_auth_v1_auth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1777,7 @@ func (x *ResponsePermission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponsePermission.ProtoReflect.Descriptor instead.
 func (*ResponsePermission) Descriptor() ([]byte, []int) {
-	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+	return file_switchyard_auth_v1_auth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResponsePermission) GetMaxMsgs() int32 {
@@ -1579,7 +1798,26 @@ var File_switchyard_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"k\n" +
+	"\x1dswitchyard/auth/v1/auth.proto\x12\x12switchyard.auth.v1\"\x93\x01\n" +
+	"\x19JetStreamAccountsResponse\x12@\n" +
+	"\baccounts\x18\x01 \x03(\v2$.switchyard.auth.v1.JetStreamAccountR\baccounts\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12\x18\n" +
+	"\awithout\x18\x03 \x03(\tR\awithout\"c\n" +
+	"\x10JetStreamAccount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
+	"\x06limits\x18\x02 \x01(\v2#.switchyard.auth.v1.JetStreamLimitsR\x06limits\"\xdd\x02\n" +
+	"\x0fJetStreamLimits\x12\x1d\n" +
+	"\n" +
+	"max_memory\x18\x01 \x01(\x03R\tmaxMemory\x12\x1f\n" +
+	"\vmax_storage\x18\x02 \x01(\x03R\n" +
+	"maxStorage\x12\x1f\n" +
+	"\vmax_streams\x18\x03 \x01(\x03R\n" +
+	"maxStreams\x12#\n" +
+	"\rmax_consumers\x18\x04 \x01(\x03R\fmaxConsumers\x12&\n" +
+	"\x0fmax_ack_pending\x18\x05 \x01(\x03R\rmaxAckPending\x125\n" +
+	"\x17memory_max_stream_bytes\x18\x06 \x01(\x03R\x14memoryMaxStreamBytes\x127\n" +
+	"\x18storage_max_stream_bytes\x18\a \x01(\x03R\x15storageMaxStreamBytes\x12,\n" +
+	"\x12max_bytes_required\x18\b \x01(\bR\x10maxBytesRequired\"k\n" +
 	"\x0eRecheckRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12@\n" +
 	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"o\n" +
@@ -1697,14 +1935,15 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04deny\x18\x02 \x03(\tR\x04deny\"T\n" +
 	"\x12ResponsePermission\x12\x19\n" +
 	"\bmax_msgs\x18\x01 \x01(\x05R\amaxMsgs\x12#\n" +
-	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\x85\x04\n" +
+	"\rexpires_nanos\x18\x02 \x01(\x03R\fexpiresNanos2\xec\x04\n" +
 	"\x04Auth\x12O\n" +
 	"\x06Policy\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse\x12P\n" +
 	"\x05Watch\x12!.switchyard.auth.v1.PolicyRequest\x1a\".switchyard.auth.v1.PolicyResponse0\x01\x12a\n" +
 	"\fAuthenticate\x12'.switchyard.auth.v1.AuthenticateRequest\x1a(.switchyard.auth.v1.AuthenticateResponse\x12R\n" +
 	"\aAccount\x12\".switchyard.auth.v1.AccountRequest\x1a#.switchyard.auth.v1.AccountResponse\x12O\n" +
 	"\x06Claims\x12!.switchyard.auth.v1.ClaimsRequest\x1a\".switchyard.auth.v1.ClaimsResponse\x12R\n" +
-	"\aRecheck\x12\".switchyard.auth.v1.RecheckRequest\x1a#.switchyard.auth.v1.RecheckResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
+	"\aRecheck\x12\".switchyard.auth.v1.RecheckRequest\x1a#.switchyard.auth.v1.RecheckResponse\x12e\n" +
+	"\x11JetStreamAccounts\x12!.switchyard.auth.v1.PolicyRequest\x1a-.switchyard.auth.v1.JetStreamAccountsResponseBEZCgithub.com/switchyard-io/switchyard/proto/switchyard/auth/v1;authv1b\x06proto3"
 
 var (
 	file_switchyard_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1719,67 +1958,74 @@ func file_switchyard_auth_v1_auth_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_switchyard_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_switchyard_auth_v1_auth_proto_goTypes = []any{
-	(ClaimsRequest_Op)(0),        // 0: switchyard.auth.v1.ClaimsRequest.Op
-	(*RecheckRequest)(nil),       // 1: switchyard.auth.v1.RecheckRequest
-	(*Connection)(nil),           // 2: switchyard.auth.v1.Connection
-	(*RecheckResponse)(nil),      // 3: switchyard.auth.v1.RecheckResponse
-	(*Verdict)(nil),              // 4: switchyard.auth.v1.Verdict
-	(*ClaimsRequest)(nil),        // 5: switchyard.auth.v1.ClaimsRequest
-	(*ClaimsResponse)(nil),       // 6: switchyard.auth.v1.ClaimsResponse
-	(*AccountRequest)(nil),       // 7: switchyard.auth.v1.AccountRequest
-	(*AccountResponse)(nil),      // 8: switchyard.auth.v1.AccountResponse
-	(*AccountConfig)(nil),        // 9: switchyard.auth.v1.AccountConfig
-	(*Import)(nil),               // 10: switchyard.auth.v1.Import
-	(*Mapping)(nil),              // 11: switchyard.auth.v1.Mapping
-	(*Destination)(nil),          // 12: switchyard.auth.v1.Destination
-	(*PolicyRequest)(nil),        // 13: switchyard.auth.v1.PolicyRequest
-	(*PolicyResponse)(nil),       // 14: switchyard.auth.v1.PolicyResponse
-	(*Credentials)(nil),          // 15: switchyard.auth.v1.Credentials
-	(*ClientInfo)(nil),           // 16: switchyard.auth.v1.ClientInfo
-	(*AuthenticateRequest)(nil),  // 17: switchyard.auth.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 18: switchyard.auth.v1.AuthenticateResponse
-	(*Limits)(nil),               // 19: switchyard.auth.v1.Limits
-	(*Permissions)(nil),          // 20: switchyard.auth.v1.Permissions
-	(*SubjectPermission)(nil),    // 21: switchyard.auth.v1.SubjectPermission
-	(*ResponsePermission)(nil),   // 22: switchyard.auth.v1.ResponsePermission
-	nil,                          // 23: switchyard.auth.v1.AccountConfig.RevocationsEntry
+	(ClaimsRequest_Op)(0),             // 0: switchyard.auth.v1.ClaimsRequest.Op
+	(*JetStreamAccountsResponse)(nil), // 1: switchyard.auth.v1.JetStreamAccountsResponse
+	(*JetStreamAccount)(nil),          // 2: switchyard.auth.v1.JetStreamAccount
+	(*JetStreamLimits)(nil),           // 3: switchyard.auth.v1.JetStreamLimits
+	(*RecheckRequest)(nil),            // 4: switchyard.auth.v1.RecheckRequest
+	(*Connection)(nil),                // 5: switchyard.auth.v1.Connection
+	(*RecheckResponse)(nil),           // 6: switchyard.auth.v1.RecheckResponse
+	(*Verdict)(nil),                   // 7: switchyard.auth.v1.Verdict
+	(*ClaimsRequest)(nil),             // 8: switchyard.auth.v1.ClaimsRequest
+	(*ClaimsResponse)(nil),            // 9: switchyard.auth.v1.ClaimsResponse
+	(*AccountRequest)(nil),            // 10: switchyard.auth.v1.AccountRequest
+	(*AccountResponse)(nil),           // 11: switchyard.auth.v1.AccountResponse
+	(*AccountConfig)(nil),             // 12: switchyard.auth.v1.AccountConfig
+	(*Import)(nil),                    // 13: switchyard.auth.v1.Import
+	(*Mapping)(nil),                   // 14: switchyard.auth.v1.Mapping
+	(*Destination)(nil),               // 15: switchyard.auth.v1.Destination
+	(*PolicyRequest)(nil),             // 16: switchyard.auth.v1.PolicyRequest
+	(*PolicyResponse)(nil),            // 17: switchyard.auth.v1.PolicyResponse
+	(*Credentials)(nil),               // 18: switchyard.auth.v1.Credentials
+	(*ClientInfo)(nil),                // 19: switchyard.auth.v1.ClientInfo
+	(*AuthenticateRequest)(nil),       // 20: switchyard.auth.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),      // 21: switchyard.auth.v1.AuthenticateResponse
+	(*Limits)(nil),                    // 22: switchyard.auth.v1.Limits
+	(*Permissions)(nil),               // 23: switchyard.auth.v1.Permissions
+	(*SubjectPermission)(nil),         // 24: switchyard.auth.v1.SubjectPermission
+	(*ResponsePermission)(nil),        // 25: switchyard.auth.v1.ResponsePermission
+	nil,                               // 26: switchyard.auth.v1.AccountConfig.RevocationsEntry
 }
 var file_switchyard_auth_v1_auth_proto_depIdxs = []int32{
-	2,  // 0: switchyard.auth.v1.RecheckRequest.connections:type_name -> switchyard.auth.v1.Connection
-	4,  // 1: switchyard.auth.v1.RecheckResponse.verdicts:type_name -> switchyard.auth.v1.Verdict
-	20, // 2: switchyard.auth.v1.Verdict.permissions:type_name -> switchyard.auth.v1.Permissions
-	0,  // 3: switchyard.auth.v1.ClaimsRequest.op:type_name -> switchyard.auth.v1.ClaimsRequest.Op
-	9,  // 4: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
-	10, // 5: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
-	11, // 6: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
-	23, // 7: switchyard.auth.v1.AccountConfig.revocations:type_name -> switchyard.auth.v1.AccountConfig.RevocationsEntry
-	12, // 8: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
-	16, // 9: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
-	15, // 10: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
-	20, // 11: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
-	19, // 12: switchyard.auth.v1.AuthenticateResponse.limits:type_name -> switchyard.auth.v1.Limits
-	21, // 13: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
-	21, // 14: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
-	22, // 15: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
-	13, // 16: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
-	13, // 17: switchyard.auth.v1.Auth.Watch:input_type -> switchyard.auth.v1.PolicyRequest
-	17, // 18: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
-	7,  // 19: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
-	5,  // 20: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
-	1,  // 21: switchyard.auth.v1.Auth.Recheck:input_type -> switchyard.auth.v1.RecheckRequest
-	14, // 22: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
-	14, // 23: switchyard.auth.v1.Auth.Watch:output_type -> switchyard.auth.v1.PolicyResponse
-	18, // 24: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
-	8,  // 25: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
-	6,  // 26: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
-	3,  // 27: switchyard.auth.v1.Auth.Recheck:output_type -> switchyard.auth.v1.RecheckResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	2,  // 0: switchyard.auth.v1.JetStreamAccountsResponse.accounts:type_name -> switchyard.auth.v1.JetStreamAccount
+	3,  // 1: switchyard.auth.v1.JetStreamAccount.limits:type_name -> switchyard.auth.v1.JetStreamLimits
+	5,  // 2: switchyard.auth.v1.RecheckRequest.connections:type_name -> switchyard.auth.v1.Connection
+	7,  // 3: switchyard.auth.v1.RecheckResponse.verdicts:type_name -> switchyard.auth.v1.Verdict
+	23, // 4: switchyard.auth.v1.Verdict.permissions:type_name -> switchyard.auth.v1.Permissions
+	0,  // 5: switchyard.auth.v1.ClaimsRequest.op:type_name -> switchyard.auth.v1.ClaimsRequest.Op
+	12, // 6: switchyard.auth.v1.AccountResponse.account:type_name -> switchyard.auth.v1.AccountConfig
+	13, // 7: switchyard.auth.v1.AccountConfig.imports:type_name -> switchyard.auth.v1.Import
+	14, // 8: switchyard.auth.v1.AccountConfig.mappings:type_name -> switchyard.auth.v1.Mapping
+	26, // 9: switchyard.auth.v1.AccountConfig.revocations:type_name -> switchyard.auth.v1.AccountConfig.RevocationsEntry
+	15, // 10: switchyard.auth.v1.Mapping.destinations:type_name -> switchyard.auth.v1.Destination
+	19, // 11: switchyard.auth.v1.AuthenticateRequest.client:type_name -> switchyard.auth.v1.ClientInfo
+	18, // 12: switchyard.auth.v1.AuthenticateRequest.credentials:type_name -> switchyard.auth.v1.Credentials
+	23, // 13: switchyard.auth.v1.AuthenticateResponse.permissions:type_name -> switchyard.auth.v1.Permissions
+	22, // 14: switchyard.auth.v1.AuthenticateResponse.limits:type_name -> switchyard.auth.v1.Limits
+	24, // 15: switchyard.auth.v1.Permissions.publish:type_name -> switchyard.auth.v1.SubjectPermission
+	24, // 16: switchyard.auth.v1.Permissions.subscribe:type_name -> switchyard.auth.v1.SubjectPermission
+	25, // 17: switchyard.auth.v1.Permissions.response:type_name -> switchyard.auth.v1.ResponsePermission
+	16, // 18: switchyard.auth.v1.Auth.Policy:input_type -> switchyard.auth.v1.PolicyRequest
+	16, // 19: switchyard.auth.v1.Auth.Watch:input_type -> switchyard.auth.v1.PolicyRequest
+	20, // 20: switchyard.auth.v1.Auth.Authenticate:input_type -> switchyard.auth.v1.AuthenticateRequest
+	10, // 21: switchyard.auth.v1.Auth.Account:input_type -> switchyard.auth.v1.AccountRequest
+	8,  // 22: switchyard.auth.v1.Auth.Claims:input_type -> switchyard.auth.v1.ClaimsRequest
+	4,  // 23: switchyard.auth.v1.Auth.Recheck:input_type -> switchyard.auth.v1.RecheckRequest
+	16, // 24: switchyard.auth.v1.Auth.JetStreamAccounts:input_type -> switchyard.auth.v1.PolicyRequest
+	17, // 25: switchyard.auth.v1.Auth.Policy:output_type -> switchyard.auth.v1.PolicyResponse
+	17, // 26: switchyard.auth.v1.Auth.Watch:output_type -> switchyard.auth.v1.PolicyResponse
+	21, // 27: switchyard.auth.v1.Auth.Authenticate:output_type -> switchyard.auth.v1.AuthenticateResponse
+	11, // 28: switchyard.auth.v1.Auth.Account:output_type -> switchyard.auth.v1.AccountResponse
+	9,  // 29: switchyard.auth.v1.Auth.Claims:output_type -> switchyard.auth.v1.ClaimsResponse
+	6,  // 30: switchyard.auth.v1.Auth.Recheck:output_type -> switchyard.auth.v1.RecheckResponse
+	1,  // 31: switchyard.auth.v1.Auth.JetStreamAccounts:output_type -> switchyard.auth.v1.JetStreamAccountsResponse
+	25, // [25:32] is the sub-list for method output_type
+	18, // [18:25] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_auth_v1_auth_proto_init() }
@@ -1793,7 +2039,7 @@ func file_switchyard_auth_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_auth_v1_auth_proto_rawDesc), len(file_switchyard_auth_v1_auth_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,12 +25,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Auth_Policy_FullMethodName       = "/switchyard.auth.v1.Auth/Policy"
-	Auth_Watch_FullMethodName        = "/switchyard.auth.v1.Auth/Watch"
-	Auth_Authenticate_FullMethodName = "/switchyard.auth.v1.Auth/Authenticate"
-	Auth_Account_FullMethodName      = "/switchyard.auth.v1.Auth/Account"
-	Auth_Claims_FullMethodName       = "/switchyard.auth.v1.Auth/Claims"
-	Auth_Recheck_FullMethodName      = "/switchyard.auth.v1.Auth/Recheck"
+	Auth_Policy_FullMethodName            = "/switchyard.auth.v1.Auth/Policy"
+	Auth_Watch_FullMethodName             = "/switchyard.auth.v1.Auth/Watch"
+	Auth_Authenticate_FullMethodName      = "/switchyard.auth.v1.Auth/Authenticate"
+	Auth_Account_FullMethodName           = "/switchyard.auth.v1.Auth/Account"
+	Auth_Claims_FullMethodName            = "/switchyard.auth.v1.Auth/Claims"
+	Auth_Recheck_FullMethodName           = "/switchyard.auth.v1.Auth/Recheck"
+	Auth_JetStreamAccounts_FullMethodName = "/switchyard.auth.v1.Auth/JetStreamAccounts"
 )
 
 // AuthClient is the client API for Auth service.
@@ -61,6 +62,12 @@ type AuthClient interface {
 	// connections authenticated before: keep them (with their permissions
 	// now) or close them, as nats-server does on a reload.
 	Recheck(ctx context.Context, in *RecheckRequest, opts ...grpc.CallOption) (*RecheckResponse, error)
+	// JetStreamAccounts lists the accounts JetStream serves in operator
+	// mode, with their limits: those whose account JWT grants JetStream
+	// (memory or disk storage not 0, or tiered limits), never the system
+	// account. streamsvc asks at start and whenever Watch announces a new
+	// revision (a pushed account JWT can turn JetStream on or off).
+	JetStreamAccounts(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*JetStreamAccountsResponse, error)
 }
 
 type authClient struct {
@@ -140,6 +147,16 @@ func (c *authClient) Recheck(ctx context.Context, in *RecheckRequest, opts ...gr
 	return out, nil
 }
 
+func (c *authClient) JetStreamAccounts(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*JetStreamAccountsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JetStreamAccountsResponse)
+	err := c.cc.Invoke(ctx, Auth_JetStreamAccounts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServer is the server API for Auth service.
 // All implementations must embed UnimplementedAuthServer
 // for forward compatibility.
@@ -168,6 +185,12 @@ type AuthServer interface {
 	// connections authenticated before: keep them (with their permissions
 	// now) or close them, as nats-server does on a reload.
 	Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error)
+	// JetStreamAccounts lists the accounts JetStream serves in operator
+	// mode, with their limits: those whose account JWT grants JetStream
+	// (memory or disk storage not 0, or tiered limits), never the system
+	// account. streamsvc asks at start and whenever Watch announces a new
+	// revision (a pushed account JWT can turn JetStream on or off).
+	JetStreamAccounts(context.Context, *PolicyRequest) (*JetStreamAccountsResponse, error)
 	mustEmbedUnimplementedAuthServer()
 }
 
@@ -195,6 +218,9 @@ func (UnimplementedAuthServer) Claims(context.Context, *ClaimsRequest) (*ClaimsR
 }
 func (UnimplementedAuthServer) Recheck(context.Context, *RecheckRequest) (*RecheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Recheck not implemented")
+}
+func (UnimplementedAuthServer) JetStreamAccounts(context.Context, *PolicyRequest) (*JetStreamAccountsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method JetStreamAccounts not implemented")
 }
 func (UnimplementedAuthServer) mustEmbedUnimplementedAuthServer() {}
 func (UnimplementedAuthServer) testEmbeddedByValue()              {}
@@ -318,6 +344,24 @@ func _Auth_Recheck_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Auth_JetStreamAccounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServer).JetStreamAccounts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Auth_JetStreamAccounts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServer).JetStreamAccounts(ctx, req.(*PolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Auth_ServiceDesc is the grpc.ServiceDesc for Auth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,6 +388,10 @@ var Auth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Recheck",
 			Handler:    _Auth_Recheck_Handler,
+		},
+		{
+			MethodName: "JetStreamAccounts",
+			Handler:    _Auth_JetStreamAccounts_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -448,3 +448,39 @@ func (om *operatorMode) update(claimed, token string) (string, error) {
 	}
 	return ac.Subject, nil
 }
+
+// jetStreamAccounts lists the resolver's accounts whose JWT grants
+// JetStream (the system account never has it), with their limits: the
+// JWT's limits, or its tiered limits' R1 tier (a single streamsvc serves
+// one replica). without lists the others; accounts whose JWT does not
+// verify are in neither and reported in skipped.
+func (om *operatorMode) jetStreamAccounts() (out []*authv1.JetStreamAccount, without, skipped []string, err error) {
+	keys, err := om.store.List()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("resolver %s: %w", om.store.Kind(), err)
+	}
+	for _, key := range keys {
+		if key == om.system {
+			continue
+		}
+		ac, err := om.account(key)
+		if err != nil {
+			skipped = append(skipped, fmt.Sprintf("account %s: %v", key, err))
+			continue
+		}
+		if !ac.Limits.IsJSEnabled() {
+			without = append(without, key)
+			continue
+		}
+		l := ac.Limits.JetStreamLimits
+		if len(ac.Limits.JetStreamTieredLimits) > 0 {
+			l = ac.Limits.JetStreamTieredLimits["R1"]
+		}
+		out = append(out, &authv1.JetStreamAccount{Name: key, Limits: &authv1.JetStreamLimits{
+			MaxMemory: l.MemoryStorage, MaxStorage: l.DiskStorage, MaxStreams: l.Streams, MaxConsumers: l.Consumer,
+			MaxAckPending: l.MaxAckPending, MemoryMaxStreamBytes: l.MemoryMaxStreamBytes,
+			StorageMaxStreamBytes: l.DiskMaxStreamBytes, MaxBytesRequired: l.MaxBytesRequired,
+		}})
+	}
+	return out, without, skipped, nil
+}

@@ -164,6 +164,19 @@ func (p *Policy) Account(name string) (acc *authv1.AccountConfig, skipped []stri
 	return p.accounts[name], nil, nil
 }
 
+// JetStreamAccounts lists, in operator mode, the accounts whose JWT grants
+// JetStream, with the revision the list belongs to; outside operator mode
+// streamsvc reads the accounts' jetstream settings from its own
+// configuration file, and the list is empty. skipped names accounts left
+// out because their JWT does not verify.
+func (p *Policy) JetStreamAccounts() (resp *authv1.JetStreamAccountsResponse, skipped []string, err error) {
+	resp = &authv1.JetStreamAccountsResponse{Revision: p.Info().Revision}
+	if p.op != nil {
+		resp.Accounts, resp.Without, skipped, err = p.op.jetStreamAccounts()
+	}
+	return resp, skipped, err
+}
+
 // Recheck decides again about connections authenticated under an earlier
 // policy: a user that still exists in the same account keeps its
 // connection, with the permissions it has now; anyone else is closed.

@@ -86,6 +86,16 @@ func (p *Postgres) Get(account string) (string, bool, error) {
 	return jwt, true, nil
 }
 
+func (p *Postgres) List() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), postgresTimeout)
+	defer cancel()
+	rows, err := p.pool.Query(ctx, `SELECT account FROM switchyard_account_jwts ORDER BY account`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 // Put stores the JWT; the commit is durable before it returns.
 func (p *Postgres) Put(account, jwt string) error {
 	if err := checkKey(account); err != nil {

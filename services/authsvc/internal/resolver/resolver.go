@@ -7,8 +7,11 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -21,6 +24,8 @@ type Store interface {
 	Get(account string) (jwt string, ok bool, err error)
 	// Put stores an account JWT (already verified by the caller).
 	Put(account, jwt string) error
+	// List names every account the store holds a JWT for, sorted.
+	List() ([]string, error)
 	// Generation changes whenever the stored JWTs change.
 	Generation() (uint64, error)
 	// Kind names the store for logs: "MEMORY", "dir /path", "postgres".
@@ -55,6 +60,9 @@ func NewMemory(preload map[string]string) *Memory {
 func (m *Memory) Get(account string) (string, bool, error) {
 	j, ok := m.jwts[account]
 	return j, ok, nil
+}
+func (m *Memory) List() ([]string, error) {
+	return slices.Sorted(maps.Keys(m.jwts)), nil
 }
 func (m *Memory) Put(string, string) error    { return ErrReadOnly }
 func (m *Memory) Generation() (uint64, error) { return 0, nil }
@@ -103,6 +111,22 @@ func (d *Dir) Get(account string) (string, bool, error) {
 		return "", false, err
 	}
 	return string(b), true, nil
+}
+
+// List names the accounts of the directory's <account>.jwt files (the
+// temporary files of unfinished writes are not accounts).
+func (d *Dir) List() ([]string, error) {
+	des, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolver dir: %w", err)
+	}
+	var out []string
+	for _, de := range des {
+		if name, ok := strings.CutSuffix(de.Name(), ".jwt"); ok && checkKey(name) == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 func (d *Dir) Put(account, jwt string) error {

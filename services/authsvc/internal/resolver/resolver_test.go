@@ -3,6 +3,7 @@ package resolver
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/nats-io/nkeys"
@@ -43,4 +44,28 @@ func TestDirStoreKeepsJWTsAndRefusesOtherNames(t *testing.T) {
 	require.True(t, os.IsNotExist(err))
 
 	require.ErrorIs(t, NewMemory(nil).Put(pub, "x"), ErrReadOnly)
+}
+
+func TestStoresListTheirAccounts(t *testing.T) {
+	var keys []string
+	for range 2 {
+		kp, _ := nkeys.CreateAccount()
+		pub, _ := kp.PublicKey()
+		keys = append(keys, pub)
+	}
+	slices.Sort(keys)
+	dir := filepath.Join(t.TempDir(), "jwt")
+	d, err := NewDir(dir, map[string]string{keys[1]: "b"})
+	require.NoError(t, err)
+	require.NoError(t, d.Put(keys[0], "a"))
+	// Neither a stray file nor an unfinished write is an account.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "README.jwt"), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".tmp-"+keys[0]+"-1"), nil, 0o600))
+	got, err := d.List()
+	require.NoError(t, err)
+	require.Equal(t, keys, got)
+
+	got, err = NewMemory(map[string]string{keys[1]: "b", keys[0]: "a"}).List()
+	require.NoError(t, err)
+	require.Equal(t, keys, got)
 }

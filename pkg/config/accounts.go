@@ -22,8 +22,9 @@ type Account struct {
 	Imports  []Import
 	Mappings []Mapping
 	// JetStream is on for the account ("jetstream: enabled", or a block
-	// of limits, which are not applied yet).
-	JetStream bool
+	// of limits), bounded by JetStreamLimits.
+	JetStream       bool
+	JetStreamLimits JetStreamLimits
 }
 
 // Export offers a stream (messages published in the account) or a service
@@ -108,7 +109,7 @@ func (l *loader) account(name string, v value) Account {
 		case "mappings", "maps":
 			a.Mappings = l.mappings(e)
 		case "jetstream":
-			a.JetStream = l.accountJetStream(e)
+			a.JetStream, a.JetStreamLimits = l.accountJetStream(e)
 		default:
 			l.bad(e, " is not supported in an account yet: use users, default_permissions, exports, imports, mappings or jetstream")
 		}

@@ -427,7 +427,7 @@ func TestConfigJetStream(t *testing.T) {
 	require.Equal(t, JetStream{Enabled: true, SyncAlways: true}, s.JetStream, "fsync before the PubAck unless told otherwise")
 	s = mustParse(t, `jetstream { store_dir: "/var/js", max_mem: 1GB, max_file_store: 10GB, sync_interval: "2m", domain: hub }`)
 	require.Equal(t, JetStream{Enabled: true, StoreDir: "/var/js", MaxMemory: 1 << 30, MaxFile: 10 << 30,
-		SyncInterval: 2 * time.Minute, Domain: "hub"}, s.JetStream)
+		MaxMemorySet: true, MaxFileSet: true, SyncInterval: 2 * time.Minute, Domain: "hub"}, s.JetStream)
 	s = mustParse(t, "jetstream { sync_interval: always }\nstore_dir: \"./here\"")
 	require.True(t, s.JetStream.SyncAlways)
 	require.Equal(t, "./here", s.JetStream.StoreDir)
@@ -435,8 +435,7 @@ func TestConfigJetStream(t *testing.T) {
 	require.False(t, mustParse(t, "").JetStream.Enabled)
 	s = mustParse(t, "accounts { A: { jetstream: enabled }, B: { jetstream: disabled }, C: {} }")
 	require.Equal(t, []bool{true, false, false}, []bool{s.Accounts[0].JetStream, s.Accounts[1].JetStream, s.Accounts[2].JetStream})
-	_, err := Parse("accounts { A: { jetstream: { max_mem: 1GB } } }")
-	require.ErrorContains(t, err, "account JetStream limits are not supported yet")
+	// Account limits: jetstream_test.go.
 }
 
 func TestConfigUnknownKey(t *testing.T) {

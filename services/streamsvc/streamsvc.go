@@ -9,14 +9,17 @@
 package streamsvc
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/logging"
 	"github.com/switchyard-io/switchyard/pkg/node"
+	authv1 "github.com/switchyard-io/switchyard/proto/switchyard/auth/v1"
 	"github.com/switchyard-io/switchyard/services/streamsvc/internal/jsapi"
 	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
 )
@@ -96,6 +99,9 @@ func New(cfg Config, log *logging.Logger) (*Service, error) {
 	if !sc.JetStream.Enabled {
 		return nil, fmt.Errorf("JetStream is not enabled in %s: add jetstream { store_dir: %q } (or jetstream: enabled)", cfg.ConfigFile, DefaultStoreDir)
 	}
+	if len(sc.Operators) > 0 && sc.AuthService == "" {
+		return nil, fmt.Errorf("operator mode: the account JWTs say which accounts have JetStream, and authsvc holds them: set authsvc: \"host:port\" in %s", cfg.ConfigFile)
+	}
 	if len(sc.Routers) == 0 {
 		return nil, fmt.Errorf("no routers: streamsvc reaches clients through the router tier; set routers: [\"host:port\"] or --routers")
 	}
@@ -123,31 +129,74 @@ func (s *Service) Start() error {
 	if err := s.node.Start(); err != nil {
 		return err
 	}
+	maxMemory, maxStore := serverLimits(js, s.log)
+	s.log.Infof("JetStream limits: max memory %s, max storage %s (all accounts together)", friendlyBytes(maxMemory), friendlyBytes(maxStore))
+	with, without := jetStreamAccounts(&s.server)
 	e, err := jsapi.New(s.node, s.log, jsapi.Options{Dir: js.StoreDir, Sync: sync, Interval: js.SyncInterval,
-		Domain: js.Domain, Accounts: jetStreamAccounts(&s.server)})
+		Domain: js.Domain, Accounts: with, Others: without, MaxMemory: maxMemory, MaxStore: maxStore})
 	if err != nil {
 		s.node.Shutdown()
 		return err
 	}
 	s.engine = e
+	if len(s.server.Operators) > 0 {
+		// Operator mode: the account JWTs say which accounts have
+		// JetStream, and authsvc holds them; follow its policy.
+		s.node.FollowAuth(s.followAccounts)
+	}
 	s.log.Infof("streamsvc is ready")
 	return nil
 }
 
-// jetStreamAccounts are the accounts with JetStream: the global account
-// when the file defines none, else those with jetstream: enabled, as on
-// nats-server.
-func jetStreamAccounts(c *config.Server) []string {
+// followAccounts asks authsvc which accounts have JetStream now (a new
+// policy revision: a pushed account JWT, a reload) and puts the answer in
+// force.
+func (s *Service) followAccounts(ctx context.Context, auth authv1.AuthClient, p *authv1.PolicyResponse) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := auth.JetStreamAccounts(cctx, &authv1.PolicyRequest{NodeId: s.node.ID()})
+	if err != nil {
+		return fmt.Errorf("listing the accounts with JetStream: %w", err)
+	}
+	with := make([]jsapi.Account, 0, len(resp.Accounts))
+	for _, a := range resp.Accounts {
+		l := a.GetLimits()
+		with = append(with, jsapi.Account{Name: a.Name, Limits: jsapi.AccountLimits{MaxMemory: l.GetMaxMemory(), MaxStore: l.GetMaxStorage(),
+			MaxStreams: int(l.GetMaxStreams()), MaxConsumers: int(l.GetMaxConsumers()), MaxAckPending: int(l.GetMaxAckPending()),
+			MemoryMaxStreamBytes: l.GetMemoryMaxStreamBytes(), StoreMaxStreamBytes: l.GetStorageMaxStreamBytes(),
+			MaxBytesRequired: l.GetMaxBytesRequired()}})
+	}
+	s.engine.SetAccounts(with, resp.Without)
+	return nil
+}
+
+// jetStreamAccounts are the accounts with JetStream and their limits (the
+// global account, unlimited, when the file defines none, else those with
+// jetstream: enabled or a block of limits, as on nats-server) and the
+// accounts without it, which are told so. In operator mode both are empty
+// here: authsvc tells them (followAccounts).
+func jetStreamAccounts(c *config.Server) (with []jsapi.Account, without []string) {
+	if len(c.Operators) > 0 {
+		return nil, nil
+	}
 	if len(c.Accounts) == 0 {
-		return []string{config.GlobalAccount}
+		return []jsapi.Account{{Name: config.GlobalAccount, Limits: jsapi.Unlimited}}, nil
 	}
-	var out []string
+	without = []string{config.GlobalAccount}
 	for _, a := range c.Accounts {
-		if a.JetStream {
-			out = append(out, a.Name)
+		if !a.JetStream {
+			if a.Name != c.SystemAccount && a.Name != config.SystemAccount {
+				without = append(without, a.Name)
+			}
+			continue
 		}
+		l := a.JetStreamLimits
+		with = append(with, jsapi.Account{Name: a.Name, Limits: jsapi.AccountLimits{MaxMemory: l.MaxMemory, MaxStore: l.MaxStore,
+			MaxStreams: l.MaxStreams, MaxConsumers: l.MaxConsumers, MaxAckPending: l.MaxAckPending,
+			MemoryMaxStreamBytes: l.MemoryMaxStreamBytes, StoreMaxStreamBytes: l.StoreMaxStreamBytes,
+			MaxBytesRequired: l.MaxBytesRequired}})
 	}
-	return out
+	return with, without
 }
 
 // Stop closes the streams (their stores synced) and leaves the suite.

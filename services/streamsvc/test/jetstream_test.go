@@ -293,7 +293,7 @@ func TestJetStreamStreamRules(t *testing.T) {
 
 // Accounts with JetStream each see only their own streams: the same name
 // and subjects in two accounts are two streams; an account without
-// JetStream gets no answer (nats.go: JetStream not enabled).
+// JetStream is told so (10039), as by nats-server.
 func TestJetStreamAccountIsolation(t *testing.T) {
 	conf := `
 accounts {
@@ -338,7 +338,9 @@ jetstream { }
 	require.NoError(t, err, "deleting B's stream left A's")
 
 	_, err = jsC.AccountInfo(ctx(t))
-	require.ErrorIs(t, err, jetstream.ErrJetStreamNotEnabled)
+	require.ErrorIs(t, err, jetstream.ErrJetStreamNotEnabledForAccount, "nats-server's answer in an account without JetStream (10039)")
+	_, err = jsC.CreateStream(ctx(t), jetstream.StreamConfig{Name: "S", Subjects: []string{"x.>"}})
+	require.ErrorIs(t, err, jetstream.ErrJetStreamNotEnabledForAccount)
 }
 
 // A stream created through one frontdoor takes a publish through the

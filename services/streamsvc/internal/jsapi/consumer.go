@@ -68,6 +68,9 @@ type consumer struct {
 	replayMsgTime        int64 // replay original: the last message's store time
 	replayAt             time.Time
 	replayTimer          *time.Timer
+	flow                 *flowControl // flow_control: nil for none
+	rate                 *rateLimiter // rate_limit_bps: nil for none
+	rateTimer            *time.Timer
 }
 
 type pendingAck struct {
@@ -95,10 +98,12 @@ type ackMsg struct {
 	data           []byte
 }
 
-// consumerEvent is an ack or a pull request.
+// consumerEvent is an ack, a pull request, or the answer to a flow
+// control request (the subject it was sent to).
 type consumerEvent struct {
-	ack  *ackMsg
-	pull *pullRequest
+	ack       *ackMsg
+	pull      *pullRequest
+	flowReply string
 }
 
 // consumerState is what a durable consumer keeps on disk.
@@ -130,6 +135,9 @@ func newConsumer(s *stream, name string, cfg ConsumerConfig, created time.Time, 
 	}
 	if !ephemeral && s.config().Storage == storageFile && !cfg.MemoryStorage {
 		c.file = filepath.Join(s.dir, "consumers", name+".json")
+	}
+	if cfg.FlowControl && cfg.DeliverSubject != "" {
+		c.flow = newFlowControl() // flow_control can not be updated: set once
 	}
 	return c
 }
@@ -268,8 +276,10 @@ func (c *consumer) run() {
 		select {
 		case <-c.quit:
 			c.saveState()
-			if c.replayTimer != nil {
-				c.replayTimer.Stop()
+			for _, t := range []*time.Timer{c.replayTimer, c.rateTimer} {
+				if t != nil {
+					t.Stop()
+				}
 			}
 			return
 		case <-c.notify:
@@ -305,10 +315,13 @@ func (c *consumer) run() {
 }
 
 func (c *consumer) handle(ev consumerEvent) {
-	if ev.ack != nil {
+	switch {
+	case ev.ack != nil:
 		c.processAck(*ev.ack)
-	} else {
+	case ev.pull != nil:
 		c.addPull(*ev.pull)
+	case c.flow != nil:
+		c.flow.answered(ev.flowReply) // the run loop's pump resumes delivery
 	}
 }
 
@@ -389,6 +402,7 @@ func (c *consumer) pump() {
 	if cfg.DeliverSubject != "" && !c.pushActive(cfg) {
 		return // nobody subscribes to the deliver subject (yet): wait, as nats-server does
 	}
+	rate := c.rateLimit(cfg)
 	sent := false
 	for {
 		var req *pullRequest
@@ -399,6 +413,8 @@ func (c *consumer) pump() {
 			}
 			req = c.waiting[0]
 			target = req.reply
+		} else if c.flow != nil && c.flow.stalled() {
+			break // until the client answers the flow control request
 		}
 		if cfg.AckPolicy != "none" && cfg.MaxAckPending > 0 && len(c.pending) >= cfg.MaxAckPending {
 			break
@@ -425,7 +441,12 @@ func (c *consumer) pump() {
 			c.unread(m, again)
 			continue
 		}
-		c.deliver(cfg, target, m, again)
+		out := c.prepare(cfg, m)
+		if rate != nil && c.holdForRate(rate, len(m.Subject)+len(out.reply)+len(out.hdr)+len(out.data)) {
+			c.unread(m, again)
+			break
+		}
+		c.deliver(cfg, target, m, out)
 		sent = true
 		if req != nil {
 			req.delivered++
@@ -524,19 +545,33 @@ func (c *consumer) unread(m store.Msg, again bool) {
 	}
 }
 
-// deliver sends one message with its ack subject.
-func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again bool) {
-	now := time.Now()
+// outgoing is a message as it is about to be delivered.
+type outgoing struct {
+	count     int // the how-manyth delivery
+	reply     string
+	hdr, data []byte
+}
+
+// prepare makes m's delivery: its ack subject, and its headers and data.
+func (c *consumer) prepare(cfg ConsumerConfig, m store.Msg) outgoing {
 	count := c.deliveries[m.Seq] + 1
-	c.dseq++
-	pending := c.numPending()
-	reply := c.ackSubject(count, m.Seq, m.Time, pending)
-	hdr, data := m.Header, m.Data
+	out := outgoing{count: count, reply: c.ackSubject(count, m.Seq, c.dseq+1, m.Time, c.numPending()),
+		hdr: m.Header, data: m.Data}
 	if cfg.HeadersOnly {
-		hdr = addHeader(hdr, "Nats-Msg-Size", strconv.Itoa(len(data)))
-		data = nil
+		out.hdr = addHeader(out.hdr, "Nats-Msg-Size", strconv.Itoa(len(out.data)))
+		out.data = nil
 	}
-	c.pub.PublishAs(c.s.account, target, m.Subject, reply, hdr, data)
+	return out
+}
+
+// deliver sends one prepared message with its ack subject.
+func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, out outgoing) {
+	now := time.Now()
+	c.dseq++
+	c.pub.PublishAs(c.s.account, target, m.Subject, out.reply, out.hdr, out.data)
+	if c.flow != nil && c.flow.delivered(len(target)+len(out.reply)+len(out.hdr)+len(out.data)) {
+		c.askFlowControl(target)
+	}
 	c.lastDelivery = now
 	c.pushNextHB = now.Add(cfg.Heartbeat)
 	if cfg.AckPolicy == "none" {
@@ -545,9 +580,9 @@ func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again
 		c.s.consumed(m.Seq)
 	} else {
 		c.pmu.Lock()
-		c.pending[m.Seq] = &pendingAck{dseq: c.dseq, deadline: now.Add(c.ackWait(cfg, count)), ts: now.UnixNano()}
+		c.pending[m.Seq] = &pendingAck{dseq: c.dseq, deadline: now.Add(c.ackWait(cfg, out.count)), ts: now.UnixNano()}
 		c.pmu.Unlock()
-		c.deliveries[m.Seq] = count
+		c.deliveries[m.Seq] = out.count
 		c.publishPositions()
 	}
 	c.dirty = true
@@ -556,13 +591,13 @@ func (c *consumer) deliver(cfg ConsumerConfig, target string, m store.Msg, again
 // ackSubject is the reply subject of a delivery, which the client acks
 // to and reads its metadata from:
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.
-func (c *consumer) ackSubject(count int, sseq uint64, ts int64, pending uint64) string {
+func (c *consumer) ackSubject(count int, sseq, dseq uint64, ts int64, pending uint64) string {
 	b := c.ackBuf[:0]
 	b = append(b, "$JS.ACK."...)
 	b = append(b, c.s.cfg.Name...)
 	b = append(b, '.')
 	b = append(b, c.name...)
-	for _, n := range []uint64{uint64(count), sseq, c.dseq, uint64(ts), pending} {
+	for _, n := range []uint64{uint64(count), sseq, dseq, uint64(ts), pending} {
 		b = append(b, '.')
 		b = strconv.AppendUint(b, n, 10)
 	}
@@ -692,20 +727,22 @@ func (c *consumer) timeouts(now time.Time) {
 				fmt.Sprintf("Nats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n", r.batch, max(r.maxBytes, 0)))
 			continue
 		case r.heartbeat > 0 && now.After(r.nextHB):
-			c.heartbeat(r.reply)
+			c.heartbeat(r.reply, "")
 			r.nextHB = now.Add(r.heartbeat)
 		}
 		kept = append(kept, r)
 	}
 	c.waiting = kept
 	if cfg.DeliverSubject != "" && cfg.Heartbeat > 0 && now.After(c.pushNextHB) {
-		c.heartbeat(cfg.DeliverSubject)
+		c.heartbeat(cfg.DeliverSubject, c.stalledHeader())
 		c.pushNextHB = now.Add(cfg.Heartbeat)
 	}
 }
 
-func (c *consumer) heartbeat(subj string) {
-	c.status(subj, "100 Idle Heartbeat", fmt.Sprintf("Nats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n", c.dseq, c.sseq))
+// heartbeat sends an idle heartbeat, with extra header lines (for a push
+// consumer stalled on flow control).
+func (c *consumer) heartbeat(subj, extra string) {
+	c.status(subj, "100 Idle Heartbeat", fmt.Sprintf("Nats-Last-Consumer: %d\r\nNats-Last-Stream: %d\r\n%s", c.dseq, c.sseq, extra))
 }
 
 // processAck applies one ack sent to the consumer's ack subject.

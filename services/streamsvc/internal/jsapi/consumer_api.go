@@ -130,6 +130,9 @@ func (e *Engine) createConsumer(account, streamName, name, filter string, data [
 	if apiErr := normalizeConsumer(&cfg, s.config(), ephemeral); apiErr != nil {
 		return response(typ, nil, apiErr)
 	}
+	if apiErr := e.limitAckPending(account, req.Config.MaxAckPending, &cfg); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
 	if apiErr := s.checkWorkQueue(name, cfg); apiErr != nil {
 		return response(typ, nil, apiErr)
 	}
@@ -248,8 +251,17 @@ func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *
 			return errConsumerPushMaxWaiting
 		}
 	} else {
+		if cfg.RateLimit > 0 {
+			return errConsumerPullRateLimit
+		}
 		if cfg.MaxWaiting < 0 {
 			return errConsumerMaxWaitingNeg
+		}
+		if cfg.Heartbeat > 0 {
+			return errConsumerHBRequiresPush
+		}
+		if cfg.FlowControl {
+			return errConsumerFCRequiresPush
 		}
 		if cfg.MaxWaiting == 0 {
 			cfg.MaxWaiting = 512
@@ -264,8 +276,8 @@ func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *
 	if ephemeral && cfg.InactiveThreshold == 0 {
 		cfg.InactiveThreshold = defaultEphemeralInactive
 	}
-	if cfg.RateLimit > 0 {
-		return errConsumerCreate("rate_limit_bps is not supported yet")
+	if cfg.FlowControl && cfg.Heartbeat == 0 {
+		return errConsumerFCNeedsHB
 	}
 	return nil
 }
@@ -331,6 +343,9 @@ func (s *stream) addConsumer(name string, cfg ConsumerConfig, ephemeral bool, ac
 	if action == "update" {
 		return nil, errConsumerDoesNotExist
 	}
+	if apiErr := s.consumerRoom(); apiErr != nil {
+		return nil, apiErr
+	}
 	c := newConsumer(s, name, cfg, time.Now().UTC(), ephemeral)
 	// The stream's ingest goroutine takes no new message while the
 	// consumer is positioned, so "new" and "last" mean what they say.
@@ -361,6 +376,9 @@ func (s *stream) startConsumer(c *consumer) {
 	if c.isPull() {
 		c.unsub = append(c.unsub, s.e.srv.SubscribeInternal(s.account, apiPrefix+"CONSUMER.MSG.NEXT."+s.cfg.Name+"."+c.name, "", c.nextRequest))
 	}
+	if c.flow != nil {
+		c.unsub = append(c.unsub, s.e.srv.SubscribeInternal(s.account, flowControlSubject(s.cfg.Name, c.name), "", c.flowControlAnswer))
+	}
 	c.wake()
 }
 
@@ -376,6 +394,10 @@ func (c *consumer) update(cfg ConsumerConfig) *ApiError {
 		return errConsumerCreate("ack policy can not be updated")
 	case old.ReplayPolicy != cfg.ReplayPolicy:
 		return errConsumerCreate("replay policy can not be updated")
+	case old.Heartbeat != cfg.Heartbeat:
+		return errConsumerCreate("heart beats can not be updated")
+	case old.FlowControl != cfg.FlowControl:
+		return errConsumerCreate("flow control can not be updated")
 	case (old.DeliverSubject == "") != (cfg.DeliverSubject == ""):
 		return errConsumerCreate("can not update push consumer to pull based")
 	}

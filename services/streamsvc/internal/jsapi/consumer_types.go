@@ -84,6 +84,10 @@ var (
 	errConsumerAckWait        = &ApiError{400, 10183, "consumer ack wait needs to be positive"}
 	errConsumerBackOff        = &ApiError{400, 10184, "consumer backoff needs to be positive"}
 	errConsumerMaxWaitingNeg  = &ApiError{400, 10087, "consumer max waiting needs to be positive"}
+	errConsumerPullRateLimit  = &ApiError{400, 10086, "consumer in pull mode can not have rate limit set"}
+	errConsumerHBRequiresPush = &ApiError{400, 10088, "consumer idle heartbeat requires a push based consumer"}
+	errConsumerFCRequiresPush = &ApiError{400, 10089, "consumer flow control requires a push based consumer"}
+	errConsumerFCNeedsHB      = &ApiError{400, 10108, "consumer with flow control also needs heartbeats"}
 )
 
 func errConsumerPolicy(format string, a ...any) *ApiError {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
@@ -51,7 +52,14 @@ type Options struct {
 	Sync     store.SyncPolicy // file streams' fsync policy
 	Interval time.Duration    // for store.SyncInterval
 	Domain   string
-	Accounts []string // accounts with JetStream
+	Accounts []Account // accounts with JetStream
+	// Others are accounts without JetStream: their API requests are
+	// answered "JetStream not enabled for account" (10039), as on
+	// nats-server, rather than left to time out.
+	Others []string
+	// MaxMemory and MaxStore bound the bytes of all accounts' memory and
+	// file streams (max_memory_store, max_file_store).
+	MaxMemory, MaxStore int64
 }
 
 // Engine serves JetStream for its accounts through a node attached to the
@@ -67,11 +75,29 @@ type Engine struct {
 	mu      sync.Mutex
 	streams map[string]map[string]*stream // account -> name -> stream
 
-	api   chan apiRequest
-	quit  chan struct{}
-	done  chan struct{}
-	unsub []func()
-	pub   *node.Publisher // the API goroutine's
+	// accounts are the accounts the engine answers, with JetStream or
+	// not (guarded by mu; SetAccounts changes them, one call at a time).
+	accounts map[string]*jsAccount
+	setMu    sync.Mutex
+
+	// Resource limits (limits.go).
+	maxMemory, maxStore int64
+	total               storageUsage          // every account's bytes stored
+	limitWarned         atomic.Int64          // when a refused publish was last logged (unix ns)
+	apiStats            map[string]*apiCounts // owned by the API goroutine
+
+	api  chan apiRequest
+	quit chan struct{}
+	done chan struct{}
+	pub  *node.Publisher // the API goroutine's
+}
+
+// jsAccount is an account the engine answers.
+type jsAccount struct {
+	enabled bool // JetStream is on; otherwise requests get 10039
+	limits  AccountLimits
+	used    storageUsage // bytes its open streams hold
+	unsub   []func()     // its API subscriptions
 }
 
 type apiRequest struct {
@@ -82,23 +108,143 @@ type apiRequest struct {
 // New opens the streams stored under opts.Dir and subscribes to the API
 // in every account of opts.Accounts.
 func New(srv *node.Server, log *logging.Logger, opts Options) (*Engine, error) {
+	if err := checkAccountsFit(opts); err != nil {
+		return nil, err
+	}
 	e := &Engine{srv: srv, log: log, dir: opts.Dir, sync: opts.Sync, interval: opts.Interval, domain: opts.Domain,
-		streams: map[string]map[string]*stream{}, api: make(chan apiRequest, apiQueue),
-		quit: make(chan struct{}), done: make(chan struct{}), pub: srv.NewPublisher()}
+		streams: map[string]map[string]*stream{}, accounts: map[string]*jsAccount{}, api: make(chan apiRequest, apiQueue),
+		quit: make(chan struct{}), done: make(chan struct{}), pub: srv.NewPublisher(),
+		maxMemory: opts.MaxMemory, maxStore: opts.MaxStore, apiStats: map[string]*apiCounts{}}
 	if err := os.MkdirAll(e.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("JetStream store_dir %s: %w", e.dir, err)
 	}
 	for _, acc := range opts.Accounts {
-		if err := e.recover(acc); err != nil {
+		if err := e.enable(acc); err != nil {
 			e.Stop()
 			return nil, err
 		}
-		for _, api := range apiSubjects {
-			e.unsub = append(e.unsub, srv.SubscribeInternal(acc, apiPrefix+api, "", e.request(acc)))
-		}
+	}
+	for _, name := range opts.Others {
+		e.disable(name)
 	}
 	go e.serveAPI()
 	return e, nil
+}
+
+// SetAccounts puts in force the accounts JetStream serves now (operator
+// mode: what the account JWTs say): accounts gain JetStream, with their
+// streams opened from disk, or lose it, with their streams closed (their
+// files stay, as on nats-server), or get new limits. Accounts that are in
+// neither list keep what they had. An account whose limits do not fit in
+// the server's beside the others is left without JetStream and logged.
+func (e *Engine) SetAccounts(with []Account, without []string) {
+	e.setMu.Lock()
+	defer e.setMu.Unlock()
+	for _, name := range without {
+		e.disable(name)
+	}
+	for _, acc := range with {
+		if err := e.checkFits(acc); err != nil {
+			e.log.Errorf("%v; JetStream stays off for account %s", err, acc.Name)
+			e.disable(acc.Name)
+			continue
+		}
+		if err := e.enable(acc); err != nil {
+			e.log.Errorf("%v; JetStream stays off for account %s", err, acc.Name)
+			e.disable(acc.Name)
+		}
+	}
+}
+
+// enable turns JetStream on for an account (new limits when it is on),
+// opening its streams, and subscribes to its API.
+func (e *Engine) enable(acc Account) error {
+	e.mu.Lock()
+	a := e.accounts[acc.Name]
+	if a == nil {
+		a = &jsAccount{}
+		e.accounts[acc.Name] = a
+	}
+	was := a.enabled
+	a.limits = acc.Limits
+	e.mu.Unlock()
+	e.subscribeAPI(acc.Name, a)
+	if was {
+		return nil
+	}
+	if err := e.recover(acc.Name); err != nil {
+		e.closeStreams(acc.Name)
+		return err
+	}
+	e.mu.Lock()
+	a.enabled = true
+	e.mu.Unlock()
+	e.log.Infof("JetStream enabled for account %s", acc.Name)
+	return nil
+}
+
+// disable turns JetStream off for an account (or notes one without it):
+// its streams close and its API requests get 10039 from now on.
+func (e *Engine) disable(name string) {
+	e.mu.Lock()
+	a := e.accounts[name]
+	if a == nil {
+		a = &jsAccount{}
+		e.accounts[name] = a
+	}
+	was := a.enabled
+	a.enabled = false
+	e.mu.Unlock()
+	e.subscribeAPI(name, a)
+	if was {
+		e.closeStreams(name)
+		e.log.Infof("JetStream disabled for account %s: its streams are closed, their files kept", name)
+	}
+}
+
+// subscribeAPI takes the API subjects in the account, once.
+func (e *Engine) subscribeAPI(name string, a *jsAccount) {
+	e.mu.Lock()
+	done := len(a.unsub) > 0
+	e.mu.Unlock()
+	if done {
+		return
+	}
+	var unsub []func()
+	for _, api := range apiSubjects {
+		unsub = append(unsub, e.srv.SubscribeInternal(name, apiPrefix+api, "", e.request(name)))
+	}
+	e.mu.Lock()
+	a.unsub = unsub
+	e.mu.Unlock()
+}
+
+// enabled reports whether JetStream is on for the account.
+func (e *Engine) enabled(account string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.accounts[account]
+	return a != nil && a.enabled
+}
+
+// closeStreams stops an account's streams, leaving their files.
+func (e *Engine) closeStreams(account string) {
+	e.mu.Lock()
+	streams := e.streams[account]
+	delete(e.streams, account)
+	e.mu.Unlock()
+	for _, s := range streams {
+		e.closeStream(s)
+	}
+}
+
+// closeStream stops a stream that is out of the engine's map and
+// uncounts its bytes.
+func (e *Engine) closeStream(s *stream) {
+	s.stop()
+	if m, ok := s.store.(*meteredStore); ok {
+		m.release()
+	}
 }
 
 // recover opens the file streams an account had.
@@ -150,7 +296,14 @@ func (e *Engine) lookup(account, name string) *stream {
 
 // Stop stops every stream and the API.
 func (e *Engine) Stop() {
-	for _, u := range e.unsub {
+	e.mu.Lock()
+	var unsub []func()
+	for _, a := range e.accounts {
+		unsub = append(unsub, a.unsub...)
+		a.unsub = nil
+	}
+	e.mu.Unlock()
+	for _, u := range unsub {
 		u()
 	}
 	select {
@@ -195,6 +348,7 @@ func (e *Engine) serveAPI() {
 			return
 		case r := <-e.api:
 			if resp := e.handle(r); resp != nil {
+				e.countAPI(r.account, resp)
 				e.pub.Publish(r.account, r.reply, "", nil, resp)
 				e.pub.Flush()
 			}
@@ -207,6 +361,9 @@ func (e *Engine) serveAPI() {
 // no responders instead of a made-up error).
 func (e *Engine) handle(r apiRequest) []byte {
 	op := strings.TrimPrefix(r.subject, apiPrefix)
+	if !e.enabled(r.account) {
+		return response(responseType(op), nil, errNotEnabledForAccount)
+	}
 	if strings.HasPrefix(op, "CONSUMER.") {
 		return e.handleConsumer(r, op)
 	}
@@ -233,13 +390,10 @@ func (e *Engine) handle(r apiRequest) []byte {
 	case "STREAM.UPDATE":
 		return e.createStream(r.account, name, r.data, true)
 	}
-	typ := map[string]string{"STREAM.INFO": "stream_info_response", "STREAM.DELETE": "stream_delete_response",
-		"STREAM.PURGE": "stream_purge_response", "STREAM.MSG.GET": "stream_msg_get_response",
-		"STREAM.MSG.DELETE": "stream_msg_delete_response"}[verb]
-	if typ == "" {
-		return nil
+	if verb == op {
+		return nil // none of the stream APIs
 	}
-	typ = "io.nats.jetstream.api.v1." + typ
+	typ := responseType(op)
 	s := e.lookup(r.account, name)
 	if s == nil {
 		return response(typ, nil, errStreamNotFound)
@@ -261,6 +415,34 @@ func (e *Engine) handle(r apiRequest) []byte {
 	return response(typ, payload, apiErr)
 }
 
+// responseTypes name the answer of each API (by its subject's prefix,
+// after $JS.API.), for the answers the engine gives before it looks
+// further, such as 10039.
+var responseTypes = []struct{ prefix, typ string }{
+	{"INFO", "account_info_response"},
+	{"STREAM.CREATE.", "stream_create_response"}, {"STREAM.UPDATE.", "stream_update_response"},
+	{"STREAM.INFO.", "stream_info_response"}, {"STREAM.DELETE.", "stream_delete_response"},
+	{"STREAM.PURGE.", "stream_purge_response"}, {"STREAM.NAMES", "stream_names_response"},
+	{"STREAM.LIST", "stream_list_response"}, {"STREAM.MSG.GET.", "stream_msg_get_response"},
+	{"STREAM.MSG.DELETE.", "stream_msg_delete_response"},
+	{"CONSUMER.CREATE.", "consumer_create_response"}, {"CONSUMER.DURABLE.CREATE.", "consumer_create_response"},
+	{"CONSUMER.INFO.", "consumer_info_response"}, {"CONSUMER.DELETE.", "consumer_delete_response"},
+	{"CONSUMER.NAMES.", "consumer_names_response"}, {"CONSUMER.LIST.", "consumer_list_response"},
+	{"CONSUMER.PAUSE.", "consumer_pause_response"}, {"CONSUMER.UNPIN.", "consumer_unpin_response"},
+}
+
+// responseType is the type of the answer to API op (its subject after
+// $JS.API.); nats-server's generic error type when the API is not one
+// of responseTypes.
+func responseType(op string) string {
+	for _, t := range responseTypes {
+		if op == t.prefix || strings.HasSuffix(t.prefix, ".") && strings.HasPrefix(op, t.prefix) {
+			return "io.nats.jetstream.api.v1." + t.typ
+		}
+	}
+	return "io.nats.jetstream.api.v1.error_response"
+}
+
 func (e *Engine) accountInfo(account string) []byte {
 	e.mu.Lock()
 	streams := make([]*stream, 0, len(e.streams[account]))
@@ -268,23 +450,24 @@ func (e *Engine) accountInfo(account string) []byte {
 		streams = append(streams, s)
 	}
 	e.mu.Unlock()
-	var memory, storage uint64
 	consumers := 0
 	for _, s := range streams {
 		s.cmu.Lock()
 		consumers += len(s.consumers)
 		s.cmu.Unlock()
-		if s.config().Storage == storageMemory {
-			memory += s.store.State().Bytes
-		} else {
-			storage += s.store.State().Bytes
-		}
 	}
-	limits := map[string]any{"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
-		"max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": false}
-	info := map[string]any{"memory": memory, "storage": storage, "reserved_memory": 0, "reserved_storage": 0,
-		"streams": len(streams), "consumers": consumers, "limits": limits,
-		"api": map[string]any{"level": 1, "total": 0, "errors": 0}}
+	u := e.usage(account)
+	memory, storage := u.memory.Load(), u.store.Load()
+	reservedMemory, reservedStorage := e.accountReserved(account)
+	api := apiCounts{}
+	if c := e.apiStats[account]; c != nil {
+		api = *c
+	}
+	// This request counts once answered, as on nats-server.
+	info := map[string]any{"memory": memory, "storage": storage,
+		"reserved_memory": reservedMemory, "reserved_storage": reservedStorage,
+		"streams": len(streams), "consumers": consumers, "limits": e.accountLimits(account),
+		"api": map[string]any{"level": 1, "total": api.total, "errors": api.errors}}
 	if e.domain != "" {
 		info["domain"] = e.domain
 	}
@@ -377,41 +560,49 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	if cfg.Name != name {
 		return response(typ, nil, errStreamMismatch)
 	}
+	if !update {
+		// nats-server refuses these, then checks the limits against the
+		// request as sent, before filling its defaults.
+		switch {
+		case strings.ContainsAny(cfg.Name, `/\`):
+			return response(typ, nil, errNameSeparators)
+		case cfg.Sealed:
+			return response(typ, nil, errInvalidConfig("stream configuration for create can not be sealed"))
+		}
+		if apiErr := e.checkNewStream(account, cfg); apiErr != nil {
+			return response(typ, nil, apiErr)
+		}
+	}
 	if apiErr := normalize(&cfg); apiErr != nil {
 		return response(typ, nil, apiErr)
 	}
-	e.mu.Lock()
-	existing := e.streams[account][name]
-	for other, s := range e.streams[account] {
-		if other == name {
-			continue
-		}
-		for _, a := range cfg.Subjects {
-			for _, b := range s.cfg.Subjects {
-				if subject.Overlap(a, b) {
-					e.mu.Unlock()
-					return response(typ, nil, errSubjectOverlap)
-				}
-			}
-		}
+	if apiErr := e.checkStreamBytes(account, cfg); apiErr != nil {
+		return response(typ, nil, apiErr)
 	}
-	e.mu.Unlock()
+	existing := e.lookup(account, name)
 	switch {
 	case update && existing == nil:
 		return response(typ, nil, errStreamNotFound)
 	case update:
+		if apiErr := e.checkOverlap(account, cfg); apiErr != nil {
+			return response(typ, nil, apiErr)
+		}
 		if apiErr := existing.update(cfg); apiErr != nil {
 			return response(typ, nil, apiErr)
 		}
 		e.log.Infof("Stream %s > %s updated", account, name)
 		return response(typ, existing.info(), nil)
-	case cfg.Sealed:
-		return response(typ, nil, errInvalidConfig("stream configuration for create can not be sealed"))
 	case existing != nil:
 		if !sameJSON(existing.config(), cfg) {
 			return response(typ, nil, errStreamNameExist)
 		}
 		return response(typ, existing.info(), nil) // creating it again is allowed
+	}
+	if apiErr := e.checkStreamReservation(account, cfg); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
+	if apiErr := e.checkOverlap(account, cfg); apiErr != nil {
+		return response(typ, nil, apiErr)
 	}
 	s, err := e.openStream(account, cfg, time.Now().UTC())
 	if err != nil {
@@ -421,6 +612,25 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	e.add(account, s)
 	e.log.Infof("Stream %s > %s created (subjects %v, %s storage)", account, name, cfg.Subjects, cfg.Storage)
 	return response(typ, s.info(), nil)
+}
+
+// checkOverlap refuses subjects another stream of the account takes.
+func (e *Engine) checkOverlap(account string, cfg StreamConfig) *ApiError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for other, s := range e.streams[account] {
+		if other == cfg.Name {
+			continue
+		}
+		for _, a := range cfg.Subjects {
+			for _, b := range s.cfg.Subjects {
+				if subject.Overlap(a, b) {
+					return errSubjectOverlap
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // sameJSON reports whether two configurations say the same (nats-server
@@ -532,6 +742,9 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	case old.DenyPurge && !cfg.DenyPurge:
 		return errInvalidConfig("stream configuration update can not cancel deny purge")
 	}
+	if apiErr := s.e.checkStreamUpdate(s.account, old, cfg); apiErr != nil {
+		return apiErr
+	}
 	if cfg.Sealed {
 		// A sealed stream never changes again, as nats-server records.
 		cfg.DenyDelete, cfg.DenyPurge, cfg.Discard = true, true, discardNew
@@ -553,7 +766,7 @@ func (e *Engine) deleteStream(account string, s *stream) (any, *ApiError) {
 	e.mu.Lock()
 	delete(e.streams[account], s.cfg.Name)
 	e.mu.Unlock()
-	s.stop()
+	e.closeStream(s)
 	if err := os.RemoveAll(s.dir); err != nil {
 		return nil, errStreamDelete(err)
 	}

@@ -109,6 +109,7 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 			return nil, err
 		}
 	}
+	s.store = e.meter(account, cfg.Storage, s.store)
 	s.lastSeq.Store(s.store.State().LastSeq)
 	s.retires.Store(cfg.Retention != retentionLimits)
 	go s.ingest()
@@ -371,6 +372,7 @@ func (s *stream) store1(batch []inbound) {
 	s.pruneMsgIDs(cfg, now)
 	pending := map[string]uint64{} // msg ids in this batch -> position+1
 	count, bytes := st.Msgs, st.Bytes
+	budget := s.e.storageBudget(s.account, cfg.Storage)
 	for i := range batch {
 		in := &batch[i]
 		ack, msgID := s.check(cfg, in, lastSeq, pending)
@@ -379,6 +381,10 @@ func (s *stream) store1(batch []inbound) {
 			continue
 		}
 		size := store.Size(in.subject, in.hdr, in.data)
+		if apiErr := budget.admit(size); apiErr != nil {
+			acks[i] = pubAckError(apiErr)
+			continue
+		}
 		if cfg.Discard == discardNew {
 			if cfg.MaxMsgs > 0 && count+1 > uint64(cfg.MaxMsgs) {
 				acks[i] = pubAckError(errStreamMsgsExceeded)
@@ -389,6 +395,7 @@ func (s *stream) store1(batch []inbound) {
 				continue
 			}
 		}
+		budget.take(size)
 		count++
 		bytes += size
 		lastSeq++

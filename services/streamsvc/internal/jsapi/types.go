@@ -113,7 +113,23 @@ var (
 	errNameSeparators     = &ApiError{400, 10128, "Stream name can not contain path separators"}
 	errStreamMsgsExceeded = &ApiError{503, 10077, "maximum messages exceeded"}
 	errStreamBytesExceed  = &ApiError{503, 10077, "maximum bytes exceeded"}
+
+	errNotEnabledForAccount = &ApiError{503, 10039, "JetStream not enabled for account"}
+
+	// Resource limits (limits.go).
+	errAccountResources      = &ApiError{400, 10002, "resource limits exceeded for account"}
+	errInsufficientResources = &ApiError{503, 10023, "insufficient resources"}
+	errMemoryResources       = &ApiError{500, 10028, "insufficient memory resources available"}
+	errStorageResources      = &ApiError{500, 10047, "insufficient storage resources available"}
+	errMaxConsumers          = &ApiError{400, 10026, "maximum consumers limit reached"}
+	errMaxStreams            = &ApiError{400, 10027, "maximum number of streams reached"}
+	errMaxBytesRequired      = &ApiError{400, 10113, "account requires a stream config to have max bytes set"}
+	errMaxStreamBytes        = &ApiError{400, 10122, "stream max bytes exceeds account limit max stream bytes"}
 )
+
+func errAckPendingExceeds(limit int) *ApiError {
+	return &ApiError{400, 10121, fmt.Sprintf("consumer max ack pending exceeds system limit of %d", limit)}
+}
 
 func errInvalidJSON(err error) *ApiError {
 	text := err.Error()

@@ -118,3 +118,32 @@ func TestCoreEmbeddedServer(t *testing.T) {
 	_, err = c.Read(buf)
 	require.Error(t, err, "shutdown closes client connections")
 }
+
+// A run of replies from one node shares one reply route: a client's mux
+// inbox and a consumer's ack subjects; other replies keep their own.
+func TestReplyRouteKeys(t *testing.T) {
+	for subj, want := range map[string]string{
+		"_INBOX.abc.17": "_INBOX.abc.",
+		"_INBOX.abc":    "_INBOX.abc",
+		"$JS.ACK.ORDERS.worker.1.42.7.1700000000.3": "$JS.ACK.ORDERS.worker.",
+		"$JS.ACK.hub.ACCHASH.S.C.1.2.3.4.5.tok":     "$JS.ACK.hub.ACCHASH.S.C.1.",
+		"$JS.ACK.1.2.3":                             "$JS.ACK.1.2.3",
+		"reply.for.me":                              "reply.for.me",
+	} {
+		if got := string(routeKey([]byte(subj))); got != want {
+			t.Errorf("routeKey(%q) = %q, want %q", subj, got, want)
+		}
+	}
+	var r replyRoutes
+	r.add([]byte("_INBOX.abc.1"), "A")
+	r.add([]byte("$JS.ACK.S.C.1.1.1.1.0"), "S")
+	r.add([]byte("reply.1"), "B")
+	for subj, want := range map[string]string{"_INBOX.abc.99": "A", "$JS.ACK.S.C.1.7.7.7.3": "S", "reply.1": "B", "reply.2": "", "_INBOX.xyz.1": ""} {
+		if got := r.lookup([]byte(subj)); got != want {
+			t.Errorf("lookup(%q) = %q, want %q", subj, got, want)
+		}
+	}
+	if len(r.cur) != 3 {
+		t.Errorf("%d entries, want 3", len(r.cur))
+	}
+}

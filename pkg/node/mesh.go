@@ -591,7 +591,9 @@ func (rt *routing) syncPeers() {
 // (every message with a reply that crosses the mesh, e.g. each JetStream
 // delivery with its ack subject) allocates nothing. Two subjects sharing a
 // hash would at worst send one reply to a node that has no use for it,
-// which drops it.
+// which drops it. The two kinds of reply subject that come in long runs
+// from one node share one entry per run (see routeKey), so the table
+// stays small and in cache however many messages cross.
 type replyRoutes struct {
 	mu        sync.RWMutex
 	seed      maphash.Seed
@@ -609,18 +611,54 @@ const (
 )
 
 func (r *replyRoutes) add(reply []byte, node string) {
+	key := routeKey(reply)
+	now := time.Now()
+	r.mu.RLock()
+	if r.cur != nil && r.cur[maphash.Bytes(r.seed, key)] == node && now.Sub(r.rotated) <= replyRouteTTL {
+		r.mu.RUnlock()
+		return // known (the usual case: a run of one requester's replies)
+	}
+	r.mu.RUnlock()
 	r.mu.Lock()
 	if r.cur == nil {
 		r.seed = maphash.MakeSeed()
 	}
-	h := maphash.Bytes(r.seed, reply)
-	now := time.Now()
 	if r.cur == nil || len(r.cur) >= maxReplyRoutes || now.Sub(r.rotated) > replyRouteTTL {
 		r.prev, r.cur, r.rotated = r.cur, make(map[uint64]string, len(r.cur)), now
 	}
-	r.cur[h] = node
+	r.cur[maphash.Bytes(r.seed, key)] = node
 	r.active.Store(true)
 	r.mu.Unlock()
+}
+
+var (
+	inboxStem = []byte("_INBOX.")
+	ackStem   = []byte("$JS.ACK.")
+)
+
+// routeKey is what a reply route is remembered by: the reply subject, but
+// for the two kinds that come in runs from one node, the part the run
+// shares: a client's request inbox _INBOX.<connection id>.<request> by
+// _INBOX.<connection id>. (nats.go's responses share one subscription to
+// it), a JetStream ack subject $JS.ACK.<stream>.<consumer>.<five numbers>
+// by $JS.ACK.<stream>.<consumer>. (streamsvc, the only node sending them,
+// subscribes to the consumer's acks). Other replies keep their own entry.
+func routeKey(subj []byte) []byte {
+	switch {
+	case bytes.HasPrefix(subj, inboxStem):
+		if i := bytes.LastIndexByte(subj, '.'); i >= len(inboxStem) {
+			return subj[:i+1]
+		}
+	case bytes.HasPrefix(subj, ackStem):
+		i := len(subj)
+		for range 5 {
+			if i = bytes.LastIndexByte(subj[:i], '.'); i < len(ackStem) {
+				return subj
+			}
+		}
+		return subj[:i+1]
+	}
+	return subj
 }
 
 // lookup returns the node that sent a request with this reply subject
@@ -630,7 +668,7 @@ func (r *replyRoutes) lookup(subj []byte) string {
 		return ""
 	}
 	r.mu.RLock()
-	h := maphash.Bytes(r.seed, subj)
+	h := maphash.Bytes(r.seed, routeKey(subj))
 	node, ok := r.cur[h]
 	if !ok {
 		node = r.prev[h]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
@@ -33,6 +34,15 @@ func run(args []string) int {
 		return 1
 	}
 	defer log.Close()
+	// streamsvc's goroutines mostly wait on fsync and the mesh; with a P
+	// per CPU, idle Ps spin looking for work and take CPU from the
+	// frontdoors and routers it usually shares a machine with (make run,
+	// compose), which costs JetStream latency and throughput (measured in
+	// docs/profiling.md). Half the CPUs it may use, unless GOMAXPROCS is set.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/2))
+	}
+	log.Infof("GOMAXPROCS %d", runtime.GOMAXPROCS(0))
 	s, err := streamsvc.New(cfg, log)
 	if err != nil {
 		log.Fatalf("%v", err)

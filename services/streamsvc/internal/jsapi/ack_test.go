@@ -1,6 +1,11 @@
 package jsapi
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 func TestAckStreamSeq(t *testing.T) {
 	for subj, want := range map[string]uint64{
@@ -49,4 +54,16 @@ func TestHeader(t *testing.T) {
 	if got := string(addHeader(hdr, "K", "v")); got != string(hdr[:len(hdr)-2])+"K: v\r\n\r\n" {
 		t.Errorf("addHeader = %q", got)
 	}
+}
+
+// A hand-written PubAck is what json.Marshal writes, with or without a
+// domain; an error PubAck names the stream as nats-server's does.
+func TestPubAckBytes(t *testing.T) {
+	for _, domain := range []string{"", "hub"} {
+		want, err := json.Marshal(PubAck{Stream: `S"1`, Seq: 1234567, Domain: domain})
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(newPubAcks(`S"1`, domain).ack(1234567)))
+	}
+	require.Equal(t, `{"error":{"code":400,"err_code":10060,"description":"expected stream does not match"},"stream":"S","seq":0}`,
+		string(pubAckError("S", errExpectedStream)))
 }

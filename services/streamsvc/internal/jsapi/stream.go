@@ -382,16 +382,16 @@ func (s *stream) store1(batch []inbound) {
 		}
 		size := store.Size(in.subject, in.hdr, in.data)
 		if apiErr := budget.admit(size); apiErr != nil {
-			acks[i] = pubAckError(apiErr)
+			acks[i] = pubAckError(cfg.Name, apiErr)
 			continue
 		}
 		if cfg.Discard == discardNew {
 			if cfg.MaxMsgs > 0 && count+1 > uint64(cfg.MaxMsgs) {
-				acks[i] = pubAckError(errStreamMsgsExceeded)
+				acks[i] = pubAckError(cfg.Name, errStreamMsgsExceeded)
 				continue
 			}
 			if cfg.MaxBytes > 0 && bytes+size > uint64(cfg.MaxBytes) {
-				acks[i] = pubAckError(errStreamBytesExceed)
+				acks[i] = pubAckError(cfg.Name, errStreamBytesExceed)
 				continue
 			}
 		}
@@ -409,13 +409,14 @@ func (s *stream) store1(batch []inbound) {
 		if err := s.store.Append(msgs); err != nil {
 			s.e.log.Errorf("Stream %s > %s: storing %d message(s) failed, they are not acknowledged: %v", s.account, cfg.Name, len(msgs), err)
 			for _, a := range acc {
-				acks[a.idx] = pubAckError(errStreamStore(err))
+				acks[a.idx] = pubAckError(cfg.Name, errStreamStore(err))
 			}
 			acc = nil
 		}
+		pa := newPubAcks(cfg.Name, s.e.domain)
 		for k, a := range acc {
 			seq := msgs[k].Seq
-			acks[a.idx], _ = json.Marshal(PubAck{Stream: cfg.Name, Seq: seq, Domain: s.e.domain})
+			acks[a.idx] = pa.ack(seq)
 			if a.msgID != "" {
 				s.rememberMsgID(a.msgID, seq, now)
 			}
@@ -445,23 +446,23 @@ func (s *stream) store1(batch []inbound) {
 // answer refuses it (or, for a duplicate, acknowledges it again).
 func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending map[string]uint64) (ack []byte, msgID string) {
 	if cfg.Sealed {
-		return pubAckError(errSealed), ""
+		return pubAckError(cfg.Name, errSealed), ""
 	}
 	if cfg.MaxMsgSize > 0 && len(in.hdr)+len(in.data) > int(cfg.MaxMsgSize) {
-		return pubAckError(errMsgTooBig), ""
+		return pubAckError(cfg.Name, errMsgTooBig), ""
 	}
 	if len(in.hdr) > 64*1024 {
-		return pubAckError(errHeaderTooBig), ""
+		return pubAckError(cfg.Name, errHeaderTooBig), ""
 	}
 	if in.hdr == nil {
 		return nil, ""
 	}
 	if v := header(in.hdr, "Nats-Expected-Stream"); v != "" && v != cfg.Name {
-		return pubAckError(errExpectedStream), ""
+		return pubAckError(cfg.Name, errExpectedStream), ""
 	}
 	if v := header(in.hdr, "Nats-Expected-Last-Sequence"); v != "" {
 		if want, err := strconv.ParseUint(v, 10, 64); err != nil || want != lastSeq {
-			return pubAckError(errWrongLastSeq(lastSeq)), ""
+			return pubAckError(cfg.Name, errWrongLastSeq(lastSeq)), ""
 		}
 	}
 	if v := header(in.hdr, "Nats-Expected-Last-Subject-Sequence"); v != "" {
@@ -471,11 +472,11 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 			have = m.Seq
 		}
 		if err != nil || want != have {
-			return pubAckError(errWrongLastSeq(have)), ""
+			return pubAckError(cfg.Name, errWrongLastSeq(have)), ""
 		}
 	}
 	if v := header(in.hdr, "Nats-Expected-Last-Msg-Id"); v != "" && v != s.lastMsgID {
-		return pubAckError(errWrongLastMsgID(s.lastMsgID)), ""
+		return pubAckError(cfg.Name, errWrongLastMsgID(s.lastMsgID)), ""
 	}
 	msgID = header(in.hdr, "Nats-Msg-Id")
 	if msgID != "" {
@@ -655,7 +656,31 @@ func header(hdr []byte, key string) string {
 	return ""
 }
 
-func pubAckError(e *ApiError) []byte {
-	b, _ := json.Marshal(map[string]any{"error": e})
+func pubAckError(stream string, e *ApiError) []byte {
+	b, _ := json.Marshal(struct {
+		Error  *ApiError `json:"error"`
+		Stream string    `json:"stream"`
+		Seq    uint64    `json:"seq"`
+	}{e, stream, 0})
 	return b
+}
+
+// pubAcks writes the PubAcks of one stream's batch by hand, each exactly
+// what json.Marshal of PubAck gives (a publish's cost includes its ack).
+type pubAcks struct{ prefix, suffix []byte }
+
+func newPubAcks(stream, domain string) pubAcks {
+	name, _ := json.Marshal(stream)
+	p := pubAcks{prefix: append(append([]byte(`{"stream":`), name...), `,"seq":`...), suffix: []byte("}")}
+	if domain != "" {
+		d, _ := json.Marshal(domain)
+		p.suffix = append(append([]byte(`,"domain":`), d...), '}')
+	}
+	return p
+}
+
+func (p pubAcks) ack(seq uint64) []byte {
+	b := make([]byte, 0, len(p.prefix)+20+len(p.suffix))
+	b = strconv.AppendUint(append(b, p.prefix...), seq, 10)
+	return append(b, p.suffix...)
 }

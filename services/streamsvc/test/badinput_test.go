@@ -208,3 +208,27 @@ func TestJetStreamConsumerUnknownStream(t *testing.T) {
 	require.ErrorIs(t, err, nats.ErrStreamNotFound)
 	tg.alive(t)
 }
+
+// Stream settings streamsvc does not implement yet are refused with a
+// clear error (invalid configuration, 10052) rather than accepted and
+// silently ignored: a mirror, sources, per-message TTL.
+func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
+	s := startSuite(t)
+	nc, js := connect(t, s.fds[0])
+	createStream(t, js, jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"origin"}})
+	for key, body := range map[string]string{
+		"mirror":        `{"name":"M","mirror":{"name":"ORIGIN"}}`,
+		"sources":       `{"name":"M","sources":[{"name":"ORIGIN"}]}`,
+		"allow_msg_ttl": `{"name":"M","subjects":["m"],"allow_msg_ttl":true}`,
+	} {
+		out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.M", body)
+		e, _ := out["error"].(map[string]any)
+		require.NotNil(t, e, "%s: %v", key, out)
+		assert.Equal(t, float64(10052), e["err_code"], key)
+		assert.Contains(t, e["description"], key+" is not supported", key)
+	}
+	_, err := js.Stream(ctx(t), "M")
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "nothing was created")
+	// Zero values of those settings, as clients send them, are fine.
+	createStream(t, js, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain"}, AllowMsgTTL: false})
+}

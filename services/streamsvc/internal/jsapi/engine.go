@@ -560,6 +560,9 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	if cfg.Name != name {
 		return response(typ, nil, errStreamMismatch)
 	}
+	if apiErr := refuseUnsupported(data); apiErr != nil {
+		return response(typ, nil, apiErr)
+	}
 	if !update {
 		// nats-server refuses these, then checks the limits against the
 		// request as sent, before filling its defaults.
@@ -639,6 +642,30 @@ func sameJSON(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
+}
+
+// unsupportedStreamKeys are stream settings of nats-server v2.15 that
+// streamsvc does not implement yet. A request that sets one is refused:
+// accepting it would create a stream that silently behaves otherwise.
+var unsupportedStreamKeys = []string{"mirror", "sources", "republish", "subject_transform",
+	"allow_rollup_hdrs", "allow_msg_ttl", "subject_delete_marker_ttl", "allow_msg_counter",
+	"allow_atomic", "allow_msg_schedules", "discard_new_per_subject"}
+
+// refuseUnsupported refuses a stream configuration that sets any of
+// unsupportedStreamKeys (to anything but its zero value).
+func refuseUnsupported(data []byte) *ApiError {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) != nil {
+		return nil // the typed decode already accepted it
+	}
+	for _, k := range unsupportedStreamKeys {
+		switch v := string(bytes.TrimSpace(raw[k])); v {
+		case "", "null", "false", "0", `""`, "[]", "{}":
+		default:
+			return errInvalidConfig("%s is not supported by Switchyard's streamsvc yet", k)
+		}
+	}
+	return nil
 }
 
 // normalize checks a requested configuration and fills nats-server's

@@ -49,6 +49,7 @@ type Server struct {
 	MeshListen       string        // "mesh_listen" (Switchyard's own): host:port for other nodes' messages; empty: the client host, a free port
 	MeshAdvertise    string        // "mesh_advertise" (Switchyard's own): host:port the other nodes dial; empty: derived from the listener
 	AuthService      string        // "authsvc" (Switchyard's own): host:port of authsvc, which decides every CONNECT; empty: no authentication
+	TLS              *TLS          // "tls": TLS on the client port; nil: plain TCP
 	Auth             Auth          // "authorization", "no_auth_user": enforced by authsvc
 	Accounts         []Account     // "accounts", sorted by name: enforced by authsvc and the frontdoors
 	SystemAccount    string        // "system_account"/"system"

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -104,9 +105,17 @@ type client struct {
 	closeReason string
 	rtt         time.Duration
 	pingSent    time.Time
+	tlsVersion  string // after a TLS handshake, for /connz
+	tlsCipher   string
 
 	out outbound
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
+	// A TLS connection (conn itself) is handshaken first thing by
+	// readLoop, within tlsWait: before INFO (tlsFirst: handshake_first) or
+	// after the plain-text INFO.
+	tlsConn  *tls.Conn
+	tlsFirst bool
+	tlsWait  time.Duration
 
 	// Authentication (auth.go): authPending until authsvc accepts CONNECT;
 	// perms then holds what the client may do (nil: everything).
@@ -205,6 +214,14 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, maxReadBuf); ret
 // readLoop is the connection's goroutine: read, parse, deliver, then flush
 // every connection this read delivered to.
 func (c *client) readLoop() {
+	if c.tlsConn != nil {
+		if !c.handshake(c.tlsConn, c.tlsWait) {
+			return
+		}
+		if c.tlsFirst {
+			c.flush() // INFO, now that it goes over TLS
+		}
+	}
 	small := make([]byte, minReadBuf)
 	buf := small
 	var big *[]byte // pooled while this connection is busy

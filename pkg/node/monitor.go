@@ -39,6 +39,8 @@ type ConnInfo struct {
 	Name           string      `json:"name,omitempty"`
 	Lang           string      `json:"lang,omitempty"`
 	Version        string      `json:"version,omitempty"`
+	TLSVersion     string      `json:"tls_version,omitempty"`
+	TLSCipher      string      `json:"tls_cipher_suite,omitempty"`
 	Account        string      `json:"account,omitempty"`
 	AuthorizedUser string      `json:"authorized_user,omitempty"`
 	Subs           []string    `json:"subscriptions_list,omitempty"`
@@ -69,6 +71,7 @@ func (c *client) connInfo(now time.Time) *ConnInfo {
 		Name: c.name, Lang: c.lang, Version: c.version,
 		Uptime: humanDuration(now.Sub(c.start)), Idle: humanDuration(now.Sub(c.lastActive)),
 		Reason: c.closeReason, AuthorizedUser: c.identity,
+		TLSVersion: c.tlsVersion, TLSCipher: c.tlsCipher,
 	}
 	if c.authAcc != nil {
 		ci.Account = c.authAcc.name

@@ -7,6 +7,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ const firstPingInterval = 2 * time.Second
 type Server struct {
 	log   *logging.Logger
 	cfg   atomic.Pointer[Config]
+	tls   atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
 	id    string
 	name  string
 	start time.Time
@@ -137,6 +139,11 @@ func (s *Server) setConfig(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	tc, err := loadTLS(cfg.TLS)
+	if err != nil {
+		return err
+	}
+	s.tls.Store(tc) // a reload (SIGHUP) takes new certificate files
 	s.cfg.Store(cfg)
 	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
 	now := time.Now()
@@ -195,6 +202,9 @@ func (s *Server) Start() error {
 	s.listener = l
 	s.mu.Unlock()
 	s.log.Infof("Listening for client connections on %s", l.Addr())
+	if s.tls.Load() != nil {
+		s.log.Infof("TLS required for client connections")
+	}
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l)
@@ -245,6 +255,11 @@ func (s *Server) accept(conn net.Conn) {
 	c := newClient(s, conn, s.nextCID.Add(1))
 	info := s.baseInfo()
 	info.ClientID, info.ClientIP = c.id, c.host
+	tlsConf := s.tls.Load()
+	if tlsConf != nil && cfg.TLS != nil {
+		info.TLSRequired, info.TLSVerify = true, cfg.TLS.Verify
+		c.tlsWait = tlsTimeout(cfg.TLS)
+	}
 	if s.auth != nil {
 		if auth, wantNonce := s.auth.required(); auth {
 			info.AuthRequired, c.authPending, c.authRequired = true, true, true
@@ -283,8 +298,31 @@ func (s *Server) accept(conn net.Conn) {
 	s.log.Debugf("%s - client connection created", c)
 
 	c.pingTimer = time.AfterFunc(min(cfg.PingInterval, firstPingInterval), c.pingTimerFired)
-	c.flush()
+	if info.TLSRequired {
+		c.startTLS(conn, tlsConf, cfg.TLS.HandshakeFirst)
+	} else {
+		c.flush()
+	}
 	go c.readLoop()
+}
+
+// startTLS makes a new connection a TLS one before its goroutines run:
+// the INFO queued so far goes out in plain text now unless the handshake
+// comes first (then readLoop sends it once the handshake is done).
+func (c *client) startTLS(conn net.Conn, tc *tls.Config, first bool) {
+	if !first {
+		o := &c.out
+		o.mu.Lock()
+		info := o.take()
+		o.pending = 0
+		o.mu.Unlock()
+		conn.SetWriteDeadline(time.Now().Add(c.tlsWait))
+		writeBuffers(conn, info)
+		conn.SetWriteDeadline(time.Time{})
+		recycleChunks(info)
+	}
+	t := tls.Server(conn, tc)
+	c.conn, c.raw, c.tlsConn, c.tlsFirst = t, nil, t, first
 }
 
 // pingTimerFired sends a server PING, closing connections that left too

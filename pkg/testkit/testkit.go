@@ -165,6 +165,10 @@ type FrontdoorOptions struct {
 	Args     []string // extra flags
 	Port     int      // 0: a free port
 	HTTPPort int      // 0: a free port; -1: monitoring off
+	// ReadyLog, when set, is the log line that says the frontdoor is ready
+	// (for a frontdoor whose INFO a plain client never sees, such as one
+	// with TLS handshake_first); otherwise StartFrontdoor waits for INFO.
+	ReadyLog string
 }
 
 // StartFrontdoor starts the frontdoor binary on free loopback ports and
@@ -196,8 +200,30 @@ func StartFrontdoor(tb testing.TB, o FrontdoorOptions) *Process {
 	args = append(args, o.Args...)
 	p := Start(tb, bin, args...)
 	p.Port, p.HTTPPort = port, httpPort
+	if o.ReadyLog != "" {
+		WaitForLog(tb, p, o.ReadyLog, 10*time.Second)
+		return p
+	}
 	WaitForINFO(tb, p, 10*time.Second)
 	return p
+}
+
+// WaitForLog waits until the process has logged line (a substring).
+func WaitForLog(tb testing.TB, p *Process, line string, d time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			tb.Fatalf("testkit: process exited before it logged %q:\n%s", line, p.Log())
+		default:
+		}
+		if strings.Contains(p.Log(), line) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("testkit: no %q logged after %v:\n%s", line, d, p.Log())
 }
 
 // Start runs bin with args, capturing its output; it is killed when the test
@@ -317,18 +343,6 @@ func StartStreamsvc(tb testing.TB, routers, storeDir string, args ...string) *Pr
 	all := append([]string{"-a", "127.0.0.1", "-m", strconv.Itoa(httpPort), "--routers", routers, "--store_dir", storeDir}, args...)
 	p := Start(tb, Binary(tb, "streamsvc"), all...)
 	p.HTTPPort = httpPort
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			tb.Fatalf("testkit: streamsvc exited before it was ready:\n%s", p.Log())
-		default:
-		}
-		if strings.Contains(p.Log(), "streamsvc is ready") {
-			return p
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	tb.Fatalf("testkit: streamsvc not ready within 10s:\n%s", p.Log())
-	return nil
+	WaitForLog(tb, p, "streamsvc is ready", 10*time.Second)
+	return p
 }

@@ -1,0 +1,72 @@
+package config
+
+import "time"
+
+// TLS is the client port's tls {} block (the frontdoor's): server
+// certificate, optional client certificates, handshake order.
+type TLS struct {
+	CertFile string // "cert_file": PEM certificate (chain)
+	KeyFile  string // "key_file": its PEM private key
+	CAFile   string // "ca_file": PEM CAs that sign client certificates (verify)
+	// Verify ("verify") requires a client certificate signed by CAFile.
+	Verify bool
+	// Timeout ("timeout", seconds, fractions allowed) bounds the
+	// handshake; 0: DefaultTLSTimeout.
+	Timeout time.Duration
+	// HandshakeFirst ("handshake_first"/"first") does the TLS handshake
+	// before INFO, as nats.go's TLSHandshakeFirst expects; otherwise INFO
+	// goes out in plain text and the client upgrades after it.
+	HandshakeFirst bool
+	// MinVersion ("min_version": "1.2" or "1.3"); empty: TLS 1.2.
+	MinVersion string
+}
+
+// DefaultTLSTimeout is nats-server's TLS handshake time.
+const DefaultTLSTimeout = 2 * time.Second
+
+func applyTLS(l *loader, s *Server, v value) {
+	m, ok := v.raw.(map[string]any)
+	if !ok {
+		l.bad(v, " expected a block { cert_file: ..., key_file: ... }, got %s", describe(v.raw))
+		return
+	}
+	t := &TLS{}
+	for k, e := range v.keys(m) {
+		switch k {
+		case "cert_file":
+			t.CertFile, _ = l.str(e)
+		case "key_file":
+			t.KeyFile, _ = l.str(e)
+		case "ca_file":
+			t.CAFile, _ = l.str(e)
+		case "verify":
+			t.Verify, _ = l.boolean(e)
+		case "timeout":
+			switch r := e.raw.(type) {
+			case float64:
+				t.Timeout = time.Duration(r * float64(time.Second))
+			default:
+				t.Timeout, _ = l.duration(e)
+			}
+		case "handshake_first", "first", "immediate":
+			t.HandshakeFirst, _ = l.boolean(e)
+		case "min_version":
+			if t.MinVersion, _ = l.str(e); t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+				l.bad(e, " %q is not a TLS version: use \"1.2\" or \"1.3\"", t.MinVersion)
+			}
+		case "verify_and_map", "verify_cert_and_check_known_urls", "pinned_certs", "cert_store", "cert_match",
+			"cert_match_by", "cert_match_skip_invalid", "ca_certs_match", "certs", "cipher_suites",
+			"curve_preferences", "insecure", "connection_rate_limit", "ocsp_peer", "pinned_cert":
+			l.bad(e, " is not supported in tls {} yet: remove it")
+		default:
+			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, timeout, handshake_first or min_version")
+		}
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		l.bad(v, " needs cert_file and key_file")
+	}
+	if t.Verify && t.CAFile == "" {
+		l.bad(v, " verify: true needs ca_file (the CAs that sign client certificates)")
+	}
+	s.TLS = t
+}

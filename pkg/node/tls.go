@@ -1,0 +1,82 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
+)
+
+// loadTLS builds the client port's TLS configuration from a tls {} block
+// (nil: plain TCP). It reads the files now, so a bad certificate stops
+// the start (or a reload) with the file named.
+func loadTLS(t *config.TLS) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: certificate %s with key %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.MinVersion == "1.3" {
+		tc.MinVersion = tls.VersionTLS13
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: ca_file %s holds no PEM certificate", t.CAFile)
+		}
+		tc.ClientCAs = pool
+	}
+	if t.Verify {
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// tlsTimeout is the handshake's time limit.
+func tlsTimeout(t *config.TLS) time.Duration {
+	if t.Timeout > 0 {
+		return t.Timeout
+	}
+	return config.DefaultTLSTimeout
+}
+
+// handshake completes a TLS connection's handshake before anything is
+// read from it (and, with handshake_first, before INFO goes out). A
+// failure is logged as nats-server logs it and closes the connection.
+func (c *client) handshake(tc *tls.Conn, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.srv.log.Errorf("%s - TLS handshake error: %v", c, err)
+		c.closeConnection("TLS Handshake Failure", false)
+		return false
+	}
+	st := tc.ConnectionState()
+	c.mu.Lock()
+	c.tlsVersion, c.tlsCipher = tlsVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite)
+	c.mu.Unlock()
+	c.srv.log.Debugf("%s - TLS handshake complete (%s, %s)", c, c.tlsVersion, c.tlsCipher)
+	return true
+}
+
+// tlsVersionName is how /connz shows a TLS version, as nats-server does.
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS13:
+		return "1.3"
+	}
+	return fmt.Sprintf("unknown (%#x)", v)
+}

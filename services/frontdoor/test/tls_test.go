@@ -1,0 +1,164 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchyard-io/switchyard/pkg/testkit"
+)
+
+// tlsConf is a tls {} block for the certificates, plus extra settings.
+func tlsConf(c *testkit.Certs, extra string) string {
+	return fmt.Sprintf("tls { cert_file: %q, key_file: %q, ca_file: %q %s }\n", c.ServerCert, c.ServerKey, c.CA, extra)
+}
+
+// readInfo reads the plain-text INFO a frontdoor sends first.
+func readInfo(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(line, "INFO "), line)
+	var info map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(line[5:])), &info))
+	return info
+}
+
+// TLS on the client port, as nats-server does it: INFO in plain text says
+// tls_required, the client upgrades, and pub/sub and request/reply work
+// across two frontdoors (one of them plain); /connz shows the TLS version.
+// A client that does not speak TLS gets nothing more than INFO, and a
+// client that does not trust the CA is refused.
+func TestTLSClients(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	router := testkit.StartRouter(t, 0)
+	routers := fmt.Sprintf("routers: [%q]\n", router.Addr())
+	secure := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers + tlsConf(certs, "")})
+	plain := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers})
+
+	info := readInfo(t, secure.Addr())
+	require.Equal(t, true, info["tls_required"])
+	require.Nil(t, info["tls_verify"])
+
+	url := "tls://" + secure.Addr()
+	nc, err := nats.Connect(url, nats.RootCAs(certs.CA), nats.Timeout(5*time.Second))
+	require.NoError(t, err)
+	defer nc.Close()
+	require.True(t, nc.TLSRequired())
+	other, err := nats.Connect(plain.URL())
+	require.NoError(t, err)
+	defer other.Close()
+
+	sub, err := nc.SubscribeSync("over.tls")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	_, err = other.Subscribe("svc", func(m *nats.Msg) { m.Respond(append([]byte("re: "), m.Data...)) })
+	require.NoError(t, err)
+	require.NoError(t, other.Flush())
+	require.Eventually(t, func() bool {
+		other.Publish("over.tls", []byte("hello"))
+		_, err := sub.NextMsg(100 * time.Millisecond)
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "a plain client's message reaches a TLS client on another frontdoor")
+	var reply *nats.Msg
+	require.Eventually(t, func() bool {
+		reply, err = nc.Request("svc", []byte("ping"), 500*time.Millisecond)
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, "re: ping", string(reply.Data))
+
+	var connz struct {
+		Connections []struct {
+			TLSVersion string `json:"tls_version"`
+			TLSCipher  string `json:"tls_cipher_suite"`
+		} `json:"connections"`
+	}
+	resp, err := http.Get(secure.MonitorURL() + "/connz")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&connz))
+	resp.Body.Close()
+	require.NotEmpty(t, connz.Connections)
+	require.Equal(t, "1.3", connz.Connections[0].TLSVersion)
+	require.NotEmpty(t, connz.Connections[0].TLSCipher)
+
+	// A plain client on the TLS port: after INFO it is cut off, never
+	// served (nats-server: "TLS handshake error").
+	rc := testkit.DialRaw(t, secure.Addr())
+	require.Contains(t, rc.INFO, `"tls_required":true`)
+	rc.Send("CONNECT {}\r\nPING\r\n")
+	got := rc.ExpectClosed(5 * time.Second)
+	require.NotContains(t, got, "PONG")
+	require.Eventually(t, func() bool { return strings.Contains(secure.Log(), "TLS handshake error") }, 5*time.Second, 20*time.Millisecond)
+
+	// A client that does not trust the suite's CA refuses the server (the
+	// frontdoor logs the client's alert; nats.go then tries the frontdoors
+	// INFO told it of, so its error is about the last one).
+	wrong := testkit.NewCerts(t, "other")
+	_, err = nats.Connect(url, nats.RootCAs(wrong.CA), nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(secure.Log(), "tls: bad certificate") }, 5*time.Second, 20*time.Millisecond)
+}
+
+// verify: true requires a client certificate signed by ca_file: with one
+// the client is served, without one or with one from another CA it is
+// refused in the handshake.
+func TestTLSVerifyClientCertificates(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(certs, ", verify: true")})
+	require.Equal(t, true, readInfo(t, fd.Addr())["tls_verify"])
+	url := "tls://" + fd.Addr()
+
+	nc, err := nats.Connect(url, nats.RootCAs(certs.CA), nats.ClientCert(certs.ClientCert, certs.ClientKey))
+	require.NoError(t, err)
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("x")
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish("x", []byte("mine")))
+	m, err := sub.NextMsg(2 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "mine", string(m.Data))
+
+	_, err = nats.Connect(url, nats.RootCAs(certs.CA), nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err, "no client certificate")
+	wrong := testkit.NewCerts(t, "other")
+	_, err = nats.Connect(url, nats.RootCAs(certs.CA), nats.ClientCert(wrong.ClientCert, wrong.ClientKey),
+		nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err, "a client certificate from another CA")
+	require.Eventually(t, func() bool {
+		return strings.Count(fd.Log(), "TLS handshake error") >= 2
+	}, 5*time.Second, 20*time.Millisecond, "both refusals logged:\n%s", fd.Log())
+}
+
+// handshake_first: the TLS handshake comes before INFO, as nats.go's
+// TLSHandshakeFirst expects; a client waiting for a plain-text INFO gets
+// none.
+func TestTLSHandshakeFirst(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(certs, ", handshake_first: true"),
+		ReadyLog: "Server is ready"})
+	nc, err := nats.Connect("tls://"+fd.Addr(), nats.RootCAs(certs.CA), nats.TLSHandshakeFirst())
+	require.NoError(t, err)
+	defer nc.Close()
+	rtt, err := nc.RTT()
+	require.NoError(t, err)
+	require.Positive(t, rtt)
+
+	conn, err := net.DialTimeout("tcp", fd.Addr(), time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	n, _ := conn.Read(make([]byte, 64))
+	require.Zero(t, n, "no plain-text INFO before the handshake")
+}

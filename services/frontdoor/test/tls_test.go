@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -161,4 +163,34 @@ func TestTLSHandshakeFirst(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	n, _ := conn.Read(make([]byte, 64))
 	require.Zero(t, n, "no plain-text INFO before the handshake")
+}
+
+// Certificates rotated in place are taken on SIGHUP: new clients get the
+// new certificate, connected ones stay.
+func TestTLSCertificateReload(t *testing.T) {
+	old := testkit.NewCerts(t, "old")
+	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(old, "")})
+	url := "tls://" + fd.Addr()
+	kept, err := nats.Connect(url, nats.RootCAs(old.CA))
+	require.NoError(t, err)
+	defer kept.Close()
+
+	next := testkit.NewCerts(t, "next")
+	for src, dst := range map[string]string{next.ServerCert: old.ServerCert, next.ServerKey: old.ServerKey} {
+		b, err := os.ReadFile(src)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(dst, b, 0o600))
+	}
+	require.NoError(t, fd.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		nc, err := nats.Connect(url, nats.RootCAs(next.CA), nats.Timeout(time.Second), nats.NoReconnect())
+		if err != nil {
+			return false
+		}
+		nc.Close()
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "the new certificate is served")
+	_, err = nats.Connect(url, nats.RootCAs(old.CA), nats.Timeout(time.Second), nats.NoReconnect())
+	require.Error(t, err, "the old certificate is no longer served")
+	require.NoError(t, kept.Flush(), "a connected client stays")
 }

@@ -38,12 +38,14 @@ const firstPingInterval = 2 * time.Second
 
 // Server is one frontdoor's client-facing NATS server.
 type Server struct {
-	log   *logging.Logger
-	cfg   atomic.Pointer[Config]
-	tls   atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
-	id    string
-	name  string
-	start time.Time
+	log       *logging.Logger
+	cfg       atomic.Pointer[Config]
+	tls       atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
+	tlsStamp  atomic.Pointer[string]     // the TLS files as last loaded (tlsFilesStamp)
+	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS
+	id        string
+	name      string
+	start     time.Time
 
 	accMu    sync.Mutex          // guards accounts
 	accounts map[string]*account // by name; never removed
@@ -101,14 +103,15 @@ func newServer(cfg Config, log *logging.Logger, kind string) (*Server, error) {
 	}
 	id, _ := kp.PublicKey()
 	s := &Server{
-		log:      log,
-		id:       id,
-		name:     cfg.ServerName,
-		start:    time.Now(),
-		accounts: map[string]*account{},
-		clients:  map[uint64]*client{},
-		ready:    make(chan struct{}),
-		kind:     "frontdoor",
+		log:       log,
+		id:        id,
+		name:      cfg.ServerName,
+		start:     time.Now(),
+		accounts:  map[string]*account{},
+		clients:   map[uint64]*client{},
+		ready:     make(chan struct{}),
+		kind:      "frontdoor",
+		stopWatch: make(chan struct{}),
 	}
 	s.gacc = s.account(config.GlobalAccount)
 	if s.name == "" {
@@ -139,11 +142,16 @@ func (s *Server) setConfig(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	stamp := ""
+	if cfg.TLS != nil {
+		stamp = tlsFilesStamp(cfg.TLS) // before reading: a change meanwhile is read again
+	}
 	tc, err := loadTLS(cfg.TLS)
 	if err != nil {
 		return err
 	}
 	s.tls.Store(tc) // a reload (SIGHUP) takes new certificate files
+	s.tlsStamp.Store(&stamp)
 	s.cfg.Store(cfg)
 	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
 	now := time.Now()
@@ -205,6 +213,8 @@ func (s *Server) Start() error {
 	if s.tls.Load() != nil {
 		s.log.Infof("TLS required for client connections")
 	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.watchTLS(s.stopWatch) }()
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l)
@@ -405,6 +415,7 @@ func (s *Server) Shutdown() {
 	if !s.shutdown.CompareAndSwap(false, true) {
 		return
 	}
+	close(s.stopWatch)
 	clients := s.stopAccepting()
 	s.mu.Lock()
 	hs := s.httpServer

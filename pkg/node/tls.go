@@ -80,3 +80,61 @@ func tlsVersionName(v uint16) string {
 	}
 	return fmt.Sprintf("unknown (%#x)", v)
 }
+
+// tlsWatchInterval is how often the TLS files are checked for changes.
+const tlsWatchInterval = time.Second
+
+// tlsFilesStamp identifies the TLS files' contents cheaply: each one's
+// size and modification time.
+func tlsFilesStamp(t *config.TLS) string {
+	var b []byte
+	for _, f := range []string{t.CertFile, t.KeyFile, t.CAFile} {
+		if f == "" {
+			continue
+		}
+		if fi, err := os.Stat(f); err == nil {
+			b = fmt.Appendf(b, "%s:%d:%d;", f, fi.Size(), fi.ModTime().UnixNano())
+		} else {
+			b = fmt.Appendf(b, "%s:missing;", f)
+		}
+	}
+	return string(b)
+}
+
+// watchTLS re-reads the certificate files when they change (a certificate
+// renewed in place, as cert-manager or certbot do), so new connections
+// get the new certificate without a SIGHUP; connected clients keep
+// theirs. A change that does not load (a key written after its
+// certificate) is retried at the next change or tick.
+func (s *Server) watchTLS(stop <-chan struct{}) {
+	tick := time.NewTicker(tlsWatchInterval)
+	defer tick.Stop()
+	failed := ""
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		t := s.Config().TLS
+		if t == nil {
+			continue
+		}
+		now := tlsFilesStamp(t)
+		if now == *s.tlsStamp.Load() || now == failed {
+			continue
+		}
+		tc, err := loadTLS(t)
+		if err != nil {
+			if failed == "" {
+				s.log.Errorf("TLS files changed but do not load (%v); new clients keep getting the previous certificate", err)
+			}
+			failed = now
+			continue
+		}
+		s.tls.Store(tc)
+		s.tlsStamp.Store(&now)
+		failed = ""
+		s.log.Infof("TLS files changed: new clients get the new certificate (%s)", t.CertFile)
+	}
+}

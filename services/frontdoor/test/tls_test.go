@@ -165,9 +165,15 @@ func TestTLSHandshakeFirst(t *testing.T) {
 	require.Zero(t, n, "no plain-text INFO before the handshake")
 }
 
-// Certificates rotated in place are taken on SIGHUP: new clients get the
-// new certificate, connected ones stay.
+// Certificates rotated in place are taken on SIGHUP, and without one
+// once the frontdoor notices the files changed: new clients get the new
+// certificate, connected ones stay.
 func TestTLSCertificateReload(t *testing.T) {
+	t.Run("SIGHUP", func(t *testing.T) { testCertificateRotation(t, true) })
+	t.Run("files changed", func(t *testing.T) { testCertificateRotation(t, false) })
+}
+
+func testCertificateRotation(t *testing.T, hup bool) {
 	old := testkit.NewCerts(t, "old")
 	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(old, "")})
 	url := "tls://" + fd.Addr()
@@ -181,7 +187,9 @@ func TestTLSCertificateReload(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(dst, b, 0o600))
 	}
-	require.NoError(t, fd.Signal(syscall.SIGHUP))
+	if hup {
+		require.NoError(t, fd.Signal(syscall.SIGHUP))
+	}
 	require.Eventually(t, func() bool {
 		nc, err := nats.Connect(url, nats.RootCAs(next.CA), nats.Timeout(time.Second), nats.NoReconnect())
 		if err != nil {
@@ -193,4 +201,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	_, err = nats.Connect(url, nats.RootCAs(old.CA), nats.Timeout(time.Second), nats.NoReconnect())
 	require.Error(t, err, "the old certificate is no longer served")
 	require.NoError(t, kept.Flush(), "a connected client stays")
+	if !hup {
+		require.Contains(t, fd.Log(), "TLS files changed: new clients get the new certificate")
+	}
 }

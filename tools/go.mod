@@ -11,6 +11,11 @@ require (
 require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/switchyard-io/switchyard/pkg v0.0.0
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
+
+replace github.com/switchyard-io/switchyard/pkg => ../pkg
+
+replace github.com/switchyard-io/switchyard/proto => ../proto

@@ -143,17 +143,19 @@ func waitListening(ctx context.Context, addr string, p *Process) error {
 	})
 }
 
-// connectRate opens and closes n authenticated nats.go connections from
-// workers goroutines and returns connections per second: the whole
-// handshake (INFO with nonce, CONNECT with the user JWT and the nonce
-// signature, PING, PONG) of each.
-func (h *Harness) connectRate(ctx context.Context, t *Topology, workers, n int) ([]float64, error) {
+// connectRate opens and closes n nats.go connections (with opts: the
+// benchmark user's credentials, or the CA of a TLS server) from workers
+// goroutines and returns connections per second: the whole handshake of
+// each (a TLS handshake; INFO, with a nonce for a JWT user; CONNECT, with
+// the user JWT and the nonce signature; PING, PONG).
+func (h *Harness) connectRate(ctx context.Context, t *Topology, workers, n int, opts ...nats.Option) ([]float64, error) {
 	url := t.Pub.URL()
+	opts = append(opts, nats.NoReconnect(), nats.Timeout(10*time.Second))
 	// One connection first: proves the credentials work (and warms the
 	// server's account cache, as the first client of a real account does).
-	nc, err := nats.Connect(url, nats.UserCredentials(t.Creds), nats.NoReconnect())
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting with the benchmark user's credentials: %w%s", err, t.aliveNote())
+		return nil, fmt.Errorf("connecting: %w%s", err, t.aliveNote())
 	}
 	nc.Close()
 	var next atomic.Int64
@@ -166,7 +168,7 @@ func (h *Harness) connectRate(ctx context.Context, t *Topology, workers, n int) 
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				nc, err := nats.Connect(url, nats.UserCredentials(t.Creds), nats.NoReconnect(), nats.Timeout(10*time.Second))
+				nc, err := nats.Connect(url, opts...)
 				if err != nil {
 					once.Do(func() { firstErr = err })
 					return

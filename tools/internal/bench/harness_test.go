@@ -44,6 +44,7 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 		JWTConnects: 50, PermPubMsgs16: 20_000,
 		JSPubAsyncMsgs: 5_000, JSPubSyncMsgs: 200,
 		JSConsumeMsgs: 5_000, JSFetchMsgs: 5_000,
+		TLSPubSubMsgs16: 20_000, TLSConnects: 50,
 	}
 	var log strings.Builder
 	h := &Harness{CLI: CLI{Path: natsBin, Timeout: 30 * time.Second}, Log: &log}

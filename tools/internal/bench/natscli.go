@@ -16,6 +16,8 @@ type CLI struct {
 	Timeout time.Duration
 	// Creds is a .creds file to connect with; empty: none.
 	Creds string
+	// CA is the CA file to trust for a TLS server (--tlsca); empty: none.
+	CA string
 }
 
 // args builds a natscli command line. --no-context keeps a developer's
@@ -25,6 +27,9 @@ func (c CLI) args(url string, benchArgs []string) []string {
 	a := []string{"--no-context", "--server", url}
 	if c.Creds != "" {
 		a = append(a, "--creds", c.Creds)
+	}
+	if c.CA != "" {
+		a = append(a, "--tlsca", c.CA)
 	}
 	a = append(a, "bench")
 	a = append(a, benchArgs...)

@@ -39,6 +39,8 @@ type Topology struct {
 	// authsvc.
 	Creds   string
 	authsvc *Process
+	// TLS topologies: the CA that signed the server's certificate.
+	CA string
 	// JetStream topologies: Switchyard's streamsvc.
 	streamsvc *Process
 	// cleanup removes what the topology wrote to disk (credentials, a

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Unit says how a metric is printed.
@@ -34,6 +36,7 @@ type Workload struct {
 	How     string // how it is measured, for docs/benchmarks.md
 	Cluster bool   // publisher and subscriber on different nodes of a cluster
 	Auth    bool   // one server in operator (JWT) mode; Topology.Creds is the user
+	TLS     bool   // one server requiring TLS on its client port; Topology.CA signed its certificate
 	// JetStream: one server with JetStream on a fresh store (Switchyard:
 	// with streamsvc), the reference syncing as the mode says.
 	JetStream JetStreamMode
@@ -73,6 +76,8 @@ type Plan struct {
 	// second here; the others run at tens of thousands a second.
 	JSPubAsyncMsgs, JSPubSyncMsgs int
 	JSConsumeMsgs, JSFetchMsgs    int
+	// TLS on the client port.
+	TLSPubSubMsgs16, TLSConnects int
 }
 
 // DefaultPlan returns the full-size plan, or a small one for -quick.
@@ -88,6 +93,7 @@ func DefaultPlan(quick bool) Plan {
 			JWTConnects: 500, PermPubMsgs16: 200_000,
 			JSPubAsyncMsgs: 50_000, JSPubSyncMsgs: 500,
 			JSConsumeMsgs: 50_000, JSFetchMsgs: 50_000,
+			TLSPubSubMsgs16: 200_000, TLSConnects: 500,
 		}
 	}
 	return Plan{
@@ -100,6 +106,7 @@ func DefaultPlan(quick bool) Plan {
 		JWTConnects: 5_000, PermPubMsgs16: 5_000_000,
 		JSPubAsyncMsgs: 200_000, JSPubSyncMsgs: 3_000,
 		JSConsumeMsgs: 150_000, JSFetchMsgs: 150_000,
+		TLSPubSubMsgs16: 2_000_000, TLSConnects: 3_000,
 	}
 }
 
@@ -186,7 +193,7 @@ func Workloads(p Plan) []Workload {
 			Auth: true,
 			How:  fmt.Sprintf("operator mode with a MEMORY resolver (Switchyard: authsvc beside the frontdoor, same file); %d nats.go connections with `nats.UserCredentials`, 4 at a time, each connected (nonce signed, JWT checked, PING/PONG) and closed; connections / elapsed", p.JWTConnects),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
-				return h.connectRate(ctx, t, 4, p.JWTConnects)
+				return h.connectRate(ctx, t, 4, p.JWTConnects, nats.UserCredentials(t.Creds))
 			},
 		},
 		{
@@ -197,6 +204,24 @@ func Workloads(p Plan) []Workload {
 				hc := *h
 				hc.CLI.Creds = t.Creds
 				return hc.publishOnly(ctx, t, "16", p.PermPubMsgs16)
+			},
+		},
+		{
+			Key: "tls-pubsub-16B", Metrics: rate("pub → sub 1:1 over TLS, 16 B"),
+			TLS: true,
+			How: fmt.Sprintf("as pub → sub 1:1, 16 B (`--msgs %d`), against a server whose client port requires TLS (`tls { cert_file, key_file }`, an ECDSA P-256 certificate; TLS 1.3), natscli trusting its CA with `--tlsca`", p.TLSPubSubMsgs16),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				hc := *h
+				hc.CLI.CA = t.CA
+				return hc.publishSubscribe(ctx, t, 1, "16", p.TLSPubSubMsgs16)
+			},
+		},
+		{
+			Key: "tls-connect", Metrics: []MetricSpec{{Name: "connect + close over TLS (handshakes)", Unit: UnitConnRate}},
+			TLS: true,
+			How: fmt.Sprintf("the TLS server above; %d nats.go connections with `nats.RootCAs`, 4 at a time, each connected (TLS handshake, INFO, CONNECT, PING/PONG) and closed; connections / elapsed", p.TLSConnects),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.connectRate(ctx, t, 4, p.TLSConnects, nats.RootCAs(t.CA))
 			},
 		},
 		{

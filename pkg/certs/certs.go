@@ -17,7 +17,8 @@ import (
 )
 
 // Set is a CA and the certificates it signed, as PEM files: a server
-// certificate for 127.0.0.1 and localhost, and a client certificate.
+// certificate for 127.0.0.1 and localhost, and a client certificate
+// (subject CN=client, email address client@example.com).
 type Set struct {
 	CA                    string // the CA certificate
 	ServerCert, ServerKey string
@@ -49,7 +50,8 @@ func Write(dir, name string) (*Set, error) {
 		{&x509.Certificate{Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, &s.ServerCert, &s.ServerKey, "server.pem", "server-key.pem"},
-		{&x509.Certificate{Subject: pkix.Name{CommonName: "client"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		{&x509.Certificate{Subject: pkix.Name{CommonName: "client"}, EmailAddresses: []string{"client@example.com"},
+			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, &s.ClientCert, &s.ClientKey, "client.pem", "client-key.pem"},
 	} {
 		key, der, err := makeCert(c.tmpl, caCert, caKey)

@@ -10,6 +10,10 @@ type TLS struct {
 	CAFile   string // "ca_file": PEM CAs that sign client certificates (verify)
 	// Verify ("verify") requires a client certificate signed by CAFile.
 	Verify bool
+	// VerifyAndMap ("verify_and_map") verifies too, and the certificate
+	// names the user (authsvc maps its email addresses, DNS names, URIs or
+	// subject to a configured user); CONNECT's credentials are not used.
+	VerifyAndMap bool
 	// Timeout ("timeout", seconds, fractions allowed) bounds the
 	// handshake; 0: DefaultTLSTimeout.
 	Timeout time.Duration
@@ -41,6 +45,8 @@ func applyTLS(l *loader, s *Server, v value) {
 			t.CAFile, _ = l.str(e)
 		case "verify":
 			t.Verify, _ = l.boolean(e)
+		case "verify_and_map":
+			t.VerifyAndMap, _ = l.boolean(e)
 		case "timeout":
 			switch r := e.raw.(type) {
 			case float64:
@@ -54,16 +60,19 @@ func applyTLS(l *loader, s *Server, v value) {
 			if t.MinVersion, _ = l.str(e); t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 				l.bad(e, " %q is not a TLS version: use \"1.2\" or \"1.3\"", t.MinVersion)
 			}
-		case "verify_and_map", "verify_cert_and_check_known_urls", "pinned_certs", "cert_store", "cert_match",
+		case "verify_cert_and_check_known_urls", "pinned_certs", "cert_store", "cert_match",
 			"cert_match_by", "cert_match_skip_invalid", "ca_certs_match", "certs", "cipher_suites",
 			"curve_preferences", "insecure", "connection_rate_limit", "ocsp_peer", "pinned_cert":
 			l.bad(e, " is not supported in tls {} yet: remove it")
 		default:
-			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, timeout, handshake_first or min_version")
+			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, verify_and_map, timeout, handshake_first or min_version")
 		}
 	}
 	if t.CertFile == "" || t.KeyFile == "" {
 		l.bad(v, " needs cert_file and key_file")
+	}
+	if t.VerifyAndMap {
+		t.Verify = true
 	}
 	if t.Verify && t.CAFile == "" {
 		l.bad(v, " verify: true needs ca_file (the CAs that sign client certificates)")

@@ -326,7 +326,7 @@ func (a *authLink) timeout() time.Duration {
 func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.AuthenticateResponse, error) {
 	rev := a.revision()
 	key := decisionKey(opts, connTypeStandard)
-	if resp := a.decisions.get(rev, key); resp != nil &&
+	if resp := a.decisions.get(rev, key); c.certIDs == nil && resp != nil &&
 		(resp.ExpiresUnixNanos == 0 || time.Now().UnixNano() < resp.ExpiresUnixNanos) &&
 		(resp.VerifyKey == "" || nonce.Verify(resp.VerifyKey, c.nonce, opts.Sig) == nil) {
 		return resp, nil
@@ -336,12 +336,13 @@ func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.Authentic
 	resp, err := a.client.Authenticate(ctx, &authv1.AuthenticateRequest{
 		NodeId: a.srv.id,
 		Client: &authv1.ClientInfo{Cid: c.id, Host: c.host, Port: int32(c.port),
-			Name: opts.Name, Lang: opts.Lang, Version: opts.Version, ConnectionType: connTypeStandard},
+			Name: opts.Name, Lang: opts.Lang, Version: opts.Version, ConnectionType: connTypeStandard,
+			CertIdentities: c.certIDs},
 		Nonce: c.nonce,
 		Credentials: &authv1.Credentials{User: opts.User, Pass: opts.Pass, AuthToken: opts.AuthToken,
 			Nkey: opts.Nkey, Sig: opts.Sig, Jwt: opts.JWT},
 	})
-	if err == nil && resp.Ok && resp.Cacheable && a.revision() == rev {
+	if err == nil && resp.Ok && resp.Cacheable && c.certIDs == nil && a.revision() == rev {
 		a.decisions.put(rev, key, resp)
 	}
 	return resp, err

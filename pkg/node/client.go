@@ -107,6 +107,9 @@ type client struct {
 	pingSent    time.Time
 	tlsVersion  string // after a TLS handshake, for /connz
 	tlsCipher   string
+	// certIDs are the verified client certificate's names, for
+	// verify_and_map (authsvc maps them to a user); nil otherwise.
+	certIDs []string
 
 	out outbound
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise

@@ -66,8 +66,22 @@ func (c *client) handshake(tc *tls.Conn, timeout time.Duration) bool {
 	c.mu.Lock()
 	c.tlsVersion, c.tlsCipher = tlsVersionName(st.Version), tls.CipherSuiteName(st.CipherSuite)
 	c.mu.Unlock()
+	if t := c.srv.Config().TLS; t != nil && t.VerifyAndMap && len(st.PeerCertificates) > 0 {
+		c.certIDs = certIdentities(st.PeerCertificates[0])
+	}
 	c.srv.log.Debugf("%s - TLS handshake complete (%s, %s)", c, c.tlsVersion, c.tlsCipher)
 	return true
+}
+
+// certIdentities are the names verify_and_map tries, in nats-server's
+// order: email addresses, DNS names, URIs, then the subject (RFC 2253).
+func certIdentities(cert *x509.Certificate) []string {
+	ids := append([]string{}, cert.EmailAddresses...)
+	ids = append(ids, cert.DNSNames...)
+	for _, u := range cert.URIs {
+		ids = append(ids, u.String())
+	}
+	return append(ids, cert.Subject.String())
 }
 
 // tlsVersionName is how /connz shows a TLS version, as nats-server does.

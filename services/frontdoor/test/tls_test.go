@@ -205,3 +205,51 @@ func testCertificateRotation(t *testing.T, hup bool) {
 		require.Contains(t, fd.Log(), "TLS files changed: new clients get the new certificate")
 	}
 }
+
+// verify_and_map: the verified client certificate names the user, as on
+// nats-server: its email address when that is a user, else its subject
+// (RFC 2253); the user's permissions apply; a certificate that maps to no
+// user is an Authorization Violation.
+func TestTLSVerifyAndMap(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	withCert := nats.ClientCert(certs.ClientCert, certs.ClientKey)
+	for _, tc := range []struct{ name, users, want string }{
+		{"email", `{user: "client@example.com", permissions: {publish: "ok.>"}}, {user: "CN=client"}`, "client@example.com"},
+		{"subject", `{user: "CN=client", permissions: {publish: "ok.>"}}`, "CN=client"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startAuthSuite(t, tlsConf(certs, ", verify_and_map: true")+"authorization { users: ["+tc.users+"] }\n", 1)
+			fd := s.fds[0]
+			errs := make(chan error, 1)
+			nc, err := nats.Connect("tls://"+fd.Addr(), nats.RootCAs(certs.CA), withCert,
+				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+			require.NoError(t, err)
+			defer nc.Close()
+			require.NoError(t, nc.Publish("no", nil))
+			select {
+			case err := <-errs:
+				require.Contains(t, err.Error(), `Permissions Violation for Publish to "no"`)
+			case <-time.After(5 * time.Second):
+				t.Fatal("the mapped user's permissions were not applied")
+			}
+			var connz struct {
+				Connections []struct {
+					User string `json:"authorized_user"`
+				} `json:"connections"`
+			}
+			resp, err := http.Get(fd.MonitorURL() + "/connz?auth=1")
+			require.NoError(t, err)
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&connz))
+			resp.Body.Close()
+			require.Len(t, connz.Connections, 1)
+			require.Equal(t, tc.want, connz.Connections[0].User)
+		})
+	}
+	t.Run("no such user", func(t *testing.T) {
+		s := startAuthSuite(t, tlsConf(certs, ", verify_and_map: true")+`authorization { users: [{user: "someone"}] }`+"\n", 1)
+		refused(t, s.fds[0], nats.RootCAs(certs.CA), withCert)
+		require.Eventually(t, func() bool {
+			return strings.Contains(s.authsvc.Log(), "no configured user matches the client certificate")
+		}, 5*time.Second, 20*time.Millisecond)
+	})
+}

@@ -1285,6 +1285,11 @@ type ClientInfo struct {
 	// How the client reached the frontdoor, as JWT allowed_connection_types
 	// name it: STANDARD (TCP, with or without TLS) or WEBSOCKET.
 	ConnectionType string `protobuf:"bytes,7,opt,name=connection_type,json=connectionType,proto3" json:"connection_type,omitempty"`
+	// tls { verify_and_map }: the names of the client's verified
+	// certificate, in the order nats-server tries them (email addresses,
+	// DNS names, URIs, the subject in RFC 2253 form); authsvc maps the
+	// first that is a configured user.
+	CertIdentities []string `protobuf:"bytes,8,rep,name=cert_identities,json=certIdentities,proto3" json:"cert_identities,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1366,6 +1371,13 @@ func (x *ClientInfo) GetConnectionType() string {
 		return x.ConnectionType
 	}
 	return ""
+}
+
+func (x *ClientInfo) GetCertIdentities() []string {
+	if x != nil {
+		return x.CertIdentities
+	}
+	return nil
 }
 
 type AuthenticateRequest struct {
@@ -1893,7 +1905,7 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"auth_token\x18\x03 \x01(\tR\tauthToken\x12\x12\n" +
 	"\x04nkey\x18\x04 \x01(\tR\x04nkey\x12\x10\n" +
 	"\x03sig\x18\x05 \x01(\tR\x03sig\x12\x10\n" +
-	"\x03jwt\x18\x06 \x01(\tR\x03jwt\"\xb1\x01\n" +
+	"\x03jwt\x18\x06 \x01(\tR\x03jwt\"\xda\x01\n" +
 	"\n" +
 	"ClientInfo\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x12\n" +
@@ -1902,7 +1914,8 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
 	"\x04lang\x18\x05 \x01(\tR\x04lang\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\tR\aversion\x12'\n" +
-	"\x0fconnection_type\x18\a \x01(\tR\x0econnectionType\"\xbf\x01\n" +
+	"\x0fconnection_type\x18\a \x01(\tR\x0econnectionType\x12'\n" +
+	"\x0fcert_identities\x18\b \x03(\tR\x0ecertIdentities\"\xbf\x01\n" +
 	"\x13AuthenticateRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x126\n" +
 	"\x06client\x18\x02 \x01(\v2\x1e.switchyard.auth.v1.ClientInfoR\x06client\x12\x14\n" +

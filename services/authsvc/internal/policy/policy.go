@@ -41,6 +41,7 @@ type Policy struct {
 	accounts map[string]*authv1.AccountConfig
 	op       *operatorMode // operator (JWT) mode; nil otherwise
 	system   string        // the system account
+	certMap  bool          // tls { verify_and_map }: the client certificate names the user
 }
 
 type user struct {
@@ -87,6 +88,9 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 	}
 	for _, acc := range c.Accounts {
 		p.accounts[acc.Name] = accountConfig(acc, exports)
+	}
+	if c.TLS != nil && c.TLS.VerifyAndMap {
+		p.certMap, p.required = true, true
 	}
 	if len(c.Operators) > 0 {
 		if store == nil {
@@ -297,6 +301,21 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 	}
 	if !p.required {
 		return ok(nil, "")
+	}
+	if p.certMap && p.op == nil {
+		// The certificate names the user; what CONNECT says is not used.
+		ids := req.GetClient().GetCertIdentities()
+		for _, id := range ids {
+			if u := p.users[id]; u != nil {
+				r := ok(u, id)
+				r.Cacheable = false // the decision rests on the certificate, not the credentials
+				return r
+			}
+		}
+		if len(ids) == 0 {
+			return refuse("verify_and_map: the client presented no certificate")
+		}
+		return refuse("verify_and_map: no configured user matches the client certificate (tried %s)", strings.Join(ids, ", "))
 	}
 	if c.User == "" && c.Pass == "" && c.AuthToken == "" && c.Nkey == "" && c.Jwt == "" && p.noAuth != nil {
 		return ok(p.noAuth, p.noAuth.name)

@@ -402,7 +402,7 @@ func TestConfigRefusals(t *testing.T) {
 		"resolver_tls {}":         `"resolver_tls" is not supported: handled by authsvc, which supports authorization {}, no_auth_user, accounts {}, system_account, operator, resolver and resolver_preload so far`,
 		"no_system_account: true": `"no_system_account" is not supported: handled by authsvc`,
 		"tls {}":                  `"tls" needs cert_file and key_file`,
-		"tls { pinned_certs: [], cert_file: a, key_file: b }":     `"tls.pinned_certs" is not supported in tls {} yet`,
+		"tls { cert_store: x, cert_file: a, key_file: b }":        `"tls.cert_store" is not supported in tls {} yet`,
 		"tls { cert_file: a, key_file: b, verify: true }":         `"tls" verify: true needs ca_file`,
 		"tls { cert_file: a, key_file: b, min_version: \"1.0\" }": `"tls.min_version" "1.0" is not a TLS version`,
 		"websocket {}":            `"websocket" is not supported: not supported yet (OCSP stapling and WebSocket are planned)`,

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // TLS is the client port's tls {} block (the frontdoor's): server
 // certificate, optional client certificates, handshake order.
@@ -23,6 +26,10 @@ type TLS struct {
 	HandshakeFirst bool
 	// MinVersion ("min_version": "1.2" or "1.3"); empty: TLS 1.2.
 	MinVersion string
+	// PinnedCerts ("pinned_certs"): hex SHA-256 fingerprints of the public
+	// keys (SubjectPublicKeyInfo) client certificates must have; empty: any
+	// certificate the CA signed.
+	PinnedCerts []string
 }
 
 // DefaultTLSTimeout is nats-server's TLS handshake time.
@@ -60,12 +67,18 @@ func applyTLS(l *loader, s *Server, v value) {
 			if t.MinVersion, _ = l.str(e); t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 				l.bad(e, " %q is not a TLS version: use \"1.2\" or \"1.3\"", t.MinVersion)
 			}
-		case "verify_cert_and_check_known_urls", "pinned_certs", "cert_store", "cert_match",
+		case "pinned_certs":
+			for _, e := range l.list(e, "pinned_certs") {
+				if fp, ok := l.str(e); ok {
+					t.PinnedCerts = append(t.PinnedCerts, strings.ToLower(fp))
+				}
+			}
+		case "verify_cert_and_check_known_urls", "cert_store", "cert_match",
 			"cert_match_by", "cert_match_skip_invalid", "ca_certs_match", "certs", "cipher_suites",
 			"curve_preferences", "insecure", "connection_rate_limit", "ocsp_peer", "pinned_cert":
 			l.bad(e, " is not supported in tls {} yet: remove it")
 		default:
-			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, verify_and_map, timeout, handshake_first or min_version")
+			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, verify_and_map, pinned_certs, timeout, handshake_first or min_version")
 		}
 	}
 	if t.CertFile == "" || t.KeyFile == "" {

@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"time"
@@ -39,6 +41,22 @@ func loadTLS(t *config.TLS) (*tls.Config, error) {
 	}
 	if t.Verify {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	if len(t.PinnedCerts) > 0 {
+		pinned := map[string]bool{}
+		for _, fp := range t.PinnedCerts {
+			pinned[fp] = true
+		}
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("no client certificate, and pinned_certs requires a pinned one")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
+			if fp := hex.EncodeToString(sum[:]); !pinned[fp] {
+				return fmt.Errorf("client certificate %q (public key %s) is not in pinned_certs", cs.PeerCertificates[0].Subject, fp)
+			}
+			return nil
+		}
 	}
 	return tc, nil
 }

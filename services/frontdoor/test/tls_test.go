@@ -2,7 +2,11 @@ package test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -252,4 +256,48 @@ func TestTLSVerifyAndMap(t *testing.T) {
 			return strings.Contains(s.authsvc.Log(), "no configured user matches the client certificate")
 		}, 5*time.Second, 20*time.Millisecond)
 	})
+}
+
+// spkiFingerprint is a certificate file's pinned_certs entry: the hex
+// SHA-256 of its public key.
+func spkiFingerprint(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	block, _ := pem.Decode(b)
+	require.NotNil(t, block)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	require.NoError(t, err)
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// pinned_certs: only client certificates whose public key is listed get
+// in, even when the CA signed others.
+func TestTLSPinnedCertificates(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	withCert := nats.ClientCert(certs.ClientCert, certs.ClientKey)
+	pinned := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(certs,
+		fmt.Sprintf(", verify: true, pinned_certs: [%q]", spkiFingerprint(t, certs.ClientCert)))})
+	nc, err := nats.Connect("tls://"+pinned.Addr(), nats.RootCAs(certs.CA), withCert)
+	require.NoError(t, err)
+	nc.Close()
+
+	other := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(certs,
+		fmt.Sprintf(", verify: true, pinned_certs: [%q]", spkiFingerprint(t, certs.ServerCert)))})
+	_, err = nats.Connect("tls://"+other.Addr(), nats.RootCAs(certs.CA), withCert, nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err, "a certificate the CA signed but not pinned")
+	require.Eventually(t, func() bool { return strings.Contains(other.Log(), "is not in pinned_certs") }, 5*time.Second, 20*time.Millisecond)
+}
+
+// A client that sends nothing after INFO (a slow-loris handshake) is cut
+// off after the TLS timeout, with a log line.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(certs, ", timeout: 0.3")})
+	rc := testkit.DialRaw(t, fd.Addr())
+	start := time.Now()
+	rc.ExpectClosed(5 * time.Second)
+	require.Less(t, time.Since(start), 4*time.Second)
+	require.Eventually(t, func() bool { return strings.Contains(fd.Log(), "TLS handshake error") }, 5*time.Second, 20*time.Millisecond)
 }

@@ -301,3 +301,16 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	require.Less(t, time.Since(start), 4*time.Second)
 	require.Eventually(t, func() bool { return strings.Contains(fd.Log(), "TLS handshake error") }, 5*time.Second, 20*time.Millisecond)
 }
+
+// A TLS client on a plain port is refused: nats.go sees no tls_required
+// in INFO, and a raw ClientHello is not NATS protocol (nats-server's
+// "Unknown Protocol Operation").
+func TestTLSClientOnPlainPort(t *testing.T) {
+	certs := testkit.NewCerts(t, "suite")
+	fd := start(t, "")
+	_, err := nats.Connect("tls://"+fd.Addr(), nats.RootCAs(certs.CA), nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.ErrorIs(t, err, nats.ErrSecureConnWanted)
+	rc := testkit.DialRaw(t, fd.Addr())
+	rc.Send("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")
+	require.Contains(t, rc.ExpectClosed(5*time.Second), "-ERR 'Unknown Protocol Operation'")
+}

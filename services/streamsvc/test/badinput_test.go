@@ -231,4 +231,19 @@ func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "nothing was created")
 	// Zero values of those settings, as clients send them, are fine.
 	createStream(t, js, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain"}, AllowMsgTTL: false})
+
+	// allow_atomic is taken (natscli's bench js --create sets it), but a
+	// message of an atomic batch is refused, never stored as a lone one.
+	out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.ATOMIC", `{"name":"ATOMIC","subjects":["atomic"],"allow_atomic":true,"allow_batched":true}`)
+	require.Nil(t, out["error"], "%v", out)
+	m := nats.NewMsg("atomic")
+	m.Header.Set("Nats-Batch-Id", "b1")
+	m.Header.Set("Nats-Batch-Sequence", "1")
+	m.Header.Set("Nats-Batch-Commit", "1")
+	reply, err := nc.RequestMsg(m, wait)
+	require.NoError(t, err)
+	assert.Contains(t, string(reply.Data), `"err_code":10174`)
+	info, err := js.Stream(ctx(t), "ATOMIC")
+	require.NoError(t, err)
+	assert.Zero(t, info.CachedInfo().State.Msgs, "nothing of the batch was stored")
 }

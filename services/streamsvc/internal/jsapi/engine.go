@@ -34,7 +34,8 @@ const (
 	apiQueue = 1024
 )
 
-// apiSubjects are the $JS.API requests the engine answers; anything else
+// apiSubjects are the $JS.API requests the engine answers (direct gets
+// are each allow_direct stream's own subscription, see direct.go); anything else
 // (and a pull request for a consumer that does not exist, see
 // consumer.nextRequest) gets no responders, as on a server without it.
 //
@@ -42,7 +43,7 @@ const (
 // does: a request it cannot make sense of (STREAM.CREATE.A.B) goes
 // unanswered, while a pull request for a consumer that does not exist
 // finds no one.
-var apiSubjects = []string{"*", "STREAM.>", "ACCOUNT.>", "DIRECT.>", "META.>", "SERVER.>",
+var apiSubjects = []string{"*", "STREAM.>", "ACCOUNT.>", "META.>", "SERVER.>",
 	"CONSUMER.CREATE.>", "CONSUMER.DURABLE.>", "CONSUMER.INFO.>", "CONSUMER.DELETE.>",
 	"CONSUMER.NAMES.>", "CONSUMER.LIST.>", "CONSUMER.PAUSE.>", "CONSUMER.UNPIN.>", "CONSUMER.RESET.>"}
 
@@ -103,6 +104,7 @@ type jsAccount struct {
 type apiRequest struct {
 	account, subject, reply string
 	data                    []byte
+	direct                  *stream // a direct get of this stream
 }
 
 // New opens the streams stored under opts.Dir and subscribes to the API
@@ -347,6 +349,14 @@ func (e *Engine) serveAPI() {
 		case <-e.quit:
 			return
 		case r := <-e.api:
+			if r.direct != nil {
+				// Not counted in the account's API stats, as on nats-server.
+				for _, m := range r.direct.directGet(r.subject, r.data) {
+					e.pub.Publish(r.account, r.reply, "", m.hdr, m.data)
+				}
+				e.pub.Flush()
+				continue
+			}
 			if resp := e.handle(r); resp != nil {
 				e.countAPI(r.account, resp)
 				e.pub.Publish(r.account, r.reply, "", nil, resp)
@@ -648,8 +658,12 @@ func sameJSON(a, b any) bool {
 // streamsvc does not implement yet. A request that sets one is refused:
 // accepting it would create a stream that silently behaves otherwise.
 var unsupportedStreamKeys = []string{"mirror", "sources", "republish", "subject_transform",
-	"allow_rollup_hdrs", "allow_msg_ttl", "subject_delete_marker_ttl", "allow_msg_counter",
-	"allow_atomic", "allow_msg_schedules", "discard_new_per_subject"}
+	"allow_msg_ttl", "subject_delete_marker_ttl", "allow_msg_counter",
+	"allow_msg_schedules"}
+
+// allow_atomic and allow_batched are accepted (natscli's `bench js --create`
+// sets both), but a batch itself is refused message by message (see
+// stream.check): nothing of a batch is stored as if it were not one.
 
 // refuseUnsupported refuses a stream configuration that sets any of
 // unsupportedStreamKeys (to anything but its zero value).
@@ -735,6 +749,17 @@ func normalize(cfg *StreamConfig) *ApiError {
 	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
 		return errInvalidConfig("duplicates window can not be larger then max age")
 	}
+	if cfg.DenyPurge && cfg.AllowRollup {
+		return errInvalidConfig("roll-ups require the purge permission")
+	}
+	if cfg.DiscardNewPerSubject {
+		if cfg.Discard != discardNew {
+			return errInvalidConfig("discard new per subject requires discard new policy to be set")
+		}
+		if cfg.MaxMsgsPerSubject <= 0 {
+			return errInvalidConfig("discard new per subject requires max msgs per subject > 0")
+		}
+	}
 	if len(cfg.Subjects) == 0 {
 		cfg.Subjects = []string{cfg.Name}
 	}
@@ -774,7 +799,7 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	}
 	if cfg.Sealed {
 		// A sealed stream never changes again, as nats-server records.
-		cfg.DenyDelete, cfg.DenyPurge, cfg.Discard = true, true, discardNew
+		cfg.DenyDelete, cfg.DenyPurge, cfg.Discard, cfg.AllowRollup = true, true, discardNew, false
 	}
 	s.mu.Lock()
 	s.cfg = cfg
@@ -844,19 +869,7 @@ type storedMsg struct {
 }
 
 func (s *stream) getMsg(data []byte) (any, *ApiError) {
-	var req struct {
-		Seq         uint64 `json:"seq"`
-		LastFor     string `json:"last_by_subj"`
-		NextFor     string `json:"next_by_subj"`
-		NoHeaders   bool   `json:"no_hdr"`
-		StartTime   any    `json:"start_time"`
-		MultiLast   any    `json:"multi_last"`
-		UpToSeq     uint64 `json:"up_to_seq"`
-		Batch       int    `json:"batch"`
-		MaxBytes    int    `json:"max_bytes"`
-		UpToTime    any    `json:"up_to_time"`
-		Unsupported bool   `json:"-"`
-	}
+	var req msgGetRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, errInvalidJSON(err)
 	}

@@ -154,11 +154,12 @@ func (s *stream) subscribe() {
 		u()
 	}
 	s.unsub = s.unsub[:0]
-	s.mu.Lock()
-	subjects := s.cfg.Subjects
-	s.mu.Unlock()
-	for _, subj := range subjects {
+	cfg := s.config()
+	for _, subj := range cfg.Subjects {
 		s.unsub = append(s.unsub, s.e.srv.SubscribeInternal(s.account, subj, "", s.deliver))
+	}
+	if cfg.AllowDirect {
+		s.directSubscribe(cfg.Name)
 	}
 }
 
@@ -356,9 +357,17 @@ func (s *stream) ingest() {
 
 // accepted is a message of a batch that passed its checks.
 type accepted struct {
-	idx   int // in the batch
-	msgID string
+	idx    int // in the batch
+	msgID  string
+	rollup string // its Nats-Rollup: rollupSubject or rollupAll, applied once it is stored
 }
+
+// Nats-Rollup values: a stored message replaces every earlier message on
+// its subject, or in the stream.
+const (
+	rollupSubject = "sub"
+	rollupAll     = "all"
+)
 
 // store1 checks, stores and acknowledges one batch.
 func (s *stream) store1(batch []inbound) {
@@ -373,6 +382,10 @@ func (s *stream) store1(batch []inbound) {
 	pending := map[string]uint64{} // msg ids in this batch -> position+1
 	count, bytes := st.Msgs, st.Bytes
 	budget := s.e.storageBudget(s.account, cfg.Storage)
+	var perSubject map[string]uint64 // this batch's accepted messages per subject (discard new)
+	if cfg.Discard == discardNew && cfg.MaxMsgsPerSubject > 0 {
+		perSubject = map[string]uint64{}
+	}
 	for i := range batch {
 		in := &batch[i]
 		ack, msgID := s.check(cfg, in, lastSeq, pending)
@@ -380,18 +393,15 @@ func (s *stream) store1(batch []inbound) {
 			acks[i] = ack
 			continue
 		}
+		rollup := header(in.hdr, "Nats-Rollup")
 		size := store.Size(in.subject, in.hdr, in.data)
 		if apiErr := budget.admit(size); apiErr != nil {
 			acks[i] = pubAckError(cfg.Name, apiErr)
 			continue
 		}
 		if cfg.Discard == discardNew {
-			if cfg.MaxMsgs > 0 && count+1 > uint64(cfg.MaxMsgs) {
-				acks[i] = pubAckError(cfg.Name, errStreamMsgsExceeded)
-				continue
-			}
-			if cfg.MaxBytes > 0 && bytes+size > uint64(cfg.MaxBytes) {
-				acks[i] = pubAckError(cfg.Name, errStreamBytesExceed)
+			if apiErr := s.discardNew(cfg, in.subject, rollup != "", count, bytes+size, perSubject); apiErr != nil {
+				acks[i] = pubAckError(cfg.Name, apiErr)
 				continue
 			}
 		}
@@ -399,8 +409,11 @@ func (s *stream) store1(batch []inbound) {
 		count++
 		bytes += size
 		lastSeq++
+		if perSubject != nil {
+			perSubject[in.subject]++
+		}
 		msgs = append(msgs, store.Msg{Subject: in.subject, Header: in.hdr, Data: in.data, Time: now.UnixNano()})
-		acc = append(acc, accepted{idx: i, msgID: msgID})
+		acc = append(acc, accepted{idx: i, msgID: msgID, rollup: rollup})
 		if msgID != "" {
 			pending[msgID] = uint64(len(msgs))
 		}
@@ -423,6 +436,7 @@ func (s *stream) store1(batch []inbound) {
 		}
 		if len(acc) > 0 {
 			s.lastSeq.Store(msgs[len(msgs)-1].Seq)
+			s.rollUp(msgs, acc)
 			if cfg.Retention == retentionInterest {
 				for k := range msgs {
 					if !s.anyConsumerTakes(msgs[k].Subject) {
@@ -456,6 +470,9 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	}
 	if in.hdr == nil {
 		return nil, ""
+	}
+	if header(in.hdr, "Nats-Batch-Id") != "" || header(in.hdr, "Nats-Fast-Batch-Id") != "" {
+		return pubAckError(cfg.Name, errBatchUnsupported), ""
 	}
 	if v := header(in.hdr, "Nats-Expected-Stream"); v != "" && v != cfg.Name {
 		return pubAckError(cfg.Name, errExpectedStream), ""
@@ -491,6 +508,16 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 			return b, ""
 		}
 	}
+	// After the duplicate check, as nats-server: a duplicate is
+	// acknowledged whatever its rollup.
+	if v := header(in.hdr, "Nats-Rollup"); v != "" {
+		if !cfg.AllowRollup || cfg.DenyPurge {
+			return pubAckError(cfg.Name, errRollupFailed("rollup not permitted")), ""
+		}
+		if v != rollupSubject && v != rollupAll {
+			return pubAckError(cfg.Name, errRollupFailed(fmt.Sprintf("rollup value invalid: %q", v))), ""
+		}
+	}
 	return nil, msgID
 }
 
@@ -512,6 +539,48 @@ func (s *stream) pruneMsgIDs(cfg StreamConfig, now time.Time) {
 		break
 	}
 	s.idOrder = s.idOrder[n:]
+}
+
+// discardNew refuses a message a discard-new stream has no room for
+// (count and bytes: the stream's with the messages accepted before it,
+// bytes including its own), as nats-server's store does: a subject at
+// max_msgs_per_subject refuses it under discard_new_per_subject unless
+// it rolls up, and otherwise lets it replace its subject's oldest
+// message past max_msgs or max_bytes.
+func (s *stream) discardNew(cfg StreamConfig, subj string, rollup bool, count, bytes uint64, perSubject map[string]uint64) *ApiError {
+	atLimit := false
+	if perSubject != nil {
+		atLimit = s.store.SubjectCounts(subj)[subj]+perSubject[subj] >= uint64(cfg.MaxMsgsPerSubject)
+	}
+	switch {
+	case atLimit && cfg.DiscardNewPerSubject && !rollup:
+		return errStreamMsgsPerSubject
+	case cfg.MaxMsgs > 0 && count+1 > uint64(cfg.MaxMsgs) && !atLimit:
+		return errStreamMsgsExceeded
+	case cfg.MaxBytes > 0 && bytes > uint64(cfg.MaxBytes) && !atLimit:
+		return errStreamBytesExceed
+	}
+	return nil
+}
+
+// rollUp applies the Nats-Rollup of each message just stored: the
+// messages before it on its subject (sub), or in the stream (all), go.
+func (s *stream) rollUp(msgs []store.Msg, acc []accepted) {
+	rolled := false
+	for k, a := range acc {
+		switch a.rollup {
+		case rollupSubject:
+			s.store.Purge(msgs[k].Subject, msgs[k].Seq, 0)
+		case rollupAll:
+			s.store.Purge("", msgs[k].Seq, 0)
+		default:
+			continue
+		}
+		rolled = true
+	}
+	if rolled {
+		s.removed()
+	}
 }
 
 // enforceLimits discards the oldest messages past max_msgs, max_bytes and
@@ -655,6 +724,10 @@ func header(hdr []byte, key string) string {
 	}
 	return ""
 }
+
+// errBatchUnsupported refuses a message of an atomic or fast batch, with
+// nats-server's code for a stream that does not allow atomic publishes.
+var errBatchUnsupported = &ApiError{400, 10174, "atomic and batched publishing are not supported by Switchyard's streamsvc yet"}
 
 func pubAckError(stream string, e *ApiError) []byte {
 	b, _ := json.Marshal(struct {

@@ -113,6 +113,9 @@ var (
 	errNameSeparators     = &ApiError{400, 10128, "Stream name can not contain path separators"}
 	errStreamMsgsExceeded = &ApiError{503, 10077, "maximum messages exceeded"}
 	errStreamBytesExceed  = &ApiError{503, 10077, "maximum bytes exceeded"}
+	// errStreamMsgsPerSubject is JSStreamStoreFailedF with the store's
+	// ErrMaxMsgsPerSubject (discard_new_per_subject).
+	errStreamMsgsPerSubject = &ApiError{503, 10077, "maximum messages per subject exceeded"}
 
 	errNotEnabledForAccount = &ApiError{503, 10039, "JetStream not enabled for account"}
 
@@ -142,7 +145,10 @@ func errInvalidJSON(err error) *ApiError {
 func errInvalidConfig(format string, a ...any) *ApiError {
 	return &ApiError{500, 10052, fmt.Sprintf(format, a...)}
 }
-func errStreamCreate(err error) *ApiError { return &ApiError{500, 10049, err.Error()} }
+
+// errRollupFailed is JSStreamRollupFailedF.
+func errRollupFailed(text string) *ApiError { return &ApiError{500, 10111, text} }
+func errStreamCreate(err error) *ApiError   { return &ApiError{500, 10049, err.Error()} }
 func errStreamUpdate(format string, a ...any) *ApiError {
 	return &ApiError{500, 10069, fmt.Sprintf(format, a...)}
 }

@@ -45,6 +45,7 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 		JSPubAsyncMsgs: 5_000, JSPubSyncMsgs: 200,
 		JSConsumeMsgs: 5_000, JSFetchMsgs: 5_000,
 		TLSPubSubMsgs16: 20_000, TLSConnects: 50,
+		JSOrderedMsgs: 5_000, KVPutMsgs: 100, KVGetMsgs: 200,
 	}
 	var log strings.Builder
 	h := &Harness{CLI: CLI{Path: natsBin, Timeout: 30 * time.Second}, Log: &log}

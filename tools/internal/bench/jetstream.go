@@ -151,6 +151,38 @@ func (t *Topology) awaitJetStream(ctx context.Context) error {
 	return nil
 }
 
+// jsOrdered fills a new file-backed stream with msgs messages of 128 B
+// (not measured), then reads them with natscli's ordered ephemeral
+// consumer (flow control and heartbeats, no acks).
+func (h *Harness) jsOrdered(ctx context.Context, t *Topology, msgs int) ([]float64, error) {
+	if _, err := h.jsRun(ctx, t, "pub", "async", jsSubject, "--create", "--storage", "file", "--size", "128", "--msgs", countArg(msgs), "--purge"); err != nil {
+		return nil, fmt.Errorf("filling the stream: %w", err)
+	}
+	out, err := h.jsRun(ctx, t, "ordered", "--msgs", countArg(msgs))
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseRate(out)
+	return []float64{r}, err
+}
+
+// kvBench runs natscli's KV putter (which creates its file-backed bucket
+// benchbucket, history 1) or, after a put of the same count (not
+// measured), its getter; one client, each operation awaited.
+func (h *Harness) kvBench(ctx context.Context, t *Topology, op string, msgs int) ([]float64, error) {
+	if op == "get" {
+		if _, err := h.jsOrKVRun(ctx, t, "kv", "put", "--size", "128", "--msgs", countArg(msgs)); err != nil {
+			return nil, fmt.Errorf("filling the bucket: %w", err)
+		}
+	}
+	out, err := h.jsOrKVRun(ctx, t, "kv", op, "--size", "128", "--msgs", countArg(msgs))
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseRate(out)
+	return []float64{r}, err
+}
+
 // jsPublish runs natscli's JetStream publisher ("sync": one PubAck awaited
 // per message; "async": up to natscli's default batch of 500 in flight)
 // into a freshly created file-backed stream.
@@ -184,7 +216,12 @@ func (h *Harness) jsConsume(ctx context.Context, t *Topology, kind string, msgs 
 // never come, so CLI.Timeout bounds it; on failure the streamsvc's words and
 // any process that died are added.
 func (h *Harness) jsRun(ctx context.Context, t *Topology, args ...string) (string, error) {
-	out, _, err := h.CLI.Run(ctx, t.Pub.URL(), append([]string{"js"}, args...)...)
+	return h.jsOrKVRun(ctx, t, "js", args...)
+}
+
+// jsOrKVRun runs `nats bench js|kv <args>` as jsRun describes.
+func (h *Harness) jsOrKVRun(ctx context.Context, t *Topology, kind string, args ...string) (string, error) {
+	out, _, err := h.CLI.Run(ctx, t.Pub.URL(), append([]string{kind}, args...)...)
 	if err != nil {
 		note := ""
 		if t.streamsvc != nil && !t.streamsvc.Exited() {

@@ -76,6 +76,9 @@ type Plan struct {
 	// second here; the others run at tens of thousands a second.
 	JSPubAsyncMsgs, JSPubSyncMsgs int
 	JSConsumeMsgs, JSFetchMsgs    int
+	JSOrderedMsgs                 int
+	// Key/Value, 128 B values: each put or get is awaited.
+	KVPutMsgs, KVGetMsgs int
 	// TLS on the client port.
 	TLSPubSubMsgs16, TLSConnects int
 }
@@ -94,6 +97,7 @@ func DefaultPlan(quick bool) Plan {
 			JSPubAsyncMsgs: 50_000, JSPubSyncMsgs: 500,
 			JSConsumeMsgs: 50_000, JSFetchMsgs: 50_000,
 			TLSPubSubMsgs16: 200_000, TLSConnects: 500,
+			JSOrderedMsgs: 50_000, KVPutMsgs: 500, KVGetMsgs: 2_000,
 		}
 	}
 	return Plan{
@@ -107,6 +111,7 @@ func DefaultPlan(quick bool) Plan {
 		JSPubAsyncMsgs: 200_000, JSPubSyncMsgs: 3_000,
 		JSConsumeMsgs: 150_000, JSFetchMsgs: 150_000,
 		TLSPubSubMsgs16: 2_000_000, TLSConnects: 3_000,
+		JSOrderedMsgs: 150_000, KVPutMsgs: 2_000, KVGetMsgs: 5_000,
 	}
 }
 
@@ -300,6 +305,38 @@ func Workloads(p Plan) []Workload {
 			How:       fmt.Sprintf("as above with `nats bench js fetch --acks explicit --msgs %d`: the durable consumer pulled in fetches of 500", p.JSFetchMsgs),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.jsConsume(ctx, t, "fetch", p.JSFetchMsgs)
+			},
+		},
+		{
+			Key: "js-ordered", Metrics: rate("JetStream ordered consumer, 128 B (nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("a new file-backed stream filled with %d messages of 128 B by `nats bench js pub async` (not measured), then `nats bench js ordered --msgs %d`: natscli's ordered ephemeral consumer; consumer's msgs/sec", p.JSOrderedMsgs, p.JSOrderedMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.jsOrdered(ctx, t, p.JSOrderedMsgs)
+			},
+		},
+		{
+			Key: "kv-put", Metrics: rate("KV put, 128 B (Switchyard: fsync before ack; nats-server: default 2 min sync)"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("`nats bench kv put --size 128 --msgs %d`: natscli creates the file-backed bucket and puts one key after another, each awaited; nats-server with `-js -sd DIR`", p.KVPutMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.kvBench(ctx, t, "put", p.KVPutMsgs)
+			},
+		},
+		{
+			Key: "kv-put-always", Metrics: rate("KV put, 128 B (both fsync before ack: nats-server sync_interval: always)"),
+			JetStream: JetStreamSyncAlways,
+			How:       fmt.Sprintf("as above (`--msgs %d`) against nats-server with `sync_interval: always`", p.KVPutMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.kvBench(ctx, t, "put", p.KVPutMsgs)
+			},
+		},
+		{
+			Key: "kv-get", Metrics: rate("KV get, 128 B"),
+			JetStream: JetStreamDefault,
+			How:       fmt.Sprintf("`nats bench kv put --msgs %d` (not measured), then `nats bench kv get --size 128 --msgs %d`: one get after another, each awaited (nats.go gets by direct get)", p.KVGetMsgs, p.KVGetMsgs),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.kvBench(ctx, t, "get", p.KVGetMsgs)
 			},
 		},
 	}

@@ -1,13 +1,13 @@
 package jsapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-io/switchyard/pkg/node"
 	"github.com/switchyard-io/switchyard/services/streamsvc/internal/store"
 )
 
@@ -56,8 +56,11 @@ func (s *stream) directSubscribe(name string) {
 	}
 }
 
-// directRequest runs on the node's delivering goroutine: copy the request
-// and hand it to the API goroutine, which answers.
+// directRequest answers a direct get on the node's delivering goroutine:
+// store reads are safe from any goroutine and a get waits for nothing,
+// so it skips the API goroutine's queue (a get costs a mesh round trip
+// and a store read, no hand-off). Publishers come from a pool because
+// several mesh connections deliver at once.
 func (s *stream) directRequest(subj, reply []byte, headerLen int, msg []byte) {
 	if len(reply) == 0 {
 		return
@@ -65,14 +68,16 @@ func (s *stream) directRequest(subj, reply []byte, headerLen int, msg []byte) {
 	if headerLen >= 0 {
 		msg = msg[headerLen:]
 	}
-	r := apiRequest{account: s.account, subject: string(subj), reply: string(reply), data: bytes.Clone(msg), direct: s}
-	select {
-	case s.e.api <- r:
-	case <-s.e.quit:
+	p := s.e.directPubs.Get().(*node.Publisher)
+	to := string(reply)
+	for _, m := range s.directGet(string(subj), msg) {
+		p.Publish(s.account, to, "", m.hdr, m.data)
 	}
+	p.Flush()
+	s.e.directPubs.Put(p)
 }
 
-// directGet answers one direct get request (on the API goroutine).
+// directGet answers one direct get request.
 func (s *stream) directGet(subj string, data []byte) []directMsg {
 	name := strings.TrimPrefix(subj, directPrefix+s.config().Name)
 	var req msgGetRequest

@@ -91,6 +91,9 @@ type Engine struct {
 	quit chan struct{}
 	done chan struct{}
 	pub  *node.Publisher // the API goroutine's
+	// directPubs answer direct gets on the delivering goroutines (one
+	// Publisher per concurrent get; see stream.directRequest).
+	directPubs sync.Pool
 }
 
 // jsAccount is an account the engine answers.
@@ -104,7 +107,6 @@ type jsAccount struct {
 type apiRequest struct {
 	account, subject, reply string
 	data                    []byte
-	direct                  *stream // a direct get of this stream
 }
 
 // New opens the streams stored under opts.Dir and subscribes to the API
@@ -117,6 +119,7 @@ func New(srv *node.Server, log *logging.Logger, opts Options) (*Engine, error) {
 		streams: map[string]map[string]*stream{}, accounts: map[string]*jsAccount{}, api: make(chan apiRequest, apiQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), pub: srv.NewPublisher(),
 		maxMemory: opts.MaxMemory, maxStore: opts.MaxStore, apiStats: map[string]*apiCounts{}}
+	e.directPubs.New = func() any { return srv.NewPublisher() }
 	if err := os.MkdirAll(e.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("JetStream store_dir %s: %w", e.dir, err)
 	}
@@ -349,14 +352,6 @@ func (e *Engine) serveAPI() {
 		case <-e.quit:
 			return
 		case r := <-e.api:
-			if r.direct != nil {
-				// Not counted in the account's API stats, as on nats-server.
-				for _, m := range r.direct.directGet(r.subject, r.data) {
-					e.pub.Publish(r.account, r.reply, "", m.hdr, m.data)
-				}
-				e.pub.Flush()
-				continue
-			}
 			if resp := e.handle(r); resp != nil {
 				e.countAPI(r.account, resp)
 				e.pub.Publish(r.account, r.reply, "", nil, resp)

@@ -48,7 +48,7 @@ run: build ## Run the suite in the foreground: authsvc, a router, streamsvc (Jet
 		bin/frontdoor -p 4222 -m 8222 --routers 127.0.0.1:7422 --authsvc 127.0.0.1:7522 $(if $(CONFIG),-c $(CONFIG))'
 
 .PHONY: test
-test: check-go reference $(TOOLS_BIN)/nats postgres ## Run every test (unit, integration against race-detector builds with nats.go, differential against nats-server, a short fuzz run)
+test: check-go reference $(TOOLS_BIN)/nats postgres build ## Run every test (unit, integration against race-detector builds with nats.go, differential against nats-server, the bench harness against bin/, a short fuzz run)
 	@mkdir -p $(RACE_BIN)
 	for s in frontdoor router authsvc streamsvc; do go build -race -o $(RACE_BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
 	GORACE=halt_on_error=1 SWITCHYARD_BIN_DIR=$(RACE_BIN) NATS_SERVER_BIN=$(TOOLS_BIN)/nats-server \

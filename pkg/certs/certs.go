@@ -23,6 +23,8 @@ type Set struct {
 	CA                    string // the CA certificate
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
+	// An expired client certificate of the same CA (CN=expired).
+	ExpiredCert, ExpiredKey string
 }
 
 // Write makes a CA named name and its certificates in dir, valid for a day.
@@ -50,6 +52,9 @@ func Write(dir, name string) (*Set, error) {
 		{&x509.Certificate{Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
 			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, &s.ServerCert, &s.ServerKey, "server.pem", "server-key.pem"},
+		{&x509.Certificate{Subject: pkix.Name{CommonName: "expired"}, NotAfter: time.Now().Add(-time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+			&s.ExpiredCert, &s.ExpiredKey, "expired.pem", "expired-key.pem"},
 		{&x509.Certificate{Subject: pkix.Name{CommonName: "client"}, EmailAddresses: []string{"client@example.com"},
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, &s.ClientCert, &s.ClientKey, "client.pem", "client-key.pem"},
@@ -83,7 +88,10 @@ func makeCert(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecd
 		return nil, nil, err
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	tmpl.NotBefore = time.Now().Add(-2 * time.Hour)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	}
 	if parent == nil {
 		parent, parentKey = tmpl, key
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -108,6 +109,18 @@ func TestTLSClients(t *testing.T) {
 	require.NotContains(t, got, "PONG")
 	require.Eventually(t, func() bool { return strings.Contains(secure.Log(), "TLS handshake error") }, 5*time.Second, 20*time.Millisecond)
 
+	// A client that expects another server name refuses the certificate.
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(certs.CA)
+	require.NoError(t, err)
+	require.True(t, pool.AppendCertsFromPEM(ca))
+	before := strings.Count(secure.Log(), "TLS handshake error")
+	_, err = nats.Connect(url, nats.Secure(&tls.Config{RootCAs: pool, ServerName: "nats.example.com"}),
+		nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err, "a certificate for another name")
+	require.Eventually(t, func() bool { return strings.Count(secure.Log(), "TLS handshake error") > before },
+		5*time.Second, 20*time.Millisecond, "the client refused the certificate in the handshake")
+
 	// A client that does not trust the suite's CA refuses the server (the
 	// frontdoor logs the client's alert; nats.go then tries the frontdoors
 	// INFO told it of, so its error is about the last one).
@@ -142,9 +155,12 @@ func TestTLSVerifyClientCertificates(t *testing.T) {
 	_, err = nats.Connect(url, nats.RootCAs(certs.CA), nats.ClientCert(wrong.ClientCert, wrong.ClientKey),
 		nats.Timeout(2*time.Second), nats.NoReconnect())
 	require.Error(t, err, "a client certificate from another CA")
+	_, err = nats.Connect(url, nats.RootCAs(certs.CA), nats.ClientCert(certs.ExpiredCert, certs.ExpiredKey),
+		nats.Timeout(2*time.Second), nats.NoReconnect())
+	require.Error(t, err, "an expired client certificate")
 	require.Eventually(t, func() bool {
-		return strings.Count(fd.Log(), "TLS handshake error") >= 2
-	}, 5*time.Second, 20*time.Millisecond, "both refusals logged:\n%s", fd.Log())
+		return strings.Count(fd.Log(), "TLS handshake error") >= 3 && strings.Contains(fd.Log(), "expired")
+	}, 5*time.Second, 20*time.Millisecond, "the three refusals logged:\n%s", fd.Log())
 }
 
 // handshake_first: the TLS handshake comes before INFO, as nats.go's

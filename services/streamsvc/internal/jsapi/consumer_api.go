@@ -70,6 +70,11 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 	return nil
 }
 
+// unsupportedConsumerKeys are consumer settings of nats-server v2.15 that
+// streamsvc does not implement yet (pausing, priority groups): a consumer
+// that asks for one is refused rather than created without it.
+var unsupportedConsumerKeys = []string{"pause_until", "priority_groups", "priority_policy", "priority_timeout"}
+
 func (s *stream) consumer(name string) *consumer {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
@@ -85,6 +90,13 @@ func (e *Engine) createConsumer(account, streamName, name, filter string, data [
 	}
 	if err := json.Unmarshal(data, &req); err != nil {
 		return response(typ, nil, errInvalidJSON(err))
+	}
+	var raw struct {
+		Config json.RawMessage `json:"config"`
+	}
+	_ = json.Unmarshal(data, &raw)
+	if key := unsupportedKey(raw.Config, unsupportedConsumerKeys); key != "" {
+		return response(typ, nil, errConsumerCreate("%s is not supported by Switchyard's streamsvc yet", key))
 	}
 	s := e.lookup(account, streamName)
 	if s == nil {

@@ -565,8 +565,8 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	if cfg.Name != name {
 		return response(typ, nil, errStreamMismatch)
 	}
-	if apiErr := refuseUnsupported(data); apiErr != nil {
-		return response(typ, nil, apiErr)
+	if key := unsupportedKey(data, unsupportedStreamKeys); key != "" {
+		return response(typ, nil, errInvalidConfig("%s is not supported by Switchyard's streamsvc yet", key))
 	}
 	if !update {
 		// nats-server refuses these, then checks the limits against the
@@ -660,21 +660,21 @@ var unsupportedStreamKeys = []string{"mirror", "sources", "republish", "subject_
 // sets both), but a batch itself is refused message by message (see
 // stream.check): nothing of a batch is stored as if it were not one.
 
-// refuseUnsupported refuses a stream configuration that sets any of
-// unsupportedStreamKeys (to anything but its zero value).
-func refuseUnsupported(data []byte) *ApiError {
+// unsupportedKey names the first of keys a JSON configuration sets to
+// anything but its zero value ("" when none does).
+func unsupportedKey(data []byte, keys []string) string {
 	var raw map[string]json.RawMessage
 	if json.Unmarshal(data, &raw) != nil {
-		return nil // the typed decode already accepted it
+		return "" // the typed decode already accepted it
 	}
-	for _, k := range unsupportedStreamKeys {
+	for _, k := range keys {
 		switch v := string(bytes.TrimSpace(raw[k])); v {
-		case "", "null", "false", "0", `""`, "[]", "{}":
+		case "", "null", "false", "0", `""`, "[]", "{}", `"none"`, `"0001-01-01T00:00:00Z"`: // zero values as clients send them
 		default:
-			return errInvalidConfig("%s is not supported by Switchyard's streamsvc yet", k)
+			return k
 		}
 	}
-	return nil
+	return ""
 }
 
 // normalize checks a requested configuration and fills nats-server's

@@ -190,11 +190,8 @@ func jetStreamAccounts(c *config.Server) (with []jsapi.Account, without []string
 			}
 			continue
 		}
-		l := a.JetStreamLimits
-		with = append(with, jsapi.Account{Name: a.Name, Limits: jsapi.AccountLimits{MaxMemory: l.MaxMemory, MaxStore: l.MaxStore,
-			MaxStreams: l.MaxStreams, MaxConsumers: l.MaxConsumers, MaxAckPending: l.MaxAckPending,
-			MemoryMaxStreamBytes: l.MemoryMaxStreamBytes, StoreMaxStreamBytes: l.StoreMaxStreamBytes,
-			MaxBytesRequired: l.MaxBytesRequired}})
+		// The same limits, field for field, with $JS.API.INFO's JSON names.
+		with = append(with, jsapi.Account{Name: a.Name, Limits: jsapi.AccountLimits(a.JetStreamLimits)})
 	}
 	return with, without
 }

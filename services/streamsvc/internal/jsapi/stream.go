@@ -35,8 +35,11 @@ type stream struct {
 	created time.Time
 
 	store store.Store
-	in    chan inbound
-	ctl   chan func() // store changes the API makes, run by the ingest goroutine
+	// perSubjectLimit is the max_msgs_per_subject enforceLimits last
+	// applied to every subject (ingest goroutine).
+	perSubjectLimit int64
+	in              chan inbound
+	ctl             chan func() // store changes the API makes, run by the ingest goroutine
 	// retire carries sequences a consumer is done with, for interest and
 	// workqueue retention (the ingest goroutine removes what no one needs).
 	retire chan uint64
@@ -444,7 +447,7 @@ func (s *stream) store1(batch []inbound) {
 					}
 				}
 			}
-			s.enforceLimits(cfg)
+			s.enforceLimits(cfg, msgs)
 			s.wakeConsumers()
 		}
 	}
@@ -550,7 +553,7 @@ func (s *stream) pruneMsgIDs(cfg StreamConfig, now time.Time) {
 func (s *stream) discardNew(cfg StreamConfig, subj string, rollup bool, count, bytes uint64, perSubject map[string]uint64) *ApiError {
 	atLimit := false
 	if perSubject != nil {
-		atLimit = s.store.SubjectCounts(subj)[subj]+perSubject[subj] >= uint64(cfg.MaxMsgsPerSubject)
+		atLimit = s.store.SubjectMsgs(subj)+perSubject[subj] >= uint64(cfg.MaxMsgsPerSubject)
 	}
 	switch {
 	case atLimit && cfg.DiscardNewPerSubject && !rollup:
@@ -584,8 +587,10 @@ func (s *stream) rollUp(msgs []store.Msg, acc []accepted) {
 }
 
 // enforceLimits discards the oldest messages past max_msgs, max_bytes and
-// max_msgs_per_subject (discard old).
-func (s *stream) enforceLimits(cfg StreamConfig) {
+// max_msgs_per_subject (discard old) once the batch stored is in. Only
+// the batch's subjects can have passed max_msgs_per_subject, unless the
+// limit changed since the last batch: then every subject is checked.
+func (s *stream) enforceLimits(cfg StreamConfig, stored []store.Msg) {
 	st := s.store.State()
 	if cfg.MaxMsgs > 0 && st.Msgs > uint64(cfg.MaxMsgs) {
 		s.dropOldest(st.Msgs - uint64(cfg.MaxMsgs))
@@ -597,13 +602,25 @@ func (s *stream) enforceLimits(cfg StreamConfig) {
 			s.removed()
 		}
 	}
-	if cfg.MaxMsgsPerSubject > 0 {
-		for subj, n := range s.store.SubjectCounts(">") {
-			if n > uint64(cfg.MaxMsgsPerSubject) {
-				s.store.Purge(subj, 0, uint64(cfg.MaxMsgsPerSubject))
-				s.removed()
-			}
+	if cfg.MaxMsgsPerSubject <= 0 {
+		return
+	}
+	limit := uint64(cfg.MaxMsgsPerSubject)
+	trim := func(subj string, n uint64) {
+		if n > limit {
+			s.store.Purge(subj, 0, limit)
+			s.removed()
 		}
+	}
+	if s.perSubjectLimit != cfg.MaxMsgsPerSubject {
+		s.perSubjectLimit = cfg.MaxMsgsPerSubject
+		for subj, n := range s.store.SubjectCounts(">") {
+			trim(subj, n)
+		}
+		return
+	}
+	for i := range stored {
+		trim(stored[i].Subject, s.store.SubjectMsgs(stored[i].Subject))
 	}
 }
 

@@ -703,6 +703,12 @@ func (s *fileStore) SubjectCounts(filter string) map[string]uint64 {
 	return s.idx.counts(filter)
 }
 
+func (s *fileStore) SubjectMsgs(subject string) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.idx.msgsOn(subject)
+}
+
 func (s *fileStore) State() State {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -261,11 +261,19 @@ func (x *liveIndex[L]) next(filter string, start uint64) (slot[L], bool) {
 }
 
 // counts returns live messages per subject matching filter.
+// msgsOn counts the live messages on a literal subject.
+func (x *liveIndex[L]) msgsOn(subject string) uint64 {
+	if si, ok := x.subjects[subject]; ok {
+		return si.msgs
+	}
+	return 0
+}
+
 func (x *liveIndex[L]) counts(filter string) map[string]uint64 {
 	out := map[string]uint64{}
 	if isLiteral(filter) {
-		if si, ok := x.subjects[filter]; ok {
-			out[filter] = si.msgs
+		if n := x.msgsOn(filter); n > 0 {
+			out[filter] = n
 		}
 		return out
 	}

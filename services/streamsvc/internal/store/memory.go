@@ -175,6 +175,12 @@ func (m *memStore) SubjectCounts(filter string) map[string]uint64 {
 	return m.idx.counts(filter)
 }
 
+func (m *memStore) SubjectMsgs(subject string) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.idx.msgsOn(subject)
+}
+
 func (m *memStore) State() State {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

@@ -100,6 +100,9 @@ type Store interface {
 	// max_msgs_per_subject and stream info subjects); it is an in-memory
 	// index, cheap to ask often.
 	SubjectCounts(filter string) map[string]uint64
+	// SubjectMsgs counts the live messages on one literal subject, without
+	// the map SubjectCounts builds (it is asked per published message).
+	SubjectMsgs(subject string) uint64
 	State() State
 	Close() error
 }

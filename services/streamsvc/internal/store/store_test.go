@@ -390,6 +390,8 @@ func TestStoreSubjectCounts(t *testing.T) {
 		require.Equal(t, map[string]uint64{"a.1": 3, "a.2": 3, "b": 3}, s.SubjectCounts(""))
 		require.Equal(t, map[string]uint64{"a.1": 3, "a.2": 3}, s.SubjectCounts("a.*"))
 		require.Equal(t, map[string]uint64{"b": 3}, s.SubjectCounts("b"))
+		require.Equal(t, uint64(3), s.SubjectMsgs("b"))
+		require.Zero(t, s.SubjectMsgs("nope"))
 		require.Empty(t, s.SubjectCounts("c"))
 		_, err := s.Delete(1)
 		require.NoError(t, err)

@@ -37,6 +37,15 @@ func newNatsCLI(t *testing.T, url string) *natsCLI {
 
 func (c *natsCLI) run(args ...string) string {
 	c.t.Helper()
+	out, err := c.try(args...)
+	if err != nil {
+		c.t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// try runs the CLI and returns its output and how it failed, if it did.
+func (c *natsCLI) try(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	all := append([]string{"--no-context", "-s", c.url, "--timeout", "5s"}, args...)
@@ -44,10 +53,7 @@ func (c *natsCLI) run(args ...string) string {
 	cmd.Env = []string{"HOME=" + c.home, "PATH=" + os.Getenv("PATH"), "NO_COLOR=1"}
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		c.t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // The nats CLI's everyday JetStream commands: add a stream, publish,

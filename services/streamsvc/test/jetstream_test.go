@@ -66,23 +66,28 @@ func attempt(t *testing.T) context.Context {
 	return c
 }
 
-// createStream retries while streamsvc's interest reaches the frontdoor
-// (no responders, or a request lost with a streamsvc that just died).
-func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+// retryCreate calls create until it succeeds: streamsvc's API interest
+// may not have reached the frontdoor yet (no responders), or a request
+// was lost with a streamsvc that just died. The last error fails the
+// test after the wait.
+func retryCreate[T any](t *testing.T, create func(context.Context) (T, error)) T {
 	t.Helper()
-	var st jetstream.Stream
 	deadline := time.Now().Add(wait)
 	for {
-		var err error
-		st, err = js.CreateStream(attempt(t), cfg)
+		v, err := create(attempt(t))
 		if err == nil {
-			return st
+			return v
 		}
 		if time.Now().After(deadline) {
 			require.NoError(t, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	return retryCreate(t, func(c context.Context) (jetstream.Stream, error) { return js.CreateStream(c, cfg) })
 }
 
 // waitForStream publishes to subj until a stream stores it: the stream's

@@ -19,17 +19,9 @@ import (
 // gets and discard new), and the stream features underneath with
 // nats-server's exact replies.
 
-// createKV creates a bucket, retrying while streamsvc's API interest
-// reaches the frontdoor.
 func createKV(t *testing.T, js jetstream.JetStream, cfg jetstream.KeyValueConfig) jetstream.KeyValue {
 	t.Helper()
-	var kv jetstream.KeyValue
-	require.Eventually(t, func() bool {
-		var err error
-		kv, err = js.CreateKeyValue(attempt(t), cfg)
-		return err == nil
-	}, wait, 50*time.Millisecond, "creating bucket %s", cfg.Bucket)
-	return kv
+	return retryCreate(t, func(c context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(c, cfg) })
 }
 
 // openKV binds to a bucket through js and waits until the bucket answers

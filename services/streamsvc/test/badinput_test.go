@@ -211,15 +211,15 @@ func TestJetStreamConsumerUnknownStream(t *testing.T) {
 
 // Stream settings streamsvc does not implement yet are refused with a
 // clear error (invalid configuration, 10052) rather than accepted and
-// silently ignored: a mirror, sources, per-message TTL.
+// silently ignored: a mirror, sources, counters.
 func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	s := startSuite(t)
 	nc, js := connect(t, s.fds[0])
 	createStream(t, js, jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"origin"}})
 	for key, body := range map[string]string{
-		"mirror":        `{"name":"M","mirror":{"name":"ORIGIN"}}`,
-		"sources":       `{"name":"M","sources":[{"name":"ORIGIN"}]}`,
-		"allow_msg_ttl": `{"name":"M","subjects":["m"],"allow_msg_ttl":true}`,
+		"mirror":            `{"name":"M","mirror":{"name":"ORIGIN"}}`,
+		"sources":           `{"name":"M","sources":[{"name":"ORIGIN"}]}`,
+		"allow_msg_counter": `{"name":"M","subjects":["m"],"allow_msg_counter":true}`,
 	} {
 		out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.M", body)
 		e, _ := out["error"].(map[string]any)
@@ -230,7 +230,7 @@ func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	_, err := js.Stream(ctx(t), "M")
 	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "nothing was created")
 	// Zero values of those settings, as clients send them, are fine.
-	createStream(t, js, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain"}, AllowMsgTTL: false})
+	createStream(t, js, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain"}, AllowMsgCounter: false})
 
 	// allow_atomic is taken (natscli's bench js --create sets it), but a
 	// message of an atomic batch is refused, never stored as a lone one.

@@ -321,22 +321,6 @@ func TestKVBucketTTL(t *testing.T) {
 	require.Zero(t, status.Values())
 }
 
-// Per-key TTLs and limit markers (allow_msg_ttl,
-// subject_delete_marker_ttl) are not implemented: streamsvc refuses
-// such a bucket plainly rather than create one that ignores them.
-func TestKVLimitMarkerRefused(t *testing.T) {
-	t.Parallel()
-	tg := startTarget(t)
-	_, js := tg.connect(t, 0)
-	waitForAPI(t, js)
-	_, err := js.CreateKeyValue(ctx(t), jetstream.KeyValueConfig{Bucket: "MARK", LimitMarkerTTL: 2 * time.Second})
-	if tg.reference {
-		require.NoError(t, err, "nats-server implements limit markers")
-		return
-	}
-	requireAPIError(t, err, 500, 10052, "allow_msg_ttl is not supported by Switchyard's streamsvc yet")
-}
-
 // A watcher keeps receiving updates across a streamsvc restart: its
 // ordered consumer, gone with the restart, misses heartbeats and nats.go
 // recreates it where it was. (nats.go checks for heartbeats every 10 s,

@@ -653,8 +653,7 @@ func sameJSON(a, b any) bool {
 // streamsvc does not implement yet. A request that sets one is refused:
 // accepting it would create a stream that silently behaves otherwise.
 var unsupportedStreamKeys = []string{"mirror", "sources", "republish", "subject_transform",
-	"allow_msg_ttl", "subject_delete_marker_ttl", "allow_msg_counter",
-	"allow_msg_schedules"}
+	"allow_msg_counter", "allow_msg_schedules"}
 
 // allow_atomic and allow_batched are accepted (natscli's `bench js --create`
 // sets both), but a batch itself is refused message by message (see
@@ -744,6 +743,14 @@ func normalize(cfg *StreamConfig) *ApiError {
 	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
 		return errInvalidConfig("duplicates window can not be larger then max age")
 	}
+	if cfg.SubjectDeleteMarkerTTL != 0 {
+		if cfg.SubjectDeleteMarkerTTL < time.Second {
+			return errInvalidConfig("subject delete marker TTL must be at least 1 second")
+		}
+		// Markers are TTL messages that roll up their subject: nats-server
+		// turns both on with them.
+		cfg.AllowMsgTTL, cfg.AllowRollup = true, true
+	}
 	if cfg.DenyPurge && cfg.AllowRollup {
 		return errInvalidConfig("roll-ups require the purge permission")
 	}
@@ -788,6 +795,8 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 		return errInvalidConfig("stream configuration update can not cancel deny message deletes")
 	case old.DenyPurge && !cfg.DenyPurge:
 		return errInvalidConfig("stream configuration update can not cancel deny purge")
+	case old.AllowMsgTTL && !cfg.AllowMsgTTL:
+		return errInvalidConfig("message TTL status can not be disabled")
 	}
 	if apiErr := s.e.checkStreamUpdate(s.account, old, cfg); apiErr != nil {
 		return apiErr

@@ -58,6 +58,8 @@ type stream struct {
 	msgIDs    map[string]dedupe // Nats-Msg-Id within duplicate_window
 	idOrder   []string
 	lastMsgID string
+	ttls      ttlHeap     // deadlines of messages with a Nats-TTL (ttl.go)
+	ttlTimer  *time.Timer // fires at ttls[0]
 }
 
 type dedupe struct {
@@ -92,7 +94,8 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 	dir := filepath.Join(e.dir, account, "streams", cfg.Name)
 	s := &stream{e: e, account: account, dir: dir, cfg: cfg, created: created,
 		in: make(chan inbound, ingestQueue), ctl: make(chan func()), retire: make(chan uint64, 4096), quit: make(chan struct{}), done: make(chan struct{}),
-		pub: e.srv.NewPublisher(), msgIDs: map[string]dedupe{}}
+		pub: e.srv.NewPublisher(), msgIDs: map[string]dedupe{}, ttlTimer: time.NewTimer(time.Hour)}
+	s.ttlTimer.Stop()
 	if cfg.Storage == storageMemory {
 		s.store = store.NewMemory()
 	} else {
@@ -115,6 +118,7 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 	s.store = e.meter(account, cfg.Storage, s.store)
 	s.lastSeq.Store(s.store.State().LastSeq)
 	s.retires.Store(cfg.Retention != retentionLimits)
+	s.loadTTLs()
 	go s.ingest()
 	s.openConsumers()
 	s.subscribe()
@@ -315,6 +319,7 @@ func (s *stream) stop() {
 	}
 	close(s.quit)
 	<-s.done
+	s.ttlTimer.Stop()
 	s.store.Close()
 }
 
@@ -331,6 +336,9 @@ func (s *stream) ingest() {
 			return
 		case <-tick.C:
 			s.expire()
+			continue
+		case <-s.ttlTimer.C:
+			s.expireTTLs()
 			continue
 		case fn := <-s.ctl:
 			fn()
@@ -438,17 +446,8 @@ func (s *stream) store1(batch []inbound) {
 			}
 		}
 		if len(acc) > 0 {
-			s.lastSeq.Store(msgs[len(msgs)-1].Seq)
 			s.rollUp(msgs, acc)
-			if cfg.Retention == retentionInterest {
-				for k := range msgs {
-					if !s.anyConsumerTakes(msgs[k].Subject) {
-						s.store.Delete(msgs[k].Seq) // nobody is interested: not kept
-					}
-				}
-			}
-			s.enforceLimits(cfg, msgs)
-			s.wakeConsumers()
+			s.stored(cfg, msgs)
 		}
 	}
 	for i := range batch {
@@ -457,6 +456,25 @@ func (s *stream) store1(batch []inbound) {
 		}
 	}
 	s.pub.Flush()
+}
+
+// stored follows messages just appended to the store: consumers learn
+// of them, interest retention drops those no consumer takes, TTLs are
+// tracked and the limits applied.
+func (s *stream) stored(cfg StreamConfig, msgs []store.Msg) {
+	s.lastSeq.Store(msgs[len(msgs)-1].Seq)
+	if cfg.Retention == retentionInterest {
+		for k := range msgs {
+			if !s.anyConsumerTakes(msgs[k].Subject) {
+				s.store.Delete(msgs[k].Seq) // nobody is interested: not kept
+			}
+		}
+	}
+	if cfg.AllowMsgTTL {
+		s.trackTTLs(msgs)
+	}
+	s.enforceLimits(cfg, msgs)
+	s.wakeConsumers()
 }
 
 // check applies a message's headers and the stream's rules; a non-nil
@@ -476,6 +494,9 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	}
 	if header(in.hdr, "Nats-Batch-Id") != "" || header(in.hdr, "Nats-Fast-Batch-Id") != "" {
 		return pubAckError(cfg.Name, errBatchUnsupported), ""
+	}
+	if apiErr := checkMsgTTL(cfg, in.hdr); apiErr != nil {
+		return pubAckError(cfg.Name, apiErr), ""
 	}
 	if v := header(in.hdr, "Nats-Expected-Stream"); v != "" && v != cfg.Name {
 		return pubAckError(cfg.Name, errExpectedStream), ""
@@ -637,7 +658,10 @@ func (s *stream) dropOldest(n uint64) {
 	s.store.Compact(seq)
 }
 
-// expire removes messages older than max_age.
+// expire removes messages older than max_age: the run of them at the
+// head of the stream at once, and one by one those after a message with
+// Nats-TTL: never (which max_age leaves). Subjects left empty get a
+// delete marker when the stream places them.
 func (s *stream) expire() {
 	cfg := s.config()
 	if cfg.MaxAge <= 0 {
@@ -645,18 +669,37 @@ func (s *stream) expire() {
 	}
 	cutoff := time.Now().Add(-cfg.MaxAge).UnixNano()
 	seq := s.store.State().FirstSeq
-	moved := false
+	var compactTo uint64 // the head run ends before it
+	kept, removed := false, false
+	var gone []store.Msg
 	for {
 		m, err := s.store.LoadNext(">", seq)
 		if err != nil || m.Time > cutoff {
 			break
 		}
-		seq, moved = m.Seq+1, true
+		seq = m.Seq + 1
+		switch {
+		case cfg.AllowMsgTTL && msgTTL(m.Header) < 0:
+			kept = true // ends the head run
+			continue
+		case kept:
+			s.store.Delete(m.Seq)
+		default:
+			compactTo = m.Seq + 1
+		}
+		removed = true
+		if cfg.SubjectDeleteMarkerTTL > 0 {
+			gone = append(gone, store.Msg{Subject: m.Subject, Header: m.Header})
+		}
 	}
-	if moved {
-		s.store.Compact(seq)
-		s.removed()
+	if !removed {
+		return
 	}
+	if compactTo > 0 {
+		s.store.Compact(compactTo)
+	}
+	s.removed()
+	s.placeMarkers(cfg, gone)
 }
 
 // info is the stream's StreamInfo now.

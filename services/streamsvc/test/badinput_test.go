@@ -248,14 +248,13 @@ func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	assert.Zero(t, info.CachedInfo().State.Msgs, "nothing of the batch was stored")
 }
 
-// Consumer settings streamsvc does not implement yet (pausing, priority
-// groups) are refused (10012) rather than ignored.
+// Consumer settings streamsvc does not implement yet (priority groups)
+// are refused (10012) rather than ignored.
 func TestJetStreamUnsupportedConsumerSettings(t *testing.T) {
 	s := startSuite(t)
 	nc, js := connect(t, s.fds[0])
 	createStream(t, js, jetstream.StreamConfig{Name: "C", Subjects: []string{"c"}})
 	for key, cfg := range map[string]string{
-		"pause_until":     `{"durable_name":"p","ack_policy":"explicit","pause_until":"2099-01-01T00:00:00Z"}`,
 		"priority_groups": `{"durable_name":"g","ack_policy":"explicit","priority_groups":["jobs"],"priority_policy":"pinned_client"}`,
 	} {
 		out := apiRequest(t, nc, "$JS.API.CONSUMER.CREATE.C", `{"stream_name":"C","config":`+cfg+`}`)

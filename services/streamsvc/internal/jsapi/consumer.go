@@ -71,6 +71,7 @@ type consumer struct {
 	flow                 *flowControl // flow_control: nil for none
 	rate                 *rateLimiter // rate_limit_bps: nil for none
 	rateTimer            *time.Timer
+	resumed              time.Time // the pause whose end was advised
 }
 
 type pendingAck struct {
@@ -302,6 +303,7 @@ func (c *consumer) run() {
 				c.dirty = true
 			}
 			c.timeouts(now)
+			c.resumeWhenDue(now)
 			if c.dirty && now.Sub(lastFlush) >= stateFlush {
 				c.saveState()
 				lastFlush = now
@@ -402,6 +404,9 @@ func (c *consumer) pump() {
 	if cfg.DeliverSubject != "" && !c.pushActive(cfg) {
 		return // nobody subscribes to the deliver subject (yet): wait, as nats-server does
 	}
+	if c.paused(cfg) {
+		return
+	}
 	rate := c.rateLimit(cfg)
 	sent := false
 	for {
@@ -494,6 +499,7 @@ func (c *consumer) nextToDeliver() (store.Msg, bool, bool) {
 			continue // acked meanwhile
 		}
 		if max := c.config().MaxDeliver; max > 0 && c.deliveries[seq] >= max {
+			c.adviseDelivery("MAX_DELIVERIES", seq, 0, "")
 			c.forget(seq, false) // delivered max_deliver times: given up, not acknowledged
 			continue
 		}
@@ -759,6 +765,7 @@ func (c *consumer) processAck(a ackMsg) {
 		c.ack(cfg, sseq)
 	case bytes.HasPrefix(body, []byte("-NAK")):
 		if p, ok := c.pending[sseq]; ok {
+			c.adviseDelivery("MSG_NAKED", sseq, p.dseq, "")
 			delay := time.Duration(0)
 			var d struct {
 				Delay time.Duration `json:"delay"`
@@ -786,7 +793,8 @@ func (c *consumer) processAck(a ackMsg) {
 			a.reply = "" // the messages are the answer
 		}
 	case bytes.HasPrefix(body, []byte("+TERM")):
-		if _, ok := c.pending[sseq]; ok {
+		if p, ok := c.pending[sseq]; ok {
+			c.adviseDelivery("MSG_TERMINATED", sseq, p.dseq, string(bytes.TrimSpace(body[5:])))
 			c.forget(sseq, true)
 		}
 	}
@@ -829,6 +837,9 @@ func (c *consumer) ack(cfg ConsumerConfig, sseq uint64) {
 		return
 	}
 	if _, ok := c.pending[sseq]; ok {
+		if cfg.SampleFrequency != "" {
+			c.sampleAck(cfg, sseq)
+		}
 		c.forget(sseq, true)
 	}
 }
@@ -847,11 +858,13 @@ func (c *consumer) info() ConsumerInfo {
 		t := c.lastDelivery.UTC()
 		last = &t
 	}
+	remaining := time.Until(pauseTime(cfg))
 	return ConsumerInfo{Stream: c.s.cfg.Name, Name: c.name, Created: c.created, Config: cfg,
 		Delivered:     SequenceInfo{Consumer: c.dseq, Stream: c.sseq, Last: last},
 		AckFloor:      SequenceInfo{Consumer: c.ackFloorD, Stream: c.ackFloorS},
 		NumAckPending: len(c.pending), NumRedelivered: redelivered, NumWaiting: len(c.waiting),
-		NumPending: c.numPending(), Cluster: &ClusterInfo{Leader: c.s.e.srv.Name()}, TS: time.Now().UTC()}
+		NumPending: c.numPending(), Cluster: &ClusterInfo{Leader: c.s.e.srv.Name()},
+		Paused: remaining > 0, PauseRemaining: max(remaining, 0), TS: time.Now().UTC()}
 }
 
 // snapshot asks the goroutine for the info.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/switchyard-io/switchyard/pkg/node"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
@@ -41,6 +42,8 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 		return e.createConsumer(r.account, tok[2], name, filter, r.data, false)
 	case verb == "DURABLE" && len(tok) == 5 && tok[2] == "CREATE":
 		return e.createConsumer(r.account, tok[3], tok[4], "", r.data, true)
+	case verb == "PAUSE" && len(tok) == 4:
+		return e.pauseConsumer(r.account, tok[2], tok[3], r.data)
 	case verb == "NAMES" && len(tok) == 3, verb == "LIST" && len(tok) == 3:
 		return e.listConsumers(r.account, tok[2], verb == "NAMES", r.data)
 	case (verb == "INFO" || verb == "DELETE") && len(tok) == 4:
@@ -59,6 +62,7 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 		if verb == "DELETE" {
 			s.removeConsumer(c, true)
 			s.retireAll()
+			e.adviseConsumer(e.pub, r.account, tok[2], tok[3], "delete")
 			return response(typ, map[string]any{"success": true}, nil)
 		}
 		info, ok := c.snapshot()
@@ -73,7 +77,7 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 // unsupportedConsumerKeys are consumer settings of nats-server v2.15 that
 // streamsvc does not implement yet (pausing, priority groups): a consumer
 // that asks for one is refused rather than created without it.
-var unsupportedConsumerKeys = []string{"pause_until", "priority_groups", "priority_policy", "priority_timeout"}
+var unsupportedConsumerKeys = []string{"priority_groups", "priority_policy", "priority_timeout"}
 
 func (s *stream) consumer(name string) *consumer {
 	s.cmu.Lock()
@@ -366,6 +370,10 @@ func (s *stream) addConsumer(name string, cfg ConsumerConfig, ephemeral bool, ac
 	c.saveState()
 	s.startConsumer(c)
 	s.e.log.Debugf("Consumer %s > %s > %s created", s.account, s.cfg.Name, name)
+	s.e.adviseConsumer(s.e.pub, s.account, s.cfg.Name, name, "create")
+	if cfg.PauseUntil != nil {
+		c.advisePause(s.e.pub, *cfg.PauseUntil)
+	}
 	return c, nil
 }
 
@@ -418,6 +426,9 @@ func (c *consumer) update(cfg ConsumerConfig) *ApiError {
 	c.mu.Unlock()
 	c.cfgChanged.Store(true) // the goroutine saves it
 	c.wake()
+	if until, before := pauseTime(cfg), pauseTime(old); !until.Equal(before) {
+		c.advisePause(c.s.e.pub, until)
+	}
 	return nil
 }
 
@@ -438,6 +449,9 @@ func (s *stream) removeConsumer(c *consumer, erase bool) {
 func (e *Engine) dropEphemeral(c *consumer) {
 	e.log.Debugf("Consumer %s > %s > %s: inactive for %v, deleted", c.s.account, c.s.cfg.Name, c.name, c.config().InactiveThreshold)
 	c.s.removeConsumer(c, true)
+	p := e.directPubs.Get().(*node.Publisher)
+	e.adviseConsumer(p, c.s.account, c.s.config().Name, c.name, "delete")
+	e.directPubs.Put(p)
 }
 
 func (e *Engine) listConsumers(account, streamName string, namesOnly bool, data []byte) []byte {

@@ -37,6 +37,7 @@ type ConsumerConfig struct {
 	Replicas           int               `json:"num_replicas"`
 	MemoryStorage      bool              `json:"mem_storage,omitempty"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
+	PauseUntil         *time.Time        `json:"pause_until,omitempty"`
 }
 
 // SequenceInfo is a position in a consumer and its stream.
@@ -60,6 +61,8 @@ type ConsumerInfo struct {
 	NumPending     uint64         `json:"num_pending"`
 	Cluster        *ClusterInfo   `json:"cluster,omitempty"`
 	PushBound      bool           `json:"push_bound,omitempty"`
+	Paused         bool           `json:"paused,omitempty"`
+	PauseRemaining time.Duration  `json:"pause_remaining,omitempty"`
 	TS             time.Time      `json:"ts"`
 }
 

@@ -356,6 +356,7 @@ func (e *Engine) serveAPI() {
 				e.countAPI(r.account, resp)
 				e.pub.Publish(r.account, r.reply, "", nil, resp)
 				e.pub.Flush()
+				e.adviseAPI(r, resp)
 			}
 		}
 	}
@@ -599,6 +600,7 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 			return response(typ, nil, apiErr)
 		}
 		e.log.Infof("Stream %s > %s updated", account, name)
+		e.adviseStream(account, name, "modify")
 		return response(typ, existing.info(), nil)
 	case existing != nil:
 		if !sameJSON(existing.config(), cfg) {
@@ -619,6 +621,7 @@ func (e *Engine) createStream(account, name string, data []byte, update bool) []
 	}
 	e.add(account, s)
 	e.log.Infof("Stream %s > %s created (subjects %v, %s storage)", account, name, cfg.Subjects, cfg.Storage)
+	e.adviseStream(account, name, "create")
 	return response(typ, s.info(), nil)
 }
 
@@ -827,6 +830,7 @@ func (e *Engine) deleteStream(account string, s *stream) (any, *ApiError) {
 		return nil, errStreamDelete(err)
 	}
 	e.log.Infof("Stream %s > %s deleted", account, s.cfg.Name)
+	e.adviseStream(account, s.cfg.Name, "delete")
 	return map[string]any{"success": true}, nil
 }
 

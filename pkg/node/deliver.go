@@ -166,6 +166,9 @@ func (c *client) deliverQueue(members []*subscription, subj, reply []byte, heade
 // deliver queues one message to one subscription.
 func (c *client) deliver(sub *subscription, subj, reply []byte, headerLen int, msg []byte) bool {
 	if sub.internal != nil {
+		if c.shownAs != nil {
+			subj = c.shownAs // as a client would see it (a mirror's or a source's delivery)
+		}
 		sub.internal(subj, reply, headerLen, msg)
 		return true
 	}

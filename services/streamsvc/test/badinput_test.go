@@ -211,14 +211,14 @@ func TestJetStreamConsumerUnknownStream(t *testing.T) {
 
 // Stream settings streamsvc does not implement yet are refused with a
 // clear error (invalid configuration, 10052) rather than accepted and
-// silently ignored: a mirror, sources, counters.
+// silently ignored: republish, a subject transform, counters.
 func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	s := startSuite(t)
 	nc, js := connect(t, s.fds[0])
 	createStream(t, js, jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"origin"}})
 	for key, body := range map[string]string{
-		"mirror":            `{"name":"M","mirror":{"name":"ORIGIN"}}`,
-		"sources":           `{"name":"M","sources":[{"name":"ORIGIN"}]}`,
+		"republish":         `{"name":"M","subjects":["m"],"republish":{"src":">","dest":"re.>"}}`,
+		"subject_transform": `{"name":"M","subjects":["m"],"subject_transform":{"src":"m","dest":"n"}}`,
 		"allow_msg_counter": `{"name":"M","subjects":["m"],"allow_msg_counter":true}`,
 	} {
 		out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.M", body)

@@ -655,7 +655,7 @@ func sameJSON(a, b any) bool {
 // unsupportedStreamKeys are stream settings of nats-server v2.15 that
 // streamsvc does not implement yet. A request that sets one is refused:
 // accepting it would create a stream that silently behaves otherwise.
-var unsupportedStreamKeys = []string{"mirror", "sources", "republish", "subject_transform",
+var unsupportedStreamKeys = []string{"republish", "subject_transform",
 	"allow_msg_counter", "allow_msg_schedules"}
 
 // allow_atomic and allow_batched are accepted (natscli's `bench js --create`
@@ -737,7 +737,7 @@ func normalize(cfg *StreamConfig) *ApiError {
 	if cfg.MaxAge < 0 {
 		return errInvalidConfig("max age needs to be >= 0")
 	}
-	if cfg.Duplicates == 0 {
+	if cfg.Duplicates == 0 && cfg.Mirror == nil && len(cfg.Sources) == 0 {
 		cfg.Duplicates = defaultDuplicates
 		if cfg.MaxAge > 0 && cfg.MaxAge < cfg.Duplicates {
 			cfg.Duplicates = cfg.MaxAge
@@ -765,7 +765,10 @@ func normalize(cfg *StreamConfig) *ApiError {
 			return errInvalidConfig("discard new per subject requires max msgs per subject > 0")
 		}
 	}
-	if len(cfg.Subjects) == 0 {
+	if apiErr := checkSources(cfg); apiErr != nil {
+		return apiErr
+	}
+	if len(cfg.Subjects) == 0 && cfg.Mirror == nil && len(cfg.Sources) == 0 {
 		cfg.Subjects = []string{cfg.Name}
 	}
 	for i, a := range cfg.Subjects {
@@ -800,6 +803,8 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 		return errInvalidConfig("stream configuration update can not cancel deny purge")
 	case old.AllowMsgTTL && !cfg.AllowMsgTTL:
 		return errInvalidConfig("message TTL status can not be disabled")
+	case !sameJSON(old.Mirror, cfg.Mirror):
+		return errMirrorUpdate
 	}
 	if apiErr := s.e.checkStreamUpdate(s.account, old, cfg); apiErr != nil {
 		return apiErr
@@ -812,6 +817,9 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	s.cfg = cfg
 	s.mu.Unlock()
 	s.retires.Store(cfg.Retention != retentionLimits)
+	if !sameJSON(old.Sources, cfg.Sources) {
+		s.restartSources(cfg)
+	}
 	if cfg.Storage == storageFile {
 		if err := s.writeMeta(); err != nil {
 			return errStreamUpdate("%v", err)

@@ -320,6 +320,17 @@ func (m *meteredStore) Append(msgs []store.Msg) error {
 	return m.Store.Append(msgs)
 }
 
+// AppendAt and SkipTo keep sequences from elsewhere (a mirror's origin,
+// a restored backup): store.Restorer.
+func (m *meteredStore) AppendAt(msgs []store.Msg) error {
+	defer m.settle()
+	return m.Store.(store.Restorer).AppendAt(msgs)
+}
+
+func (m *meteredStore) SkipTo(last uint64, t int64) error {
+	return m.Store.(store.Restorer).SkipTo(last, t)
+}
+
 func (m *meteredStore) Delete(seq uint64) (bool, error) {
 	defer m.settle()
 	return m.Store.Delete(seq)

@@ -60,6 +60,9 @@ type stream struct {
 	lastMsgID string
 	ttls      ttlHeap     // deadlines of messages with a Nats-TTL (ttl.go)
 	ttlTimer  *time.Timer // fires at ttls[0]
+
+	smu      sync.Mutex // guards sourcers
+	sourcers []*sourcer // a mirror's or the sources' (source.go)
 }
 
 type dedupe struct {
@@ -73,6 +76,7 @@ type inbound struct {
 	reply   string
 	hdr     []byte // nil: none
 	data    []byte
+	src     *sourceMark // from a mirror's or a source's origin
 }
 
 // ingestQueue bounds the messages waiting for a stream's ingest goroutine.
@@ -91,13 +95,22 @@ type streamMeta struct {
 
 // openStream opens (creating when new) the store of a stream and starts it.
 func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time) (*stream, error) {
+	return e.openStreamOn(account, cfg, created, nil)
+}
+
+// openStreamOn is openStream with the store of a memory stream given
+// (a restore fills one); nil: a new, empty one.
+func (e *Engine) openStreamOn(account string, cfg StreamConfig, created time.Time, mem store.Store) (*stream, error) {
 	dir := filepath.Join(e.dir, account, "streams", cfg.Name)
 	s := &stream{e: e, account: account, dir: dir, cfg: cfg, created: created,
 		in: make(chan inbound, ingestQueue), ctl: make(chan func()), retire: make(chan uint64, 4096), quit: make(chan struct{}), done: make(chan struct{}),
 		pub: e.srv.NewPublisher(), msgIDs: map[string]dedupe{}, ttlTimer: time.NewTimer(time.Hour)}
 	s.ttlTimer.Stop()
 	if cfg.Storage == storageMemory {
-		s.store = store.NewMemory()
+		s.store = mem
+		if mem == nil {
+			s.store = store.NewMemory()
+		}
 	} else {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, err
@@ -122,6 +135,7 @@ func (e *Engine) openStream(account string, cfg StreamConfig, created time.Time)
 	go s.ingest()
 	s.openConsumers()
 	s.subscribe()
+	s.startSources(cfg)
 	return s, nil
 }
 
@@ -317,6 +331,7 @@ func (s *stream) stop() {
 	for _, c := range consumers {
 		c.stop()
 	}
+	s.stopSources()
 	close(s.quit)
 	<-s.done
 	s.ttlTimer.Stop()
@@ -383,6 +398,10 @@ const (
 // store1 checks, stores and acknowledges one batch.
 func (s *stream) store1(batch []inbound) {
 	cfg := s.config()
+	if cfg.Mirror != nil {
+		s.storeMirrored(cfg, batch)
+		return
+	}
 	st := s.store.State()
 	lastSeq := st.LastSeq
 	msgs := make([]store.Msg, 0, len(batch))
@@ -490,6 +509,10 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 		return pubAckError(cfg.Name, errHeaderTooBig), ""
 	}
 	if in.hdr == nil {
+		return nil, ""
+	}
+	if in.src != nil {
+		// From a source: its origin checked what the publisher expected.
 		return nil, ""
 	}
 	if header(in.hdr, "Nats-Batch-Id") != "" || header(in.hdr, "Nats-Fast-Batch-Id") != "" {
@@ -722,8 +745,18 @@ func (s *stream) info() StreamInfo {
 	if st.Lost != nil {
 		state.Lost = &LostData{Msgs: st.Lost.Msgs, Bytes: st.Lost.Bytes}
 	}
-	return StreamInfo{Config: cfg, Created: created, State: state,
+	info := StreamInfo{Config: cfg, Created: created, State: state,
 		Cluster: &ClusterInfo{Leader: s.e.srv.Name()}, TS: time.Now().UTC()}
+	s.smu.Lock()
+	for _, sr := range s.sourcers {
+		if sr.mirror {
+			info.Mirror = sr.info()
+		} else {
+			info.Sources = append(info.Sources, sr.info())
+		}
+	}
+	s.smu.Unlock()
+	return info
 }
 
 // infoRequest answers STREAM.INFO, with the per-subject counts when the

@@ -655,8 +655,7 @@ func sameJSON(a, b any) bool {
 // unsupportedStreamKeys are stream settings of nats-server v2.15 that
 // streamsvc does not implement yet. A request that sets one is refused:
 // accepting it would create a stream that silently behaves otherwise.
-var unsupportedStreamKeys = []string{"republish", "subject_transform",
-	"allow_msg_counter", "allow_msg_schedules"}
+var unsupportedStreamKeys = []string{"allow_msg_counter", "allow_msg_schedules"}
 
 // allow_atomic and allow_batched are accepted (natscli's `bench js --create`
 // sets both), but a batch itself is refused message by message (see
@@ -768,6 +767,9 @@ func normalize(cfg *StreamConfig) *ApiError {
 	if apiErr := checkSources(cfg); apiErr != nil {
 		return apiErr
 	}
+	if apiErr := checkTransforms(cfg); apiErr != nil {
+		return apiErr
+	}
 	if len(cfg.Subjects) == 0 && cfg.Mirror == nil && len(cfg.Sources) == 0 {
 		cfg.Subjects = []string{cfg.Name}
 	}
@@ -816,6 +818,7 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 	s.mu.Lock()
 	s.cfg = cfg
 	s.mu.Unlock()
+	s.xf.Store(newStreamTransforms(cfg))
 	s.retires.Store(cfg.Retention != retentionLimits)
 	if !sameJSON(old.Sources, cfg.Sources) {
 		s.restartSources(cfg)

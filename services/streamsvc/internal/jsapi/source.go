@@ -164,18 +164,24 @@ func sourceTransforms(src *StreamSource) ([]*subject.Transform, error) {
 		if t.Destination == "" {
 			continue // only a filter
 		}
-		src := orAll(t.Source)
-		if strings.HasSuffix(src, ">") != strings.HasSuffix(t.Destination, ">") {
-			// A full wildcard carries over only to a full wildcard.
-			return nil, fmt.Errorf("transform %q -> %q: full wildcards differ", src, t.Destination)
-		}
-		tr, err := subject.NewTransform(src, t.Destination)
+		tr, err := compileTransform(t.Source, t.Destination)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, tr)
 	}
 	return out, nil
+}
+
+// compileTransform compiles a JetStream subject transform (an empty
+// source is every subject), refusing what nats-server refuses there too:
+// a full wildcard on one side only.
+func compileTransform(src, dst string) (*subject.Transform, error) {
+	src = orAll(src)
+	if strings.HasSuffix(src, ">") != strings.HasSuffix(dst, ">") {
+		return nil, fmt.Errorf("transform %q -> %q: full wildcards differ", src, dst)
+	}
+	return subject.NewTransform(src, dst)
 }
 
 // sourcer feeds one origin into its stream.

@@ -52,6 +52,7 @@ type stream struct {
 	removals  atomic.Uint64 // counts purges, deletes and limit discards (consumers recount)
 	lastSeq   atomic.Uint64 // the store's LastSeq, for consumers' per-message counting
 	retires   atomic.Bool   // interest or workqueue retention: consumers report what they are done with
+	xf        atomic.Pointer[streamTransforms]
 
 	// Owned by the ingest goroutine.
 	pub       *node.Publisher
@@ -131,6 +132,7 @@ func (e *Engine) openStreamOn(account string, cfg StreamConfig, created time.Tim
 	s.store = e.meter(account, cfg.Storage, s.store)
 	s.lastSeq.Store(s.store.State().LastSeq)
 	s.retires.Store(cfg.Retention != retentionLimits)
+	s.xf.Store(newStreamTransforms(cfg))
 	s.loadTTLs()
 	go s.ingest()
 	s.openConsumers()
@@ -416,8 +418,12 @@ func (s *stream) store1(batch []inbound) {
 	if cfg.Discard == discardNew && cfg.MaxMsgsPerSubject > 0 {
 		perSubject = map[string]uint64{}
 	}
+	xf := s.xf.Load()
 	for i := range batch {
 		in := &batch[i]
+		if in.src == nil {
+			in.subject = xf.transformIn(in.subject)
+		}
 		ack, msgID := s.check(cfg, in, lastSeq, pending)
 		if ack != nil {
 			acks[i] = ack
@@ -449,6 +455,10 @@ func (s *stream) store1(batch []inbound) {
 		}
 	}
 	if len(msgs) > 0 {
+		var prev []uint64
+		if xf.republish != nil {
+			prev = s.previousSeqs(msgs, st.LastSeq+1)
+		}
 		if err := s.store.Append(msgs); err != nil {
 			s.e.log.Errorf("Stream %s > %s: storing %d message(s) failed, they are not acknowledged: %v", s.account, cfg.Name, len(msgs), err)
 			for _, a := range acc {
@@ -467,6 +477,9 @@ func (s *stream) store1(batch []inbound) {
 		if len(acc) > 0 {
 			s.rollUp(msgs, acc)
 			s.stored(cfg, msgs)
+			if prev != nil {
+				s.republishStored(xf, cfg.Name, msgs, prev)
+			}
 		}
 	}
 	for i := range batch {

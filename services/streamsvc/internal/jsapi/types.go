@@ -12,33 +12,35 @@ import (
 
 // StreamConfig is a stream's configuration, with nats-server's JSON names.
 type StreamConfig struct {
-	Name                 string          `json:"name"`
-	Description          string          `json:"description,omitempty"`
-	Subjects             []string        `json:"subjects,omitempty"`
-	Retention            string          `json:"retention"`
-	MaxConsumers         int             `json:"max_consumers"`
-	MaxMsgs              int64           `json:"max_msgs"`
-	MaxBytes             int64           `json:"max_bytes"`
-	MaxAge               time.Duration   `json:"max_age"`
-	MaxMsgsPerSubject    int64           `json:"max_msgs_per_subject"`
-	MaxMsgSize           int32           `json:"max_msg_size"`
-	Discard              string          `json:"discard"`
-	Storage              string          `json:"storage"`
-	Replicas             int             `json:"num_replicas"`
-	NoAck                bool            `json:"no_ack,omitempty"`
-	Duplicates           time.Duration   `json:"duplicate_window,omitempty"`
-	Sealed               bool            `json:"sealed"`
-	DenyDelete           bool            `json:"deny_delete"`
-	DenyPurge            bool            `json:"deny_purge"`
-	AllowRollup          bool            `json:"allow_rollup_hdrs"`
-	Compression          string          `json:"compression"`
-	FirstSeq             uint64          `json:"first_seq,omitempty"`
-	AllowDirect          bool            `json:"allow_direct"`
-	MirrorDirect         bool            `json:"mirror_direct"`
-	Mirror               *StreamSource   `json:"mirror,omitempty"`
-	Sources              []*StreamSource `json:"sources,omitempty"`
-	DiscardNewPerSubject bool            `json:"discard_new_per_subject,omitempty"`
-	AllowMsgTTL          bool            `json:"allow_msg_ttl"`
+	Name                 string            `json:"name"`
+	Description          string            `json:"description,omitempty"`
+	Subjects             []string          `json:"subjects,omitempty"`
+	Retention            string            `json:"retention"`
+	MaxConsumers         int               `json:"max_consumers"`
+	MaxMsgs              int64             `json:"max_msgs"`
+	MaxBytes             int64             `json:"max_bytes"`
+	MaxAge               time.Duration     `json:"max_age"`
+	MaxMsgsPerSubject    int64             `json:"max_msgs_per_subject"`
+	MaxMsgSize           int32             `json:"max_msg_size"`
+	Discard              string            `json:"discard"`
+	Storage              string            `json:"storage"`
+	Replicas             int               `json:"num_replicas"`
+	NoAck                bool              `json:"no_ack,omitempty"`
+	Duplicates           time.Duration     `json:"duplicate_window,omitempty"`
+	Sealed               bool              `json:"sealed"`
+	DenyDelete           bool              `json:"deny_delete"`
+	DenyPurge            bool              `json:"deny_purge"`
+	AllowRollup          bool              `json:"allow_rollup_hdrs"`
+	Compression          string            `json:"compression"`
+	FirstSeq             uint64            `json:"first_seq,omitempty"`
+	AllowDirect          bool              `json:"allow_direct"`
+	MirrorDirect         bool              `json:"mirror_direct"`
+	Mirror               *StreamSource     `json:"mirror,omitempty"`
+	Sources              []*StreamSource   `json:"sources,omitempty"`
+	SubjectTransform     *SubjectTransform `json:"subject_transform,omitempty"`
+	RePublish            *RePublish        `json:"republish,omitempty"`
+	DiscardNewPerSubject bool              `json:"discard_new_per_subject,omitempty"`
+	AllowMsgTTL          bool              `json:"allow_msg_ttl"`
 	// SubjectDeleteMarkerTTL is how long the markers left by max_age and
 	// TTL removals live (0: no markers).
 	SubjectDeleteMarkerTTL time.Duration     `json:"subject_delete_marker_ttl,omitempty"`

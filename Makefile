@@ -65,9 +65,10 @@ postgres: ## Make sure PostgreSQL's binaries are installed (tests start throwawa
 		{ [ "$$(id -u)" = 0 ] && $$SUDO service postgresql stop >/dev/null 2>&1; true; }; }
 
 .PHONY: fuzz
-fuzz: ## Fuzz the client-protocol parser and the mesh frame decoder, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
+fuzz: ## Fuzz the client-protocol parser, the mesh frame decoder and the stream backup reader, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
 	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
 	cd pkg && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./mesh
+	cd services/streamsvc && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/archive
 
 .PHONY: bench
 bench: build ## Compare Switchyard with nats-server v2.15.2 using nats bench (natscli v0.5.1); writes docs/benchmarks.md

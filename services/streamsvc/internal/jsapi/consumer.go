@@ -38,6 +38,7 @@ type consumer struct {
 	events chan consumerEvent
 	notify chan struct{} // new messages, or messages removed
 	infoCh chan chan ConsumerInfo
+	state  chan chan consumerState // the live positions (a backup takes them)
 	quit   chan struct{}
 	done   chan struct{}
 	unsub  []func()
@@ -126,7 +127,7 @@ const stateFlush = 100 * time.Millisecond
 func newConsumer(s *stream, name string, cfg ConsumerConfig, created time.Time, ephemeral bool) *consumer {
 	c := &consumer{s: s, name: name, cfg: cfg, created: created, ephemeral: ephemeral,
 		events: make(chan consumerEvent, 1024), notify: make(chan struct{}, 1),
-		infoCh: make(chan chan ConsumerInfo), quit: make(chan struct{}), done: make(chan struct{}),
+		infoCh: make(chan chan ConsumerInfo), state: make(chan chan consumerState), quit: make(chan struct{}), done: make(chan struct{}),
 		pub: s.e.srv.NewPublisher(), pending: map[uint64]*pendingAck{}, deliveries: map[uint64]int{},
 		lastActive: time.Now()}
 	if cfg.FilterSubject != "" {
@@ -297,6 +298,9 @@ func (c *consumer) run() {
 			}
 		case ch := <-c.infoCh:
 			ch <- c.info()
+			continue
+		case ch := <-c.state:
+			ch <- c.positions()
 			continue
 		case now := <-tick.C:
 			if c.cfgChanged.Swap(false) {
@@ -883,15 +887,7 @@ func (c *consumer) saveState() {
 	if c.file == "" || !c.dirty {
 		return
 	}
-	st := consumerState{Config: c.config(), Created: c.created, Delivered: [2]uint64{c.sseq, c.dseq},
-		AckFloor: [2]uint64{c.ackFloorS, c.ackFloorD}, Pending: map[uint64][2]int64{}, Counts: map[uint64]int{}}
-	for s, p := range c.pending {
-		st.Pending[s] = [2]int64{int64(p.dseq), p.ts}
-	}
-	for s, n := range c.deliveries {
-		st.Counts[s] = n
-	}
-	b, err := json.Marshal(st)
+	b, err := json.Marshal(c.positions())
 	if err == nil {
 		err = os.MkdirAll(filepath.Dir(c.file), 0o750)
 	}
@@ -906,6 +902,31 @@ func (c *consumer) saveState() {
 		return
 	}
 	c.dirty = false
+}
+
+// positions is the consumer's state as saved (on its goroutine).
+func (c *consumer) positions() consumerState {
+	st := consumerState{Config: c.config(), Created: c.created, Delivered: [2]uint64{c.sseq, c.dseq},
+		AckFloor: [2]uint64{c.ackFloorS, c.ackFloorD}, Pending: map[uint64][2]int64{}, Counts: map[uint64]int{}}
+	for s, p := range c.pending {
+		st.Pending[s] = [2]int64{int64(p.dseq), p.ts}
+	}
+	for s, n := range c.deliveries {
+		st.Counts[s] = n
+	}
+	return st
+}
+
+// livePositions asks the consumer's goroutine for its state now (false:
+// the consumer stopped).
+func (c *consumer) livePositions() (consumerState, bool) {
+	ch := make(chan consumerState, 1)
+	select {
+	case c.state <- ch:
+		return <-ch, true
+	case <-c.done:
+		return consumerState{}, false
+	}
 }
 
 // restore loads a durable consumer's saved state: pending messages are

@@ -94,6 +94,7 @@ type Engine struct {
 	// directPubs answer direct gets on the delivering goroutines (one
 	// Publisher per concurrent get; see stream.directRequest).
 	directPubs sync.Pool
+	restoring  restores // streams being restored (restore.go)
 }
 
 // jsAccount is an account the engine answers.
@@ -373,6 +374,12 @@ func (e *Engine) handle(r apiRequest) []byte {
 	if strings.HasPrefix(op, "CONSUMER.") {
 		return e.handleConsumer(r, op)
 	}
+	if name, ok := strings.CutPrefix(op, "STREAM.SNAPSHOT."); ok && !strings.Contains(name, ".") {
+		return e.snapshotStream(r.account, name, r.data) // snapshot.go
+	}
+	if name, ok := strings.CutPrefix(op, "STREAM.RESTORE."); ok && !strings.Contains(name, ".") {
+		return e.restoreStream(r.account, name, r.data) // restore.go
+	}
 	verb, name := op, ""
 	for _, p := range []string{"STREAM.CREATE.", "STREAM.UPDATE.", "STREAM.INFO.", "STREAM.DELETE.",
 		"STREAM.PURGE.", "STREAM.MSG.GET.", "STREAM.MSG.DELETE."} {
@@ -431,6 +438,7 @@ var responseTypes = []struct{ prefix, typ string }{
 	{"STREAM.PURGE.", "stream_purge_response"}, {"STREAM.NAMES", "stream_names_response"},
 	{"STREAM.LIST", "stream_list_response"}, {"STREAM.MSG.GET.", "stream_msg_get_response"},
 	{"STREAM.MSG.DELETE.", "stream_msg_delete_response"},
+	{"STREAM.SNAPSHOT.", "stream_snapshot_response"}, {"STREAM.RESTORE.", "stream_restore_response"},
 	{"CONSUMER.CREATE.", "consumer_create_response"}, {"CONSUMER.DURABLE.CREATE.", "consumer_create_response"},
 	{"CONSUMER.INFO.", "consumer_info_response"}, {"CONSUMER.DELETE.", "consumer_delete_response"},
 	{"CONSUMER.NAMES.", "consumer_names_response"}, {"CONSUMER.LIST.", "consumer_list_response"},

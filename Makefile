@@ -65,9 +65,10 @@ postgres: ## Make sure PostgreSQL's binaries are installed (tests start throwawa
 		{ [ "$$(id -u)" = 0 ] && $$SUDO service postgresql stop >/dev/null 2>&1; true; }; }
 
 .PHONY: fuzz
-fuzz: ## Fuzz the client-protocol parser, the mesh frame decoder and the stream backup reader, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
+fuzz: ## Fuzz the client-protocol parser, the mesh frame decoder, the WebSocket frame reader and the stream backup reader, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
 	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
 	cd pkg && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./mesh
+	cd pkg && go test -run '^$$' -fuzz '^FuzzWebSocketFrames$$' -fuzztime $(FUZZTIME) ./node
 	cd services/streamsvc && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/archive
 
 .PHONY: bench

@@ -405,11 +405,11 @@ func TestConfigRefusals(t *testing.T) {
 		"tls { cert_store: x, cert_file: a, key_file: b }":        `"tls.cert_store" is not supported in tls {} yet`,
 		"tls { cert_file: a, key_file: b, verify: true }":         `"tls" verify: true needs ca_file`,
 		"tls { cert_file: a, key_file: b, min_version: \"1.0\" }": `"tls.min_version" "1.0" is not a TLS version`,
-		"websocket {}":            `"websocket" is not supported: not supported yet (OCSP stapling and WebSocket are planned)`,
-		"mqtt {}":                 `"mqtt" is not supported`,
-		"syslog: true":            `"syslog" is not supported: syslog output is not built in`,
-		"logfile_size_limit: 1GB": `"logfile_size_limit" is not supported: log rotation is not built in`,
-		"Cluster {}":              `"cluster" is not supported`,
+		"websocket { port: 8080 }":                                `"websocket" requires TLS configuration`,
+		"mqtt {}":                                                 `"mqtt" is not supported`,
+		"syslog: true":                                            `"syslog" is not supported: syslog output is not built in`,
+		"logfile_size_limit: 1GB":                                 `"logfile_size_limit" is not supported: log rotation is not built in`,
+		"Cluster {}":                                              `"cluster" is not supported`,
 	} {
 		_, err := Parse(conf)
 		requireErrLines(t, err, "line 1: "+want)

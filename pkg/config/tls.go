@@ -36,10 +36,17 @@ type TLS struct {
 const DefaultTLSTimeout = 2 * time.Second
 
 func applyTLS(l *loader, s *Server, v value) {
+	if t := l.tlsBlock(v); t != nil {
+		s.TLS = t
+	}
+}
+
+// tlsBlock reads a tls {} block: the client port's, or websocket {}'s.
+func (l *loader) tlsBlock(v value) *TLS {
 	m, ok := v.raw.(map[string]any)
 	if !ok {
 		l.bad(v, " expected a block { cert_file: ..., key_file: ... }, got %s", describe(v.raw))
-		return
+		return nil
 	}
 	t := &TLS{}
 	for k, e := range v.keys(m) {
@@ -90,5 +97,5 @@ func applyTLS(l *loader, s *Server, v value) {
 	if t.Verify && t.CAFile == "" {
 		l.bad(v, " verify: true needs ca_file (the CAs that sign client certificates)")
 	}
-	s.TLS = t
+	return t
 }

@@ -82,6 +82,8 @@ func (s *Server) check() []problem {
 		bad("lame_duck_grace_period", "%v must not be negative", s.LameDuckGracePeriod)
 	}
 
+	s.checkWebSocket(bad)
+
 	seen := make(map[string]bool)
 	for _, m := range s.Mappings {
 		if seen[m.Source] {

@@ -325,7 +325,7 @@ func (a *authLink) timeout() time.Duration {
 // (checking the nonce signature here), else by asking authsvc.
 func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.AuthenticateResponse, error) {
 	rev := a.revision()
-	key := decisionKey(opts, connTypeStandard)
+	key := decisionKey(opts, c.connectionType())
 	if resp := a.decisions.get(rev, key); c.certIDs == nil && resp != nil &&
 		(resp.ExpiresUnixNanos == 0 || time.Now().UnixNano() < resp.ExpiresUnixNanos) &&
 		(resp.VerifyKey == "" || nonce.Verify(resp.VerifyKey, c.nonce, opts.Sig) == nil) {
@@ -336,7 +336,7 @@ func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.Authentic
 	resp, err := a.client.Authenticate(ctx, &authv1.AuthenticateRequest{
 		NodeId: a.srv.id,
 		Client: &authv1.ClientInfo{Cid: c.id, Host: c.host, Port: int32(c.port),
-			Name: opts.Name, Lang: opts.Lang, Version: opts.Version, ConnectionType: connTypeStandard,
+			Name: opts.Name, Lang: opts.Lang, Version: opts.Version, ConnectionType: c.connectionType(),
 			CertIdentities: c.certIDs},
 		Nonce: c.nonce,
 		Credentials: &authv1.Credentials{User: opts.User, Pass: opts.Pass, AuthToken: opts.AuthToken,
@@ -351,6 +351,14 @@ func (a *authLink) authenticate(c *client, opts *connectOpts) (*authv1.Authentic
 // connTypeStandard is a TCP client's connection type, as user JWTs'
 // allowed_connection_types name it.
 const connTypeStandard = "STANDARD"
+
+// connectionType is the client's type for allowed_connection_types.
+func (c *client) connectionType() string {
+	if c.ws != nil {
+		return "WEBSOCKET"
+	}
+	return connTypeStandard
+}
 
 // decisionKey identifies a CONNECT's credentials (never stored in clear:
 // it is a hash), without the nonce signature, which differs every time.

@@ -113,6 +113,9 @@ type client struct {
 
 	out outbound
 	raw *rawWriter // non-blocking writes on plain TCP; nil otherwise
+	// ws is set for a WebSocket client: its bytes travel in frames, in
+	// both directions (websocket.go); nil on the client port.
+	ws *wsConn
 	// A TLS connection (conn itself) is handshaken first thing by
 	// readLoop, within tlsWait: before INFO (tlsFirst: handshake_first) or
 	// after the plain-text INFO.
@@ -191,6 +194,9 @@ func (c *client) applyLimits(cfg *Config) {
 	if l := c.jwtLimits; l != nil && l.MaxPayload > 0 && int(l.MaxPayload) < c.parser.MaxPayload {
 		c.parser.MaxPayload = int(l.MaxPayload)
 	}
+	if c.ws != nil {
+		c.ws.r.maxPayload = c.parser.MaxPayload
+	}
 }
 
 // maxSubs is the connection's subscription limit (0: none): the smaller of
@@ -245,7 +251,12 @@ func (c *client) readLoop() {
 			c.mu.Lock()
 			c.lastActive = now
 			c.mu.Unlock()
-			perr := c.parser.Parse(buf[:n])
+			var perr error
+			if c.ws != nil {
+				perr = c.ws.r.feed(buf[:n], c)
+			} else {
+				perr = c.parser.Parse(buf[:n])
+			}
 			if c.inMsgs > 0 {
 				c.statInMsgs.Add(c.inMsgs)
 				c.statInBytes.Add(c.inBytes)
@@ -302,7 +313,21 @@ func (c *client) protocolError(err error) {
 		c.sendErrAndClose("Authorization Violation", "Authentication Failure")
 	case errMaxAccountConns:
 		c.sendErrAndClose("maximum account active connections exceeded", "Maximum Account Connections Exceeded")
+	case errWSClosed:
+		c.closeConnection("Client Closed", true)
+	case errWSMaxPayload:
+		// As nats-server: no -ERR, a Read Error; the close frame says why.
+		c.srv.log.Errorf("%s - websocket read error: a compressed message inflates past max_payload (%d bytes), closing", c, c.parser.MaxPayload)
+		c.wsQueueClose(wsCloseFrame(wsCloseTooBig, "maximum payload exceeded"))
+		c.closeConnection("Read Error", true)
 	default:
+		var pe *wsProtocolError
+		if errors.As(err, &pe) {
+			c.srv.log.Errorf("%s - websocket protocol error: %s, closing", c, pe.text)
+			c.wsQueueClose(wsCloseFrame(pe.status, pe.text))
+			c.closeConnection("Read Error", true)
+			return
+		}
 		c.srv.log.Debugf("%s - closing: %v", c, err)
 		c.closeConnection("Protocol Violation", true)
 	}
@@ -380,11 +405,15 @@ func (c *client) flushDelivered() {
 func (c *client) flush() {
 	o := &c.out
 	o.mu.Lock()
-	if o.writing || o.closed || len(o.chunks) == 0 {
+	if o.writing || o.closed || o.idle() {
 		o.mu.Unlock()
 		return
 	}
 	o.writing = true
+	if c.raw != nil && c.ws != nil && o.pending <= inlineWriteMax {
+		c.flushWebSocketInline()
+		return
+	}
 	if c.raw != nil && o.pending <= inlineWriteMax {
 		// Small output (a reply, a few messages): try to write it right
 		// here without blocking, saving the hand-off to a writer goroutine.
@@ -423,7 +452,8 @@ func (c *client) writeLoop() {
 	o := &c.out
 	for {
 		o.mu.Lock()
-		if len(o.chunks) == 0 || (o.closed && !o.drainThenClose) {
+		idle := o.idle() && (c.ws == nil || c.ws.w.leftover == nil)
+		if idle || (o.closed && !o.drainThenClose) {
 			o.writing = false
 			closeNow := o.drainThenClose
 			o.mu.Unlock()
@@ -433,13 +463,28 @@ func (c *client) writeLoop() {
 			return
 		}
 		bufs := o.takeBatch()
+		var ctrl [][]byte
+		if c.ws != nil {
+			ctrl = o.takeControl()
+		}
 		o.mu.Unlock()
 
 		wd := c.srv.Config().WriteDeadline
 		if wd > 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(wd))
 		}
-		n, err := writeBuffers(c.conn, bufs)
+		var n int
+		var err error
+		if c.ws != nil {
+			// Frames go out whole or the connection fails, so the queued
+			// bytes count as written once the writev returns.
+			if _, err = writeBuffers(c.conn, c.ws.w.frame(ctrl, bufs)); err == nil {
+				n = buffersLen(bufs)
+			}
+			c.ws.w.release()
+		} else {
+			n, err = writeBuffers(c.conn, bufs)
+		}
 
 		o.mu.Lock()
 		o.recycle(bufs, n)
@@ -490,21 +535,30 @@ func (c *client) closeConnection(reason string, flush bool) {
 		close(o.drained)
 		o.drained = nil
 	}
-	var bufs [][]byte
+	var bufs, ctrl [][]byte
 	conn := c.conn // nil for a mesh peer still dialing
 	closeSocket := conn != nil
 	if flush && conn != nil {
+		if c.ws != nil && !c.ws.closeSent {
+			c.ws.closeSent = true
+			o.control = append(o.control, wsCloseFrame(wsCloseStatus(reason), reason))
+		}
 		if o.writing {
 			o.drainThenClose = true
 			closeSocket = false
 		} else {
-			bufs = o.take()
+			bufs, ctrl = o.take(), o.takeControl()
 		}
 	}
 	o.mu.Unlock()
-	if len(bufs) > 0 {
+	if len(bufs) > 0 || len(ctrl) > 0 {
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		writeBuffers(conn, bufs)
+		if c.ws != nil {
+			writeBuffers(conn, c.ws.w.frame(ctrl, bufs))
+			c.ws.w.release()
+		} else {
+			writeBuffers(conn, bufs)
+		}
 	}
 	if closeSocket {
 		conn.Close()
@@ -531,6 +585,9 @@ func (c *client) Connect(arg []byte) error {
 		return errNoRespondersNoHeaders
 	}
 	authenticated := false
+	if c.ws != nil {
+		c.ws.applyCookies(&opts)
+	}
 	if c.authPending {
 		if err := c.authenticate(&opts); err != nil {
 			return err
@@ -569,6 +626,7 @@ func (c *client) Ping() error {
 		info := c.srv.baseInfo()
 		info.ClientID, info.ClientIP = c.id, c.host
 		info.ConnectInfo, info.RemoteAccount = true, c.acc.name
+		c.adjustInfo(&info)
 		c.queueSelf(infoLine(&info))
 	}
 	return nil

@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"time"
+
+	"github.com/switchyard-io/switchyard/pkg/config"
 )
 
 // LameDuck stops accepting clients, tells connected clients with an INFO
@@ -26,7 +28,13 @@ func (s *Server) LameDuck() {
 	info.LameDuckMode = true
 	line := infoLine(&info)
 	for _, c := range clients {
-		c.out.appendRaw(line)
+		if c.ws != nil {
+			wi := info
+			c.adjustInfo(&wi)
+			c.out.appendRaw(infoLine(&wi))
+		} else {
+			c.out.appendRaw(line)
+		}
 		c.flush()
 	}
 	time.Sleep(grace)
@@ -64,6 +72,7 @@ func (s *Server) Reload(next Config) error {
 		{"http_port", cur.HTTPPort, next.HTTPPort},
 		{"prof_port", cur.ProfPort, next.ProfPort},
 		{"server_name", cur.ServerName, next.ServerName},
+		{"websocket", wsListenKey(cur.WebSocket), wsListenKey(next.WebSocket)},
 	} {
 		if f.was != f.now {
 			return fmt.Errorf("config reload: %q cannot change from %v to %v without a restart", f.key, f.was, f.now)
@@ -76,4 +85,13 @@ func (s *Server) Reload(next Config) error {
 	s.log.SetLevels(next.Debug, next.Trace)
 	s.log.Infof("Reloaded server configuration")
 	return nil
+}
+
+// wsListenKey is what of websocket {} needs a restart to change: whether
+// it listens, where, and whether with TLS.
+func wsListenKey(w *config.WebSocket) string {
+	if !w.Enabled() {
+		return "off"
+	}
+	return fmt.Sprintf("%s:%d tls=%v", w.Host, w.Port, w.TLS != nil)
 }

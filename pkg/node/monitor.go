@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"sort"
@@ -73,6 +74,9 @@ func (c *client) connInfo(now time.Time) *ConnInfo {
 		Reason: c.closeReason, AuthorizedUser: c.identity,
 		TLSVersion: c.tlsVersion, TLSCipher: c.tlsCipher,
 	}
+	if c.ws != nil {
+		ci.Type = "websocket"
+	}
 	if c.authAcc != nil {
 		ci.Account = c.authAcc.name
 	}
@@ -119,6 +123,22 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%ds", mins, secs%60)
 	}
 	return fmt.Sprintf("%ds", secs)
+}
+
+// WebsocketVarz is /varz's websocket section (nats-server's fields).
+type WebsocketVarz struct {
+	Host             string        `json:"host,omitempty"`
+	Port             int           `json:"port,omitempty"`
+	Advertise        string        `json:"advertise,omitempty"`
+	NoTLS            bool          `json:"no_tls,omitempty"`
+	SameOrigin       bool          `json:"same_origin,omitempty"`
+	AllowedOrigins   []string      `json:"allowed_origins,omitempty"`
+	Compression      bool          `json:"compression,omitempty"`
+	HandshakeTimeout time.Duration `json:"handshake_timeout,omitempty"`
+	JWTCookie        string        `json:"jwt_cookie,omitempty"`
+	UserCookie       string        `json:"user_cookie,omitempty"`
+	PassCookie       string        `json:"pass_cookie,omitempty"`
+	TokenCookie      string        `json:"token_cookie,omitempty"`
 }
 
 // Connz is the /connz document.
@@ -255,7 +275,7 @@ type Varz struct {
 	Gateway           struct{}          `json:"gateway"`
 	LeafNode          struct{}          `json:"leaf"`
 	MQTT              struct{}          `json:"mqtt"`
-	Websocket         struct{}          `json:"websocket"`
+	Websocket         WebsocketVarz     `json:"websocket"`
 	JetStream         struct{}          `json:"jetstream"`
 	TLSTimeout        float64           `json:"tls_timeout"`
 	WriteDeadline     time.Duration     `json:"write_deadline"`
@@ -316,6 +336,18 @@ func (s *Server) Varz() *Varz {
 		v.AuthTimeout = s.auth.timeout().Seconds()
 		if p := s.auth.policy.Load(); p != nil {
 			v.SystemAccount = p.SystemAccount
+		}
+	}
+	if w := cfg.WebSocket; w.Enabled() {
+		v.Websocket = WebsocketVarz{Advertise: w.Advertise, NoTLS: w.TLS == nil, SameOrigin: w.SameOrigin,
+			AllowedOrigins: w.AllowedOrigins, Compression: w.Compression, HandshakeTimeout: w.HandshakeTimeout,
+			JWTCookie: w.JWTCookie, UserCookie: w.UserCookie, PassCookie: w.PassCookie, TokenCookie: w.TokenCookie}
+		v.Websocket.Host, v.Websocket.Port = s.wsAdvertise()
+		if w.Advertise != "" {
+			v.Websocket.Host, v.Websocket.Port = w.Host, w.Port
+			if a, ok := s.WebSocketAddr().(*net.TCPAddr); ok {
+				v.Websocket.Port = a.Port
+			}
 		}
 	}
 	v.Mem = readRSS()

@@ -33,6 +33,10 @@ type outbound struct {
 
 	msgs, bytes int64 // delivered messages and payload bytes (out_msgs, out_bytes)
 
+	// control holds WebSocket control frames (pong, close), framed
+	// already; a writer sends them before the next data frame.
+	control [][]byte
+
 	// Flow control (see client.waitForSlowSubscribers).
 	lastProgress time.Time     // when the socket last took bytes
 	stuck        bool          // no progress while a publisher waited
@@ -223,6 +227,27 @@ func (o *outbound) take() [][]byte {
 	o.spare = nil
 	return bufs
 }
+
+// takeControl hands a writer the queued WebSocket control frames. The
+// close frame must be the last thing sent, so it stays queued until no
+// data does. Caller holds mu.
+func (o *outbound) takeControl() [][]byte {
+	ctrl := o.control
+	o.control = nil
+	if len(o.chunks) > 0 {
+		for i, f := range ctrl {
+			if f[0]&0x0F == wsOpClose {
+				o.control = append(o.control, f)
+				ctrl = append(ctrl[:i:i], ctrl[i+1:]...)
+				break
+			}
+		}
+	}
+	return ctrl
+}
+
+// idle reports whether nothing is queued. Caller holds mu.
+func (o *outbound) idle() bool { return len(o.chunks) == 0 && len(o.control) == 0 }
 
 // takeBatch hands the writer up to maxWriteBatch bytes of chunks (at least
 // one chunk). Caller holds mu.

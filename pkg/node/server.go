@@ -42,6 +42,7 @@ type Server struct {
 	cfg       atomic.Pointer[Config]
 	tls       atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
 	tlsStamp  atomic.Pointer[string]     // the TLS files as last loaded (tlsFilesStamp)
+	wsTLS     atomic.Pointer[tls.Config] // websocket {}'s, from cfg.WebSocket.TLS; nil: ws://
 	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS
 	id        string
 	name      string
@@ -58,6 +59,7 @@ type Server struct {
 	clients      map[uint64]*client
 	closed       []*ClosedConn
 	listener     net.Listener
+	wsListener   net.Listener // websocket {}; nil without one
 	httpListener net.Listener
 	httpServer   *http.Server
 	reqStats     httpStats
@@ -150,7 +152,14 @@ func (s *Server) setConfig(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	var wtc *tls.Config
+	if w := cfg.WebSocket; w.Enabled() && w.TLS != nil {
+		if wtc, err = loadTLS(w.TLS); err != nil {
+			return fmt.Errorf("websocket: %w", err)
+		}
+	}
 	s.tls.Store(tc) // a reload (SIGHUP) takes new certificate files
+	s.wsTLS.Store(wtc)
 	s.tlsStamp.Store(&stamp)
 	s.cfg.Store(cfg)
 	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
@@ -209,6 +218,12 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.listener = l
 	s.mu.Unlock()
+	if cfg.WebSocket.Enabled() {
+		if err := s.startWebSocket(cfg); err != nil {
+			l.Close()
+			return err
+		}
+	}
 	s.log.Infof("Listening for client connections on %s", l.Addr())
 	if s.tls.Load() != nil {
 		s.log.Infof("TLS required for client connections")
@@ -217,7 +232,7 @@ func (s *Server) Start() error {
 	go func() { defer s.wg.Done(); s.watchTLS(s.stopWatch) }()
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
-	go s.acceptLoop(l)
+	go s.acceptLoop(l, s.accept)
 	close(s.ready)
 	return nil
 }
@@ -235,7 +250,8 @@ func (s *Server) Addr() net.Addr {
 	return s.listener.Addr()
 }
 
-func (s *Server) acceptLoop(l net.Listener) {
+// acceptLoop accepts connections on l and hands each to serve.
+func (s *Server) acceptLoop(l net.Listener, serve func(net.Conn)) {
 	defer s.wg.Done()
 	var delay time.Duration
 	for {
@@ -253,22 +269,43 @@ func (s *Server) acceptLoop(l net.Listener) {
 			continue
 		}
 		delay = 0
-		s.accept(conn)
+		serve(conn)
 	}
 }
 
+// accept starts a client on the client port.
 func (s *Server) accept(conn net.Conn) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	if c := s.startClient(conn, nil, ""); c != nil {
+		go c.readLoop()
+	}
+}
+
+// startClient registers a new client connection and queues its INFO; the
+// caller runs its readLoop. ws is set for a WebSocket client (upgraded
+// already), clientIP when a proxy named the client. It returns nil when
+// the connection was refused.
+func (s *Server) startClient(conn net.Conn, ws *wsConn, clientIP string) *client {
 	cfg := s.Config()
 	c := newClient(s, conn, s.nextCID.Add(1))
+	if clientIP != "" {
+		c.host = clientIP
+	}
+	c.ws = ws
 	info := s.baseInfo()
 	info.ClientID, info.ClientIP = c.id, c.host
 	tlsConf := s.tls.Load()
-	if tlsConf != nil && cfg.TLS != nil {
+	upgradeTLS := false
+	switch {
+	case ws != nil:
+		c.applyLimits(cfg)
+		c.adjustInfo(&info)
+	case tlsConf != nil && cfg.TLS != nil:
 		info.TLSRequired, info.TLSVerify = true, cfg.TLS.Verify
 		c.tlsWait = tlsTimeout(cfg.TLS)
+		upgradeTLS = true
 	}
 	if s.auth != nil {
 		if auth, wantNonce := s.auth.required(); auth {
@@ -290,7 +327,7 @@ func (s *Server) accept(conn net.Conn) {
 	if s.shutdown.Load() || s.lameDuck.Load() {
 		s.mu.Unlock()
 		conn.Close()
-		return
+		return nil
 	}
 	if cfg.MaxConnections > 0 && len(s.clients) >= cfg.MaxConnections {
 		s.mu.Unlock()
@@ -298,9 +335,13 @@ func (s *Server) accept(conn net.Conn) {
 		c.out.appendRaw([]byte("-ERR 'maximum connections exceeded'\r\n"))
 		c.closed.Store(true)
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		writeBuffers(conn, c.out.take())
+		out := c.out.take()
+		if ws != nil {
+			out = ws.w.frame([][]byte{wsCloseFrame(wsClosePolicy, "Maximum Connections Exceeded")}, out)
+		}
+		writeBuffers(conn, out)
 		conn.Close()
-		return
+		return nil
 	}
 	s.clients[c.id] = c
 	s.wg.Add(1)
@@ -308,12 +349,25 @@ func (s *Server) accept(conn net.Conn) {
 	s.log.Debugf("%s - client connection created", c)
 
 	c.pingTimer = time.AfterFunc(min(cfg.PingInterval, firstPingInterval), c.pingTimerFired)
-	if info.TLSRequired {
+	if upgradeTLS {
 		c.startTLS(conn, tlsConf, cfg.TLS.HandshakeFirst)
 	} else {
 		c.flush()
 	}
-	go c.readLoop()
+	return c
+}
+
+// adjustInfo makes an INFO right for this client's listener: WebSocket
+// clients see the WebSocket port (and wss's TLS), as on nats-server, and
+// no connect_urls, which name the other frontdoors' client ports, not
+// their WebSocket ports (clients keep the URL they were given).
+func (c *client) adjustInfo(info *serverInfo) {
+	if c.ws == nil {
+		return
+	}
+	info.Host, info.Port = c.srv.wsAdvertise()
+	info.ConnectURLs = nil
+	info.TLSRequired, info.TLSVerify, info.TLSAvailable = c.ws.tls, false, c.ws.tls
 }
 
 // startTLS makes a new connection a TLS one before its goroutines run:
@@ -398,7 +452,7 @@ func (s *Server) removeClient(c *client, reason string) {
 // connected at that moment.
 func (s *Server) stopAccepting() []*client {
 	s.mu.Lock()
-	l := s.listener
+	l, wl := s.listener, s.wsListener
 	clients := make([]*client, 0, len(s.clients))
 	for _, c := range s.clients {
 		clients = append(clients, c)
@@ -406,6 +460,9 @@ func (s *Server) stopAccepting() []*client {
 	s.mu.Unlock()
 	if l != nil {
 		l.Close()
+	}
+	if wl != nil {
+		wl.Close()
 	}
 	return clients
 }
@@ -492,7 +549,7 @@ func (s *Server) sendInfoToClients() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
-		if c.infoUpdates.Load() {
+		if c.infoUpdates.Load() && c.ws == nil {
 			c.out.appendRaw(line)
 			c.flush()
 		}

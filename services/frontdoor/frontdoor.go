@@ -62,5 +62,8 @@ func (f *Frontdoor) Reload(cfg Config) error { return f.srv.Reload(cfg) }
 // ClientAddr is the client listener's address.
 func (f *Frontdoor) ClientAddr() net.Addr { return f.srv.Addr() }
 
+// WebSocketAddr is the WebSocket listener's address, nil without one.
+func (f *Frontdoor) WebSocketAddr() net.Addr { return f.srv.WebSocketAddr() }
+
 // MonitorAddr is the monitoring listener's address, nil when off.
 func (f *Frontdoor) MonitorAddr() net.Addr { return f.srv.MonitorAddr() }

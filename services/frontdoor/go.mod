@@ -21,6 +21,7 @@ require (
 replace github.com/switchyard-io/switchyard/pkg => ../../pkg
 
 require (
+	github.com/gorilla/websocket v1.5.3
 	github.com/nats-io/jwt/v2 v2.8.3
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.17

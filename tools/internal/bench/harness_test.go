@@ -44,7 +44,7 @@ func TestBenchHarnessAgainstReference(t *testing.T) {
 		JWTConnects: 50, PermPubMsgs16: 20_000,
 		JSPubAsyncMsgs: 5_000, JSPubSyncMsgs: 200,
 		JSConsumeMsgs: 5_000, JSFetchMsgs: 5_000,
-		TLSPubSubMsgs16: 20_000, TLSConnects: 50,
+		TLSPubSubMsgs16: 20_000, TLSConnects: 50, WSPubSubMsgs16: 20_000,
 		JSOrderedMsgs: 5_000, KVPutMsgs: 100, KVGetMsgs: 200,
 	}
 	var log strings.Builder

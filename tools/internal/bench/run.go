@@ -52,7 +52,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Quick, "quick", false, "one round with small message counts (overrides -runs)")
 	fs.StringVar(&c.WriteDoc, "write-doc", "", "also write the results, command and machine as Markdown to this file (make bench: docs/benchmarks.md)")
 	fs.DurationVar(&c.Timeout, "timeout", 120*time.Second, "limit for each single nats bench run")
-	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, jwt-connect, perm-pub-16B, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B, tls-pubsub-16B, tls-connect, js-pub-async, js-pub-sync, js-pub-sync-lazy, js-consume, js-fetch, js-ordered, kv-put, kv-put-always, kv-get)")
+	fs.StringVar(&c.Only, "only", "", "run only workloads whose key matches this regexp (pub-16B, pub-1KB, pubsub-16B, pubsub-1KB, fanout4-16B, queue4-16B, stuck-sub, reqrep-16B, idle-conns, jwt-connect, perm-pub-16B, npubsub-16B, xpubsub-16B, xpubsub-1KB, xreqrep-16B, tls-pubsub-16B, tls-connect, ws-pubsub-16B, js-pub-async, js-pub-sync, js-pub-sync-lazy, js-consume, js-fetch, js-ordered, kv-put, kv-put-always, kv-get)")
 }
 
 // Validate names the bad flag.
@@ -304,6 +304,8 @@ func measureOnce(ctx context.Context, h *Harness, w Workload, side string, bins 
 		t, err = StartAuthSingle(ctx, side, bins)
 	case w.TLS:
 		t, err = StartTLSSingle(ctx, side, bins.Server)
+	case w.WebSocket:
+		t, err = StartWebSocketSingle(ctx, side, bins.Server)
 	case w.Cluster:
 		t, err = StartCluster(ctx, side, bins)
 	default:

@@ -22,6 +22,7 @@ type Server struct {
 	Port        int
 	MonitorPort int
 	proc        *Process
+	url         string // the client URL when not nats:// on Port (a ws:// listener)
 }
 
 // startupTimeout bounds how long a server may take to greet its first client
@@ -57,7 +58,12 @@ func startServer(ctx context.Context, side, name, bin string, port, monitorPort 
 }
 
 // URL is the client URL natscli and nats.go connect to.
-func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.Port) }
+func (s *Server) URL() string {
+	if s.url != "" {
+		return s.url
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", s.Port)
+}
 
 // Addr is the client address for raw TCP clients.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }

@@ -41,6 +41,9 @@ type Topology struct {
 	authsvc *Process
 	// TLS topologies: the CA that signed the server's certificate.
 	CA string
+	// WebSocket topologies: the ws:// URL of the server's WebSocket
+	// listener.
+	WebSocketURL string
 	// JetStream topologies: Switchyard's streamsvc.
 	streamsvc *Process
 	// cleanup removes what the topology wrote to disk (credentials, a

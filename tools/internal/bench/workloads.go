@@ -37,6 +37,8 @@ type Workload struct {
 	Cluster bool   // publisher and subscriber on different nodes of a cluster
 	Auth    bool   // one server in operator (JWT) mode; Topology.Creds is the user
 	TLS     bool   // one server requiring TLS on its client port; Topology.CA signed its certificate
+	// WebSocket: one server with a ws:// listener (Topology.WebSocketURL).
+	WebSocket bool
 	// JetStream: one server with JetStream on a fresh store (Switchyard:
 	// with streamsvc), the reference syncing as the mode says.
 	JetStream JetStreamMode
@@ -81,6 +83,8 @@ type Plan struct {
 	KVPutMsgs, KVGetMsgs int
 	// TLS on the client port.
 	TLSPubSubMsgs16, TLSConnects int
+	// WebSocket (ws://).
+	WSPubSubMsgs16 int
 }
 
 // DefaultPlan returns the full-size plan, or a small one for -quick.
@@ -97,7 +101,8 @@ func DefaultPlan(quick bool) Plan {
 			JSPubAsyncMsgs: 50_000, JSPubSyncMsgs: 500,
 			JSConsumeMsgs: 50_000, JSFetchMsgs: 50_000,
 			TLSPubSubMsgs16: 200_000, TLSConnects: 500,
-			JSOrderedMsgs: 50_000, KVPutMsgs: 500, KVGetMsgs: 2_000,
+			WSPubSubMsgs16: 200_000,
+			JSOrderedMsgs:  50_000, KVPutMsgs: 500, KVGetMsgs: 2_000,
 		}
 	}
 	return Plan{
@@ -111,7 +116,8 @@ func DefaultPlan(quick bool) Plan {
 		JSPubAsyncMsgs: 200_000, JSPubSyncMsgs: 3_000,
 		JSConsumeMsgs: 150_000, JSFetchMsgs: 150_000,
 		TLSPubSubMsgs16: 2_000_000, TLSConnects: 3_000,
-		JSOrderedMsgs: 150_000, KVPutMsgs: 2_000, KVGetMsgs: 5_000,
+		WSPubSubMsgs16: 2_000_000,
+		JSOrderedMsgs:  150_000, KVPutMsgs: 2_000, KVGetMsgs: 5_000,
 	}
 }
 
@@ -227,6 +233,14 @@ func Workloads(p Plan) []Workload {
 			How: fmt.Sprintf("the TLS server above; %d nats.go connections with `nats.RootCAs`, 4 at a time, each connected (TLS handshake, INFO, CONNECT, PING/PONG) and closed; connections / elapsed", p.TLSConnects),
 			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
 				return h.connectRate(ctx, t, 4, p.TLSConnects, nats.RootCAs(t.CA))
+			},
+		},
+		{
+			Key: "ws-pubsub-16B", Metrics: rate("pub → sub 1:1 over WebSocket, 16 B"),
+			WebSocket: true,
+			How:       fmt.Sprintf("as pub → sub 1:1, 16 B (`--msgs %d`), both natscli clients connected to the server's WebSocket listener with a ws:// URL (`websocket { port, no_tls: true }`, no compression)", p.WSPubSubMsgs16),
+			Run: func(ctx context.Context, h *Harness, t *Topology) ([]float64, error) {
+				return h.publishSubscribe(ctx, t.overWebSocket(), 1, "16", p.WSPubSubMsgs16)
 			},
 		},
 		{

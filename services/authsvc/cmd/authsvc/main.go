@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // JWT users' times in their locale, also in FROM scratch images
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
 	"github.com/switchyard-io/switchyard/services/authsvc"
 )
 
@@ -22,11 +23,15 @@ func run(args []string) int {
 	cfg := authsvc.DefaultConfig()
 	fs := flag.NewFlagSet("authsvc", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	healthcheck := service.HealthCheckFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
 		return 2
+	}
+	if *healthcheck {
+		return service.RunHealthCheck(os.Stderr, "authsvc", cfg.Host, cfg.HTTPPort)
 	}
 	log, err := logging.New(logging.Options{Logtime: true, Debug: cfg.Debug, Name: "authsvc"})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
 	"github.com/switchyard-io/switchyard/services/frontdoor"
 	"github.com/switchyard-io/switchyard/services/frontdoor/internal/cli"
 )
@@ -40,6 +41,16 @@ func run(args []string) int {
 		return 0
 	}
 	cfg := opts.Config
+	if opts.HealthCheck {
+		return service.RunHealthCheck(os.Stderr, "frontdoor", cfg.MonitorHost(), cfg.HTTPPort)
+	}
+	if opts.Signal != "" {
+		if err := sendSignal(opts.Signal); err != nil {
+			fmt.Fprintf(os.Stderr, "frontdoor: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	log, err := logging.New(logging.Options{File: cfg.LogFile, Logtime: cfg.Logtime, Debug: cfg.Debug, Trace: cfg.Trace, Name: "frontdoor"})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "frontdoor: %v\n", err)

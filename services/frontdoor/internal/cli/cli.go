@@ -22,6 +22,12 @@ type Options struct {
 	Config      config.Server
 	ConfigFile  string
 	ShowVersion bool
+	// HealthCheck probes the running frontdoor's /healthz instead of
+	// running one (the image's HEALTHCHECK: FROM scratch has no curl).
+	HealthCheck bool
+	// Signal is nats-server's --signal: send a running frontdoor
+	// ldm|quit|stop|term|reload, optionally =pid (a preStop hook's lame duck).
+	Signal string
 	// overlay re-applies environment and flags over a freshly read file.
 	overlay func(*config.Server) error
 }
@@ -116,6 +122,8 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	boolean(&dv, "debug and trace", "DV")
 	boolean(&logtime, "timestamps in logs", "T", "logtime")
 	boolean(&o.ShowVersion, "print the version", "v", "version")
+	boolean(&o.HealthCheck, "probe the running frontdoor's /healthz (same flags and config) and exit 0 if healthy", "healthcheck")
+	str(&o.Signal, "send a signal to a running frontdoor: ldm, quit, stop, term or reload, optionally =pid", "sl", "signal")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w (flags follow nats-server: -c file, -a host, -p port, -m http_port, -n name, -D, -V)", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
 	"github.com/switchyard-io/switchyard/services/router"
 )
 
@@ -27,6 +28,7 @@ func run(args []string) int {
 	}
 	fs := flag.NewFlagSet("router", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	healthcheck := service.HealthCheckFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -36,6 +38,9 @@ func run(args []string) int {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "router: %v\n", err)
 		return 2
+	}
+	if *healthcheck {
+		return service.RunHealthCheck(os.Stderr, "router", cfg.Host, cfg.HTTPPort)
 	}
 	log, err := logging.New(logging.Options{Logtime: true, Debug: cfg.Debug, Name: "router"})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/switchyard-io/switchyard/pkg/logging"
+	"github.com/switchyard-io/switchyard/pkg/service"
 	"github.com/switchyard-io/switchyard/services/streamsvc"
 )
 
@@ -22,11 +23,16 @@ func run(args []string) int {
 	var cfg streamsvc.Config
 	fs := flag.NewFlagSet("streamsvc", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	healthcheck := service.HealthCheckFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
 		return 2
+	}
+	if *healthcheck {
+		// The monitoring port listens on the mesh host (-a), as in New.
+		return service.RunHealthCheck(os.Stderr, "streamsvc", cfg.Host, cfg.HTTPPort)
 	}
 	log, err := logging.New(logging.Options{Logtime: true, Debug: cfg.Debug, Name: "streamsvc"})
 	if err != nil {

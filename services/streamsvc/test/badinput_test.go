@@ -211,14 +211,13 @@ func TestJetStreamConsumerUnknownStream(t *testing.T) {
 
 // Stream settings streamsvc does not implement yet are refused with a
 // clear error (invalid configuration, 10052) rather than accepted and
-// silently ignored: counters, schedules.
+// silently ignored: message schedules.
 func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	s := startSuite(t)
 	nc, js := connect(t, s.fds[0])
 	createStream(t, js, jetstream.StreamConfig{Name: "ORIGIN", Subjects: []string{"origin"}})
 	for key, body := range map[string]string{
 		"allow_msg_schedules": `{"name":"M","subjects":["m"],"allow_msg_schedules":true}`,
-		"allow_msg_counter":   `{"name":"M","subjects":["m"],"allow_msg_counter":true}`,
 	} {
 		out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.M", body)
 		e, _ := out["error"].(map[string]any)

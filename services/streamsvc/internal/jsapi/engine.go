@@ -663,7 +663,7 @@ func sameJSON(a, b any) bool {
 // unsupportedStreamKeys are stream settings of nats-server v2.15 that
 // streamsvc does not implement yet. A request that sets one is refused:
 // accepting it would create a stream that silently behaves otherwise.
-var unsupportedStreamKeys = []string{"allow_msg_counter", "allow_msg_schedules"}
+var unsupportedStreamKeys = []string{"allow_msg_schedules"}
 
 // allow_atomic and allow_batched are accepted (natscli's `bench js --create`
 // sets both), but a batch itself is refused message by message (see
@@ -761,6 +761,14 @@ func normalize(cfg *StreamConfig) *ApiError {
 		// turns both on with them.
 		cfg.AllowMsgTTL, cfg.AllowRollup = true, true
 	}
+	if cfg.AllowMsgCounter {
+		switch {
+		case cfg.Discard == discardNew:
+			return errInvalidConfig("counter stream cannot use discard new")
+		case cfg.AllowMsgTTL:
+			return errInvalidConfig("counter stream cannot use message TTLs")
+		}
+	}
 	if cfg.DenyPurge && cfg.AllowRollup {
 		return errInvalidConfig("roll-ups require the purge permission")
 	}
@@ -813,6 +821,8 @@ func (s *stream) update(cfg StreamConfig) *ApiError {
 		return errInvalidConfig("stream configuration update can not cancel deny purge")
 	case old.AllowMsgTTL && !cfg.AllowMsgTTL:
 		return errInvalidConfig("message TTL status can not be disabled")
+	case old.AllowMsgCounter != cfg.AllowMsgCounter:
+		return errInvalidConfig("stream configuration update can not change message counter setting")
 	case !sameJSON(old.Mirror, cfg.Mirror):
 		return errMirrorUpdate
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -412,6 +413,11 @@ func (s *stream) store1(batch []inbound) {
 	now := time.Now()
 	s.pruneMsgIDs(cfg, now)
 	pending := map[string]uint64{} // msg ids in this batch -> position+1
+	var totals map[string]*big.Int // counters: the batch's totals per subject
+	var vals []string              // counters: each message's total for its PubAck
+	if cfg.AllowMsgCounter {
+		totals, vals = map[string]*big.Int{}, make([]string, len(batch))
+	}
 	count, bytes := st.Msgs, st.Bytes
 	budget := s.e.storageBudget(s.account, cfg.Storage)
 	var perSubject map[string]uint64 // this batch's accepted messages per subject (discard new)
@@ -430,6 +436,11 @@ func (s *stream) store1(batch []inbound) {
 			continue
 		}
 		rollup := header(in.hdr, "Nats-Rollup")
+		var total *big.Int
+		if cfg.AllowMsgCounter && in.src == nil {
+			total = s.counterTotal(in.subject, in.hdr, totals)
+			in.data = counterBody(total)
+		}
 		size := store.Size(in.subject, in.hdr, in.data)
 		if apiErr := budget.admit(size); apiErr != nil {
 			acks[i] = pubAckError(cfg.Name, apiErr)
@@ -442,6 +453,10 @@ func (s *stream) store1(batch []inbound) {
 			}
 		}
 		budget.take(size)
+		if total != nil {
+			totals[in.subject] = total
+			vals[i] = total.String()
+		}
 		count++
 		bytes += size
 		lastSeq++
@@ -470,6 +485,9 @@ func (s *stream) store1(batch []inbound) {
 		for k, a := range acc {
 			seq := msgs[k].Seq
 			acks[a.idx] = pa.ack(seq)
+			if vals != nil && vals[a.idx] != "" {
+				acks[a.idx], _ = json.Marshal(PubAck{Stream: cfg.Name, Seq: seq, Domain: s.e.domain, Val: vals[a.idx]})
+			}
 			if a.msgID != "" {
 				s.rememberMsgID(a.msgID, seq, now)
 			}
@@ -520,6 +538,11 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	}
 	if len(in.hdr) > 64*1024 {
 		return pubAckError(cfg.Name, errHeaderTooBig), ""
+	}
+	if in.src == nil {
+		if apiErr := checkCounter(cfg, in); apiErr != nil {
+			return pubAckError(cfg.Name, apiErr), ""
+		}
 	}
 	if in.hdr == nil {
 		return nil, ""

@@ -41,6 +41,7 @@ type StreamConfig struct {
 	RePublish            *RePublish        `json:"republish,omitempty"`
 	DiscardNewPerSubject bool              `json:"discard_new_per_subject,omitempty"`
 	AllowMsgTTL          bool              `json:"allow_msg_ttl"`
+	AllowMsgCounter      bool              `json:"allow_msg_counter,omitempty"`
 	// SubjectDeleteMarkerTTL is how long the markers left by max_age and
 	// TTL removals live (0: no markers).
 	SubjectDeleteMarkerTTL time.Duration     `json:"subject_delete_marker_ttl,omitempty"`
@@ -95,6 +96,7 @@ type PubAck struct {
 	Seq       uint64 `json:"seq"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Domain    string `json:"domain,omitempty"`
+	Val       string `json:"val,omitempty"` // a counter's total
 }
 
 // ApiError is the error of a JetStream reply: the HTTP-like code, the

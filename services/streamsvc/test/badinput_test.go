@@ -230,18 +230,21 @@ func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	// Zero values of those settings, as clients send them, are fine.
 	createStream(t, js, jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain"}, AllowMsgCounter: false})
 
-	// allow_atomic is taken (natscli's bench js --create sets it), but a
-	// message of an atomic batch is refused, never stored as a lone one.
-	out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.ATOMIC", `{"name":"ATOMIC","subjects":["atomic"],"allow_atomic":true,"allow_batched":true}`)
+	// allow_batched is taken (natscli's bench js --create sets it), but a
+	// fast batch's message is refused, never stored as a lone one.
+	out := apiRequest(t, nc, "$JS.API.STREAM.CREATE.FAST", `{"name":"FAST","subjects":["fast"],"allow_batched":true}`)
 	require.Nil(t, out["error"], "%v", out)
-	m := nats.NewMsg("atomic")
-	m.Header.Set("Nats-Batch-Id", "b1")
-	m.Header.Set("Nats-Batch-Sequence", "1")
-	m.Header.Set("Nats-Batch-Commit", "1")
-	reply, err := nc.RequestMsg(m, wait)
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox + ".>")
+	require.NoError(t, err)
+	m := nats.NewMsg("fast")
+	m.Reply = inbox + ".b1.10.ok.1.0.$FI"
+	m.Data = []byte("x")
+	require.NoError(t, nc.PublishMsg(m))
+	reply, err := sub.NextMsg(wait)
 	require.NoError(t, err)
 	assert.Contains(t, string(reply.Data), `"err_code":10174`)
-	info, err := js.Stream(ctx(t), "ATOMIC")
+	info, err := js.Stream(ctx(t), "FAST")
 	require.NoError(t, err)
 	assert.Zero(t, info.CachedInfo().State.Msgs, "nothing of the batch was stored")
 }

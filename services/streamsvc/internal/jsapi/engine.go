@@ -481,7 +481,7 @@ func (e *Engine) accountInfo(account string) []byte {
 	info := map[string]any{"memory": memory, "storage": storage,
 		"reserved_memory": reservedMemory, "reserved_storage": reservedStorage,
 		"streams": len(streams), "consumers": consumers, "limits": e.accountLimits(account),
-		"api": map[string]any{"level": 1, "total": api.total, "errors": api.errors}}
+		"api": map[string]any{"level": apiLevel, "total": api.total, "errors": api.errors}}
 	if e.domain != "" {
 		info["domain"] = e.domain
 	}
@@ -665,9 +665,11 @@ func sameJSON(a, b any) bool {
 // accepting it would create a stream that silently behaves otherwise.
 var unsupportedStreamKeys = []string{"allow_msg_schedules"}
 
-// allow_atomic and allow_batched are accepted (natscli's `bench js --create`
-// sets both), but a batch itself is refused message by message (see
-// stream.check): nothing of a batch is stored as if it were not one.
+// apiLevel is the JetStream API level $JS.API.INFO reports: 2 is
+// nats-server v2.12's (atomic batches, counters, ...); clients check it
+// before they use those. allow_batched (fast batches, level 4) is taken
+// but a fast batch's messages are refused (see stream.check).
+const apiLevel = 2
 
 // unsupportedKey names the first of keys a JSON configuration sets to
 // anything but its zero value ("" when none does).

@@ -431,12 +431,7 @@ func (sr *sourcer) handOver(m sourcedMsg, sseq uint64, ts int64) bool {
 				break
 			}
 		}
-		hdr := in.hdr
-		if len(hdr) == 0 {
-			hdr = []byte("NATS/1.0\r\n\r\n")
-		}
-		line := fmt.Sprintf("%s: %s %d %s %s\r\n", hdrStreamSource, sr.src.Name, sseq, strings.TrimPrefix(sr.name, sr.src.Name+" "), orig)
-		in.hdr = append(append(append([]byte{}, hdr[:len(hdr)-2]...), line...), "\r\n"...)
+		in.hdr = appendHeader(in.hdr, hdrStreamSource, fmt.Sprintf("%s %d %s %s", sr.src.Name, sseq, strings.TrimPrefix(sr.name, sr.src.Name+" "), orig))
 	}
 	select {
 	case sr.s.in <- in:

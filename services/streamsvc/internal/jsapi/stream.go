@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,8 +61,9 @@ type stream struct {
 	msgIDs    map[string]dedupe // Nats-Msg-Id within duplicate_window
 	idOrder   []string
 	lastMsgID string
-	ttls      ttlHeap     // deadlines of messages with a Nats-TTL (ttl.go)
-	ttlTimer  *time.Timer // fires at ttls[0]
+	batches   map[string]*atomicBatch // atomic batches being staged (atomic.go)
+	ttls      ttlHeap                 // deadlines of messages with a Nats-TTL (ttl.go)
+	ttlTimer  *time.Timer             // fires at ttls[0]
 
 	smu      sync.Mutex // guards sourcers
 	sourcers []*sourcer // a mirror's or the sources' (source.go)
@@ -134,6 +136,7 @@ func (e *Engine) openStreamOn(account string, cfg StreamConfig, created time.Tim
 	s.lastSeq.Store(s.store.State().LastSeq)
 	s.retires.Store(cfg.Retention != retentionLimits)
 	s.xf.Store(newStreamTransforms(cfg))
+	s.dropTornBatch()
 	s.loadTTLs()
 	go s.ingest()
 	s.openConsumers()
@@ -352,8 +355,9 @@ func (s *stream) ingest() {
 		select {
 		case <-s.quit:
 			return
-		case <-tick.C:
+		case now := <-tick.C:
 			s.expire()
+			s.expireBatches(now)
 			continue
 		case <-s.ttlTimer.C:
 			s.expireTTLs()
@@ -398,11 +402,34 @@ const (
 	rollupAll     = "all"
 )
 
-// store1 checks, stores and acknowledges one batch.
+// store1 checks, stores and acknowledges one batch of publishes. The
+// messages of atomic batches (Nats-Batch-Id) are staged or committed in
+// their place in it (atomic.go); the runs of plain messages between them
+// are stored as they come.
 func (s *stream) store1(batch []inbound) {
 	cfg := s.config()
 	if cfg.Mirror != nil {
 		s.storeMirrored(cfg, batch)
+		return
+	}
+	start := 0
+	for i := range batch {
+		if batch[i].hdr == nil || batch[i].src != nil || header(batch[i].hdr, hdrBatchID) == "" {
+			continue
+		}
+		s.storeRun(cfg, batch[start:i], nil)
+		start = i + 1
+		s.atomicMsg(cfg, &batch[i])
+	}
+	s.storeRun(cfg, batch[start:], nil)
+	s.pub.Flush()
+}
+
+// storeRun checks, stores and acknowledges a run of messages. With
+// commit, the run is an atomic batch: one refusal refuses it all, and
+// only the commit is answered, with the batch's PubAck.
+func (s *stream) storeRun(cfg StreamConfig, batch []inbound, commit *atomicCommit) {
+	if len(batch) == 0 {
 		return
 	}
 	st := s.store.State()
@@ -431,7 +458,14 @@ func (s *stream) store1(batch []inbound) {
 			in.subject = xf.transformIn(in.subject)
 		}
 		ack, msgID := s.check(cfg, in, lastSeq, pending)
+		if ack == nil && commit != nil && i > 0 && header(in.hdr, "Nats-Expected-Last-Sequence") != "" {
+			ack = pubAckError(cfg.Name, errAtomicLastSeqLater) // only the first may expect, as nats-server has it
+		}
 		if ack != nil {
+			if commit != nil {
+				commit.refuse(s, ack)
+				return
+			}
 			acks[i] = ack
 			continue
 		}
@@ -442,15 +476,17 @@ func (s *stream) store1(batch []inbound) {
 			in.data = counterBody(total)
 		}
 		size := store.Size(in.subject, in.hdr, in.data)
-		if apiErr := budget.admit(size); apiErr != nil {
+		apiErr := budget.admit(size)
+		if apiErr == nil && cfg.Discard == discardNew {
+			apiErr = s.discardNew(cfg, in.subject, rollup != "", count, bytes+size, perSubject)
+		}
+		if apiErr != nil {
+			if commit != nil {
+				commit.refuse(s, pubAckError(cfg.Name, apiErr))
+				return
+			}
 			acks[i] = pubAckError(cfg.Name, apiErr)
 			continue
-		}
-		if cfg.Discard == discardNew {
-			if apiErr := s.discardNew(cfg, in.subject, rollup != "", count, bytes+size, perSubject); apiErr != nil {
-				acks[i] = pubAckError(cfg.Name, apiErr)
-				continue
-			}
 		}
 		budget.take(size)
 		if total != nil {
@@ -481,15 +517,28 @@ func (s *stream) store1(batch []inbound) {
 			}
 			acc = nil
 		}
+		if commit != nil {
+			last := len(acc) - 1
+			if len(acc) > 0 {
+				b, _ := json.Marshal(PubAck{Stream: cfg.Name, Seq: msgs[last].Seq, Domain: s.e.domain, Batch: commit.id, Count: len(msgs)})
+				acks[acc[last].idx] = b
+				batch[acc[last].idx].reply = commit.reply
+			} else {
+				commit.refuse(s, acks[len(acks)-1])
+			}
+		}
 		pa := newPubAcks(cfg.Name, s.e.domain)
 		for k, a := range acc {
 			seq := msgs[k].Seq
+			if a.msgID != "" {
+				s.rememberMsgID(a.msgID, seq, now)
+			}
+			if commit != nil {
+				continue // the batch is answered once, on its commit (above)
+			}
 			acks[a.idx] = pa.ack(seq)
 			if vals != nil && vals[a.idx] != "" {
 				acks[a.idx], _ = json.Marshal(PubAck{Stream: cfg.Name, Seq: seq, Domain: s.e.domain, Val: vals[a.idx]})
-			}
-			if a.msgID != "" {
-				s.rememberMsgID(a.msgID, seq, now)
 			}
 		}
 		if len(acc) > 0 {
@@ -505,7 +554,6 @@ func (s *stream) store1(batch []inbound) {
 			s.pub.Publish(s.account, batch[i].reply, "", nil, acks[i])
 		}
 	}
-	s.pub.Flush()
 }
 
 // stored follows messages just appended to the store: consumers learn
@@ -539,6 +587,10 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	if len(in.hdr) > 64*1024 {
 		return pubAckError(cfg.Name, errHeaderTooBig), ""
 	}
+	if strings.HasSuffix(in.reply, ".$FI") {
+		// A fast batch's message (its control channel is the reply).
+		return pubAckError(cfg.Name, errFastBatchUnsupported), ""
+	}
 	if in.src == nil {
 		if apiErr := checkCounter(cfg, in); apiErr != nil {
 			return pubAckError(cfg.Name, apiErr), ""
@@ -550,9 +602,6 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	if in.src != nil {
 		// From a source: its origin checked what the publisher expected.
 		return nil, ""
-	}
-	if header(in.hdr, "Nats-Batch-Id") != "" || header(in.hdr, "Nats-Fast-Batch-Id") != "" {
-		return pubAckError(cfg.Name, errBatchUnsupported), ""
 	}
 	if apiErr := checkMsgTTL(cfg, in.hdr); apiErr != nil {
 		return pubAckError(cfg.Name, apiErr), ""
@@ -854,9 +903,9 @@ func header(hdr []byte, key string) string {
 	return ""
 }
 
-// errBatchUnsupported refuses a message of an atomic or fast batch, with
-// nats-server's code for a stream that does not allow atomic publishes.
-var errBatchUnsupported = &ApiError{400, 10174, "atomic and batched publishing are not supported by Switchyard's streamsvc yet"}
+// errFastBatchUnsupported refuses a message of a fast batch, with
+// nats-server's code for a stream that does not allow batch publishes.
+var errFastBatchUnsupported = &ApiError{400, 10174, "fast batch publishing is not supported by Switchyard's streamsvc yet"}
 
 func pubAckError(stream string, e *ApiError) []byte {
 	b, _ := json.Marshal(struct {

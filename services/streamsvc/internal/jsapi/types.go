@@ -41,6 +41,8 @@ type StreamConfig struct {
 	RePublish            *RePublish        `json:"republish,omitempty"`
 	DiscardNewPerSubject bool              `json:"discard_new_per_subject,omitempty"`
 	AllowMsgTTL          bool              `json:"allow_msg_ttl"`
+	AllowAtomicPublish   bool              `json:"allow_atomic,omitempty"`
+	AllowBatchPublish    bool              `json:"allow_batched,omitempty"`
 	AllowMsgCounter      bool              `json:"allow_msg_counter,omitempty"`
 	// SubjectDeleteMarkerTTL is how long the markers left by max_age and
 	// TTL removals live (0: no markers).
@@ -96,7 +98,9 @@ type PubAck struct {
 	Seq       uint64 `json:"seq"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Domain    string `json:"domain,omitempty"`
-	Val       string `json:"val,omitempty"` // a counter's total
+	Val       string `json:"val,omitempty"`   // a counter's total
+	Batch     string `json:"batch,omitempty"` // an atomic batch's id and size
+	Count     int    `json:"count,omitempty"`
 }
 
 // ApiError is the error of a JetStream reply: the HTTP-like code, the

@@ -21,7 +21,7 @@ require (
 require (
 	github.com/switchyard-io/switchyard/proto v0.0.0
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0 // indirect
 )
 

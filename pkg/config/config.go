@@ -50,6 +50,7 @@ type Server struct {
 	MeshAdvertise    string        // "mesh_advertise" (Switchyard's own): host:port the other nodes dial; empty: derived from the listener
 	AuthService      string        // "authsvc" (Switchyard's own): host:port of authsvc, which decides every CONNECT; empty: no authentication
 	TLS              *TLS          // "tls": TLS on the client port; nil: plain TCP
+	OCSP             *OCSP         // "ocsp": OCSP stapling for the TLS listeners; nil: auto
 	WebSocket        *WebSocket    // "websocket"/"ws": the WebSocket listener; nil (or port 0): none
 	Auth             Auth          // "authorization", "no_auth_user": enforced by authsvc
 	Accounts         []Account     // "accounts", sorted by name: enforced by authsvc and the frontdoors

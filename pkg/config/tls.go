@@ -82,8 +82,10 @@ func (l *loader) tlsBlock(v value) *TLS {
 			}
 		case "verify_cert_and_check_known_urls", "cert_store", "cert_match",
 			"cert_match_by", "cert_match_skip_invalid", "ca_certs_match", "certs", "cipher_suites",
-			"curve_preferences", "insecure", "connection_rate_limit", "ocsp_peer", "pinned_cert":
+			"curve_preferences", "insecure", "connection_rate_limit", "pinned_cert":
 			l.bad(e, " is not supported in tls {} yet: remove it")
+		case "ocsp_peer":
+			l.bad(e, " (OCSP checks of client certificates) is not supported yet: remove it; the frontdoor's own certificate is stapled by the top-level ocsp setting")
 		default:
 			l.bad(e, " is not a tls {} setting: use cert_file, key_file, ca_file, verify, verify_and_map, pinned_certs, timeout, handshake_first or min_version")
 		}
@@ -98,4 +100,75 @@ func (l *loader) tlsBlock(v value) *TLS {
 		l.bad(v, " verify: true needs ca_file (the CAs that sign client certificates)")
 	}
 	return t
+}
+
+// OCSP is the top-level ocsp setting, nats-server's: whether the TLS
+// listeners (the client port's and websocket {}'s) staple an OCSP
+// response for their certificate, and what happens when the certificate
+// is revoked. "ocsp: true" is mode auto, "ocsp: false" mode never.
+type OCSP struct {
+	Mode OCSPMode
+	// URLs ("url"/"urls") are the OCSP responders asked instead of those
+	// the certificate names (its Authority Information Access).
+	URLs []string
+}
+
+// OCSPMode is ocsp's mode, as nats-server defines them.
+type OCSPMode string
+
+const (
+	// OCSPAuto staples when the certificate has the must-staple extension
+	// (TLS feature status_request); a revoked status is stapled and
+	// logged, and clients decide. It is the default.
+	OCSPAuto OCSPMode = "auto"
+	// OCSPMust staples like auto, and shuts the server down when the
+	// must-staple certificate is revoked.
+	OCSPMust OCSPMode = "must"
+	// OCSPAlways staples every certificate, must-staple or not, and shuts
+	// the server down when it is revoked.
+	OCSPAlways OCSPMode = "always"
+	// OCSPNever never staples, even a must-staple certificate.
+	OCSPNever OCSPMode = "never"
+)
+
+func applyOCSP(l *loader, s *Server, v value) {
+	switch r := v.raw.(type) {
+	case bool:
+		s.OCSP = &OCSP{Mode: OCSPAuto}
+		if !r {
+			s.OCSP.Mode = OCSPNever
+		}
+		return
+	case map[string]any:
+		o := &OCSP{Mode: OCSPAuto}
+		for k, e := range v.keys(r) {
+			switch k {
+			case "mode":
+				if m, ok := l.str(e); ok {
+					switch mode := OCSPMode(strings.ToLower(m)); mode {
+					case OCSPAuto, OCSPMust, OCSPAlways, OCSPNever:
+						o.Mode = mode
+					default:
+						l.bad(e, " %q is not an OCSP mode: use auto, must, always or never", m)
+					}
+				}
+			case "url":
+				if u, ok := l.str(e); ok {
+					o.URLs = []string{u}
+				}
+			case "urls":
+				o.URLs = nil
+				for _, e := range l.list(e, "urls") {
+					if u, ok := l.str(e); ok {
+						o.URLs = append(o.URLs, u)
+					}
+				}
+			default:
+				l.bad(e, " is not an ocsp {} setting: use mode, url or urls")
+			}
+		}
+		s.OCSP = o
+		return
+	}
+	l.bad(v, " expected true, false or a block { mode: auto|must|always|never, url: ... }, got %s", describe(v.raw))
 }

@@ -25,3 +25,29 @@ func TestConfigTLS(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, c.TLS, "no block: plain TCP")
 }
+
+func TestConfigOCSP(t *testing.T) {
+	for text, want := range map[string]*OCSP{
+		`ocsp: true`:                           {Mode: OCSPAuto},
+		`ocsp: false`:                          {Mode: OCSPNever},
+		`ocsp { mode: Always }`:                {Mode: OCSPAlways},
+		`ocsp { mode: must, url: "http://r" }`: {Mode: OCSPMust, URLs: []string{"http://r"}},
+		// nats-server fails to read a urls list (v2.15.2); we take it.
+		`ocsp { urls: ["http://a", "http://b"] }`: {Mode: OCSPAuto, URLs: []string{"http://a", "http://b"}},
+		`port: 4222`: nil,
+	} {
+		c, err := Parse(text)
+		require.NoError(t, err, text)
+		require.Equal(t, want, c.OCSP, text)
+	}
+	for text, says := range map[string]string{
+		`ocsp { mode: sometimes }`: `"sometimes" is not an OCSP mode`,
+		`ocsp { refresh: 10 }`:     "refresh",
+		`ocsp: "yes"`:              "ocsp",
+		`ocsp_cache: true`:         "ocsp_peer",
+		`tls { cert_file: "a", key_file: "b", ocsp_peer: true }`: "OCSP checks of client certificates",
+	} {
+		_, err := Parse(text)
+		require.ErrorContains(t, err, says, text)
+	}
+}

@@ -44,6 +44,8 @@ type Server struct {
 	tlsStamp  atomic.Pointer[string]     // the TLS files as last loaded (tlsFilesStamp)
 	wsTLS     atomic.Pointer[tls.Config] // websocket {}'s, from cfg.WebSocket.TLS; nil: ws://
 	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS
+	staplers  staplers                   // OCSP staples of tls and wss's certificates
+	done      chan struct{}              // closed when Shutdown is complete
 	id        string
 	name      string
 	start     time.Time
@@ -114,6 +116,7 @@ func newServer(cfg Config, log *logging.Logger, kind string) (*Server, error) {
 		ready:     make(chan struct{}),
 		kind:      "frontdoor",
 		stopWatch: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	s.gacc = s.account(config.GlobalAccount)
 	if s.name == "" {
@@ -148,18 +151,24 @@ func (s *Server) setConfig(cfg *Config) error {
 	if cfg.TLS != nil {
 		stamp = tlsFilesStamp(cfg.TLS) // before reading: a change meanwhile is read again
 	}
-	tc, err := loadTLS(cfg.TLS)
+	tc, st, err := s.loadTLS(cfg.TLS, cfg.OCSP)
 	if err != nil {
 		return err
 	}
 	var wtc *tls.Config
+	var wst *ocspStapler
 	if w := cfg.WebSocket; w.Enabled() && w.TLS != nil {
-		if wtc, err = loadTLS(w.TLS); err != nil {
+		if wtc, wst, err = s.loadTLS(w.TLS, cfg.OCSP); err != nil {
+			if st != nil {
+				st.stop()
+			}
 			return fmt.Errorf("websocket: %w", err)
 		}
 	}
 	s.tls.Store(tc) // a reload (SIGHUP) takes new certificate files
 	s.wsTLS.Store(wtc)
+	s.staplers.replace("client", st)
+	s.staplers.replace("websocket", wst)
 	s.tlsStamp.Store(&stamp)
 	s.cfg.Store(cfg)
 	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
@@ -228,6 +237,7 @@ func (s *Server) Start() error {
 	if s.tls.Load() != nil {
 		s.log.Infof("TLS required for client connections")
 	}
+	s.staplers.run()
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.watchTLS(s.stopWatch) }()
 	s.log.Infof("Server is ready")
@@ -473,6 +483,7 @@ func (s *Server) Shutdown() {
 		return
 	}
 	close(s.stopWatch)
+	s.staplers.stopAll()
 	clients := s.stopAccepting()
 	s.mu.Lock()
 	hs := s.httpServer
@@ -491,7 +502,12 @@ func (s *Server) Shutdown() {
 		s.auth.stop()
 	}
 	s.log.Infof("Server Exiting..")
+	close(s.done)
 }
+
+// Done is closed once the server has shut down: by Shutdown, or by
+// itself (ocsp mode must or always seeing its certificate revoked).
+func (s *Server) Done() <-chan struct{} { return s.done }
 
 // NumClients is the number of open client connections.
 func (s *Server) NumClients() int {

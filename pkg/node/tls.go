@@ -13,13 +13,31 @@ import (
 	"github.com/switchyard-io/switchyard/pkg/config"
 )
 
-// loadTLS builds the client port's TLS configuration from a tls {} block
-// (nil: plain TCP). It reads the files now, so a bad certificate stops
-// the start (or a reload) with the file named.
-func loadTLS(t *config.TLS) (*tls.Config, error) {
+// loadTLS builds a listener's TLS configuration from a tls {} block (nil:
+// plain TCP). It reads the files now, and gets the certificate's OCSP
+// staple when ocsp says to (the stapler, not yet running; nil without
+// stapling), so a bad certificate or no staple stops the start (or a
+// reload) with the file named.
+func (s *Server) loadTLS(t *config.TLS, o *config.OCSP) (*tls.Config, *ocspStapler, error) {
 	if t == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
+	tc, err := loadTLSFiles(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.isNode() {
+		return tc, nil, nil // no listener to staple for
+	}
+	st, err := newOCSPStapler(tc.Certificates[0], t, o, s.log, func() { go s.Shutdown() })
+	if err != nil || st == nil {
+		return tc, nil, err
+	}
+	tc.Certificates, tc.GetCertificate = nil, st.certificate
+	return tc, st, nil
+}
+
+func loadTLSFiles(t *config.TLS) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: certificate %s with key %s: %w", t.CertFile, t.KeyFile, err)
@@ -113,8 +131,12 @@ func tlsVersionName(v uint16) string {
 	return fmt.Sprintf("unknown (%#x)", v)
 }
 
-// tlsWatchInterval is how often the TLS files are checked for changes.
-const tlsWatchInterval = time.Second
+// tlsWatchInterval is how often the TLS files are checked for changes;
+// tlsRetryFailed, how often changed files that did not load are tried again.
+const (
+	tlsWatchInterval = time.Second
+	tlsRetryFailed   = time.Minute
+)
 
 // tlsFilesStamp identifies the TLS files' contents cheaply: each one's
 // size and modification time.
@@ -142,6 +164,7 @@ func (s *Server) watchTLS(stop <-chan struct{}) {
 	tick := time.NewTicker(tlsWatchInterval)
 	defer tick.Stop()
 	failed := ""
+	var failedAt time.Time
 	for {
 		select {
 		case <-stop:
@@ -153,18 +176,21 @@ func (s *Server) watchTLS(stop <-chan struct{}) {
 			continue
 		}
 		now := tlsFilesStamp(t)
-		if now == *s.tlsStamp.Load() || now == failed {
+		// Files that did not load are tried again after a while even if
+		// unchanged: with OCSP stapling, the responder may have been down.
+		if now == *s.tlsStamp.Load() || now == failed && time.Since(failedAt) < tlsRetryFailed {
 			continue
 		}
-		tc, err := loadTLS(t)
+		tc, st, err := s.loadTLS(t, s.Config().OCSP)
 		if err != nil {
-			if failed == "" {
+			if failed != now {
 				s.log.Errorf("TLS files changed but do not load (%v); new clients keep getting the previous certificate", err)
 			}
-			failed = now
+			failed, failedAt = now, time.Now()
 			continue
 		}
 		s.tls.Store(tc)
+		s.staplers.replace("client", st)
 		s.tlsStamp.Store(&now)
 		failed = ""
 		s.log.Infof("TLS files changed: new clients get the new certificate (%s)", t.CertFile)

@@ -53,6 +53,10 @@ func (f *Frontdoor) Ready() <-chan struct{} { return f.srv.Ready() }
 // Stop closes every connection and waits for them.
 func (f *Frontdoor) Stop() { f.srv.Shutdown() }
 
+// Done is closed once the frontdoor has stopped, by Stop or by itself
+// (ocsp mode must or always seeing its certificate revoked).
+func (f *Frontdoor) Done() <-chan struct{} { return f.srv.Done() }
+
 // LameDuck drains clients gradually (lame_duck_duration), then stops.
 func (f *Frontdoor) LameDuck() { f.srv.LameDuck() }
 

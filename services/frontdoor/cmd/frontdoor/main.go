@@ -75,7 +75,13 @@ func run(args []string) int {
 		return 1
 	}
 
-	for sig := range sigs {
+	for {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-fd.Done():
+			return 1 // it stopped itself, and said why (nats-server exits 1 too)
+		}
 		switch sig {
 		case syscall.SIGHUP:
 			next, err := opts.Reload()
@@ -95,5 +101,4 @@ func run(args []string) int {
 			return 0
 		}
 	}
-	return 0
 }

@@ -3,6 +3,8 @@ package node
 import (
 	"strconv"
 	"sync/atomic"
+
+	"github.com/switchyard-io/switchyard/pkg/subject"
 )
 
 // Node mode (NewNode): what a service attached to the suite through an
@@ -113,6 +115,46 @@ func (p *Publisher) HasInterest(account, subject string) bool {
 		return true
 	}
 	return rt.hints.match(acc.name, subj) != nil
+}
+
+// HasSubscriber is HasInterest for a subscription to exactly subject,
+// not a wildcard that covers it (nats-server's interest notifications):
+// a client that subscribes to a reply subject after its request must not
+// be taken as subscribed because of its request inbox's _INBOX.x.*.
+func (p *Publisher) HasSubscriber(account, subject string) bool {
+	acc := p.account(account)
+	subj := []byte(subject)
+	if anyIs(p.c.cacheFor(acc).Match(subj), func(s *subscription) bool { return s.subject == subject }) {
+		return true
+	}
+	rt := p.c.srv.routing
+	if rt == nil {
+		return false
+	}
+	if link := rt.primary.Load(); link != nil && anyIs(p.c.remoteMatch(link, acc, subj), func(r *remoteSub) bool { return r.subject == subject }) {
+		return true
+	}
+	if r := rt.hints.match(acc.name, subj); r != nil && anyIs(r, func(h *hint) bool { return h.subject == subject }) {
+		return true
+	}
+	return false
+}
+
+// anyIs reports whether a match has a subscription is holds for.
+func anyIs[S any](r *subject.Result[S], is func(*S) bool) bool {
+	for _, s := range r.Plain {
+		if is(s) {
+			return true
+		}
+	}
+	for _, g := range r.Queues {
+		for _, s := range g.Members {
+			if is(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Flush sends what Publish queued and waits while a receiver (a

@@ -30,9 +30,11 @@ const (
 	snapshotWindow     = 8 << 20   // default window_size
 	snapshotAckTimeout = 5 * time.Second
 	// snapshotInterestWait is how long the first chunk waits for the
-	// client to subscribe to the deliver subject (it does after the
-	// answer).
-	snapshotInterestWait = 2 * time.Second
+	// client's subscription to exactly the deliver subject to reach
+	// streamsvc: the client (jsm.go) subscribes after the answer, and
+	// until then its request inbox _INBOX.x.* matches the subject and
+	// would swallow the chunks.
+	snapshotInterestWait = 10 * time.Second
 )
 
 var errSnapshotDeliverSubject = &ApiError{400, 10015, "deliver subject not valid"}
@@ -96,7 +98,7 @@ func (s *stream) sendSnapshot(req snapshotRequest, state StreamState) {
 	window = max(min(max(window, 1<<10), 32<<20), chunkSize)
 
 	pub := e.srv.NewPublisher()
-	for wait := time.Now().Add(snapshotInterestWait); !pub.HasInterest(s.account, req.DeliverSubject) && time.Now().Before(wait); {
+	for wait := time.Now().Add(snapshotInterestWait); !pub.HasSubscriber(s.account, req.DeliverSubject) && time.Now().Before(wait); {
 		time.Sleep(10 * time.Millisecond)
 	}
 

@@ -248,22 +248,3 @@ func TestJetStreamUnsupportedStreamSettings(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, info.CachedInfo().State.Msgs, "nothing of the batch was stored")
 }
-
-// Consumer settings streamsvc does not implement yet (priority groups)
-// are refused (10012) rather than ignored.
-func TestJetStreamUnsupportedConsumerSettings(t *testing.T) {
-	s := startSuite(t)
-	nc, js := connect(t, s.fds[0])
-	createStream(t, js, jetstream.StreamConfig{Name: "C", Subjects: []string{"c"}})
-	for key, cfg := range map[string]string{
-		"priority_groups": `{"durable_name":"g","ack_policy":"explicit","priority_groups":["jobs"],"priority_policy":"pinned_client"}`,
-	} {
-		out := apiRequest(t, nc, "$JS.API.CONSUMER.CREATE.C", `{"stream_name":"C","config":`+cfg+`}`)
-		e, _ := out["error"].(map[string]any)
-		require.NotNil(t, e, "%s: %v", key, out)
-		assert.Equal(t, float64(10012), e["err_code"], key)
-		assert.Contains(t, e["description"], key+" is not supported", key)
-	}
-	_, err := js.CreateOrUpdateConsumer(ctx(t), "C", jetstream.ConsumerConfig{Durable: "plain", AckPolicy: jetstream.AckExplicitPolicy})
-	require.NoError(t, err, "a consumer without them is created")
-}

@@ -175,3 +175,40 @@ func (c *consumer) advisePause(p *node.Publisher, until time.Time) {
 		return consumerPauseEvent{newEvent(eventType + "consumer_pause"), stream, c.name, paused, until.UTC(), c.s.e.domain}
 	})
 }
+
+type consumerPinnedEvent struct {
+	event
+	Account  string `json:"account,omitempty"`
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Domain   string `json:"domain,omitempty"`
+	Group    string `json:"group"`
+	PinnedID string `json:"pinned_id"`
+}
+
+type consumerUnpinnedEvent struct {
+	event
+	Account  string `json:"account,omitempty"`
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Domain   string `json:"domain,omitempty"`
+	Group    string `json:"group"`
+	Reason   string `json:"reason"` // "admin" (the unpin API) or "timeout"
+}
+
+// advisePinned reports, from the consumer's goroutine, a client pinned
+// in a priority group.
+func (c *consumer) advisePinned(group string) {
+	stream := c.s.config().Name
+	advise(c.pub, c.s.account, advisoryPrefix+"CONSUMER.PINNED."+stream+"."+c.name, func() any {
+		return consumerPinnedEvent{newEvent(eventType + "consumer_group_pinned"), c.s.account, stream, c.name, c.s.e.domain, group, c.pin}
+	})
+}
+
+// adviseUnpinned reports, from the consumer's goroutine, a pin lifted.
+func (c *consumer) adviseUnpinned(group, reason string) {
+	stream := c.s.config().Name
+	advise(c.pub, c.s.account, advisoryPrefix+"CONSUMER.UNPINNED."+stream+"."+c.name, func() any {
+		return consumerUnpinnedEvent{newEvent(eventType + "consumer_group_unpinned"), c.s.account, stream, c.name, c.s.e.domain, group, reason}
+	})
+}

@@ -39,6 +39,7 @@ type consumer struct {
 	notify chan struct{} // new messages, or messages removed
 	infoCh chan chan ConsumerInfo
 	state  chan chan consumerState // the live positions (a backup takes them)
+	calls  chan func()             // run on the goroutine (consumer reset)
 	quit   chan struct{}
 	done   chan struct{}
 	unsub  []func()
@@ -73,6 +74,8 @@ type consumer struct {
 	rate                 *rateLimiter // rate_limit_bps: nil for none
 	rateTimer            *time.Timer
 	resumed              time.Time // the pause whose end was advised
+	pin                  string    // pinned_client: the pinned request's id ("" for none)
+	pinnedAt, pinUntil   time.Time // when pinned; when the pin lapses without a request
 }
 
 type pendingAck struct {
@@ -93,6 +96,8 @@ type pullRequest struct {
 	// maxBytes was set: the request ends when it is used up.
 	bytesLimited bool
 	bad          string // a request that could not be read: the status to answer
+	json         bool   // a JSON request (the only kind with a priority group)
+	prio         priorityGroup
 }
 
 type ackMsg struct {
@@ -127,7 +132,7 @@ const stateFlush = 100 * time.Millisecond
 func newConsumer(s *stream, name string, cfg ConsumerConfig, created time.Time, ephemeral bool) *consumer {
 	c := &consumer{s: s, name: name, cfg: cfg, created: created, ephemeral: ephemeral,
 		events: make(chan consumerEvent, 1024), notify: make(chan struct{}, 1),
-		infoCh: make(chan chan ConsumerInfo), state: make(chan chan consumerState), quit: make(chan struct{}), done: make(chan struct{}),
+		infoCh: make(chan chan ConsumerInfo), state: make(chan chan consumerState), calls: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
 		pub: s.e.srv.NewPublisher(), pending: map[uint64]*pendingAck{}, deliveries: map[uint64]int{},
 		lastActive: time.Now()}
 	if cfg.FilterSubject != "" {
@@ -302,12 +307,17 @@ func (c *consumer) run() {
 		case ch := <-c.state:
 			ch <- c.positions()
 			continue
+		case fn := <-c.calls:
+			fn()
 		case now := <-tick.C:
 			if c.cfgChanged.Swap(false) {
 				c.dirty = true
 			}
 			c.timeouts(now)
 			c.resumeWhenDue(now)
+			if c.pin != "" {
+				c.pinExpired(c.config(), now)
+			}
 			if c.dirty && now.Sub(lastFlush) >= stateFlush {
 				c.saveState()
 				lastFlush = now
@@ -380,6 +390,12 @@ func (c *consumer) addPull(r pullRequest) {
 		c.status(r.reply, fmt.Sprintf("409 Exceeded MaxRequestBatch of %d", cfg.MaxRequestBatch), "")
 		return
 	}
+	if r.json && (cfg.PriorityPolicy != "" || r.prio != priorityGroup{}) {
+		if bad := c.checkPriority(cfg, &r, c.lastActive); bad != "" {
+			c.status(r.reply, bad, "")
+			return
+		}
+	}
 	if r.noWait && c.numPending() == 0 && len(c.redeliver) == 0 {
 		c.status(r.reply, "404 No Messages", "")
 		return
@@ -415,6 +431,7 @@ func (c *consumer) pump() {
 	sent := false
 	for {
 		var req *pullRequest
+		at := 0 // req's place in c.waiting
 		target := cfg.DeliverSubject
 		if target == "" {
 			if len(c.waiting) == 0 {
@@ -443,14 +460,29 @@ func (c *consumer) pump() {
 		if !again && cfg.ReplayPolicy == "original" && c.holdForReplay(m) {
 			break
 		}
+		pinned := false
+		if req != nil && cfg.PriorityPolicy != "" {
+			if at, pinned = c.chooseRequest(cfg); at < 0 {
+				c.unread(m, again)
+				break // no request may take it now
+			}
+			req = c.waiting[at]
+			target = req.reply
+		}
 		size := int(store.Size(m.Subject, m.Header, m.Data))
 		if req != nil && req.maxBytes > 0 && size > req.maxBytes {
-			c.waiting = c.waiting[1:]
+			c.removeWaiting(at)
 			c.status(req.reply, "409 Message Size Exceeds MaxBytes", "")
+			if pinned {
+				c.clearPin() // the pin goes to the next request
+			}
 			c.unread(m, again)
 			continue
 		}
 		out := c.prepare(cfg, m)
+		if cfg.PriorityPolicy == policyPinned {
+			out.hdr = addHeader(out.hdr, "Nats-Pin-Id", c.pin)
+		}
 		if rate != nil && c.holdForRate(rate, len(m.Subject)+len(out.reply)+len(out.hdr)+len(out.data)) {
 			c.unread(m, again)
 			break
@@ -464,7 +496,7 @@ func (c *consumer) pump() {
 				req.maxBytes -= size
 			}
 			if req.batch <= 0 || (req.bytesLimited && req.maxBytes <= 0) {
-				c.waiting = c.waiting[1:]
+				c.removeWaiting(at)
 			}
 		}
 	}
@@ -868,7 +900,8 @@ func (c *consumer) info() ConsumerInfo {
 		AckFloor:      SequenceInfo{Consumer: c.ackFloorD, Stream: c.ackFloorS},
 		NumAckPending: len(c.pending), NumRedelivered: redelivered, NumWaiting: len(c.waiting),
 		NumPending: c.numPending(), Cluster: &ClusterInfo{Leader: c.s.e.srv.Name()},
-		Paused: remaining > 0, PauseRemaining: max(remaining, 0), TS: time.Now().UTC()}
+		Paused: remaining > 0, PauseRemaining: max(remaining, 0), TS: time.Now().UTC(),
+		PriorityGroups: c.priorityState(cfg)}
 }
 
 // snapshot asks the goroutine for the info.
@@ -970,10 +1003,18 @@ func parsePullRequest(body []byte) (pullRequest, error) {
 			NoWait    bool          `json:"no_wait"`
 			MaxBytes  int           `json:"max_bytes"`
 			Heartbeat time.Duration `json:"idle_heartbeat"`
+			// Priority groups.
+			Group         string `json:"group"`
+			MinPending    int64  `json:"min_pending"`
+			MinAckPending int64  `json:"min_ack_pending"`
+			ID            string `json:"id"`
+			Priority      int    `json:"priority"`
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
 			return r, err
 		}
+		r.json = true
+		r.prio = priorityGroup{group: req.Group, minPending: req.MinPending, minAckPending: req.MinAckPending, pinID: req.ID, priority: req.Priority}
 		r.batch, r.noWait, r.maxBytes, r.heartbeat = max(req.Batch, 1), req.NoWait, req.MaxBytes, req.Heartbeat
 		r.bytesLimited = req.MaxBytes > 0
 		if req.Expires > 0 {

@@ -44,6 +44,10 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 		return e.createConsumer(r.account, tok[3], tok[4], "", r.data, true)
 	case verb == "PAUSE" && len(tok) == 4:
 		return e.pauseConsumer(r.account, tok[2], tok[3], r.data)
+	case verb == "UNPIN" && len(tok) == 4:
+		return e.unpinConsumer(r.account, tok[2], tok[3], r.data)
+	case verb == "RESET" && len(tok) == 4:
+		return e.resetConsumer(r.account, tok[2], tok[3], r.data)
 	case verb == "NAMES" && len(tok) == 3, verb == "LIST" && len(tok) == 3:
 		return e.listConsumers(r.account, tok[2], verb == "NAMES", r.data)
 	case (verb == "INFO" || verb == "DELETE") && len(tok) == 4:
@@ -75,9 +79,9 @@ func (e *Engine) handleConsumer(r apiRequest, op string) []byte {
 }
 
 // unsupportedConsumerKeys are consumer settings of nats-server v2.15 that
-// streamsvc does not implement yet (pausing, priority groups): a consumer
-// that asks for one is refused rather than created without it.
-var unsupportedConsumerKeys = []string{"priority_groups", "priority_policy", "priority_timeout"}
+// streamsvc does not implement yet: a consumer that asks for one is
+// refused rather than created without it. None are left.
+var unsupportedConsumerKeys []string
 
 func (s *stream) consumer(name string) *consumer {
 	s.cmu.Lock()
@@ -295,7 +299,7 @@ func normalizeConsumer(cfg *ConsumerConfig, scfg StreamConfig, ephemeral bool) *
 	if cfg.FlowControl && cfg.Heartbeat == 0 {
 		return errConsumerFCNeedsHB
 	}
-	return nil
+	return normalizePriority(cfg)
 }
 
 // checkWorkQueue applies a workqueue stream's rules to a new consumer:

@@ -38,6 +38,9 @@ type ConsumerConfig struct {
 	MemoryStorage      bool              `json:"mem_storage,omitempty"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	PauseUntil         *time.Time        `json:"pause_until,omitempty"`
+	PriorityGroups     []string          `json:"priority_groups,omitempty"`
+	PriorityPolicy     string            `json:"priority_policy,omitempty"` // "" for none
+	PinnedTTL          time.Duration     `json:"priority_timeout,omitempty"`
 }
 
 // SequenceInfo is a position in a consumer and its stream.
@@ -49,21 +52,30 @@ type SequenceInfo struct {
 
 // ConsumerInfo answers consumer create and info requests.
 type ConsumerInfo struct {
-	Stream         string         `json:"stream_name"`
-	Name           string         `json:"name"`
-	Created        time.Time      `json:"created"`
-	Config         ConsumerConfig `json:"config"`
-	Delivered      SequenceInfo   `json:"delivered"`
-	AckFloor       SequenceInfo   `json:"ack_floor"`
-	NumAckPending  int            `json:"num_ack_pending"`
-	NumRedelivered int            `json:"num_redelivered"`
-	NumWaiting     int            `json:"num_waiting"`
-	NumPending     uint64         `json:"num_pending"`
-	Cluster        *ClusterInfo   `json:"cluster,omitempty"`
-	PushBound      bool           `json:"push_bound,omitempty"`
-	Paused         bool           `json:"paused,omitempty"`
-	PauseRemaining time.Duration  `json:"pause_remaining,omitempty"`
-	TS             time.Time      `json:"ts"`
+	Stream         string               `json:"stream_name"`
+	Name           string               `json:"name"`
+	Created        time.Time            `json:"created"`
+	Config         ConsumerConfig       `json:"config"`
+	Delivered      SequenceInfo         `json:"delivered"`
+	AckFloor       SequenceInfo         `json:"ack_floor"`
+	NumAckPending  int                  `json:"num_ack_pending"`
+	NumRedelivered int                  `json:"num_redelivered"`
+	NumWaiting     int                  `json:"num_waiting"`
+	NumPending     uint64               `json:"num_pending"`
+	Cluster        *ClusterInfo         `json:"cluster,omitempty"`
+	PushBound      bool                 `json:"push_bound,omitempty"`
+	Paused         bool                 `json:"paused,omitempty"`
+	PauseRemaining time.Duration        `json:"pause_remaining,omitempty"`
+	TS             time.Time            `json:"ts"`
+	PriorityGroups []PriorityGroupState `json:"priority_groups,omitempty"`
+}
+
+// PriorityGroupState is a priority group's live state in ConsumerInfo
+// (nats-server reports the first group only).
+type PriorityGroupState struct {
+	Group          string    `json:"group"`
+	PinnedClientID string    `json:"pinned_client_id,omitempty"`
+	PinnedTS       time.Time `json:"pinned_ts"` // the zero time when none is pinned, as nats-server
 }
 
 // Consumer errors, as nats-server's errors.json has them.
@@ -91,6 +103,13 @@ var (
 	errConsumerHBRequiresPush = &ApiError{400, 10088, "consumer idle heartbeat requires a push based consumer"}
 	errConsumerFCRequiresPush = &ApiError{400, 10089, "consumer flow control requires a push based consumer"}
 	errConsumerFCNeedsHB      = &ApiError{400, 10108, "consumer with flow control also needs heartbeats"}
+	errPriorityPolicyNoGroup  = &ApiError{400, 10159, "Setting PriorityPolicy requires at least one PriorityGroup to be set"}
+	errInvalidPriorityGroup   = &ApiError{400, 10160, "Provided priority group does not exist for this consumer"}
+	errEmptyGroupName         = &ApiError{400, 10161, "Group name cannot be an empty string"}
+	errInvalidGroupName       = &ApiError{400, 10162, "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters"}
+	errPushWithPriorityGroup  = &ApiError{400, 10178, "priority groups can not be used with push consumers"}
+	errPriorityGroupNoPolicy  = &ApiError{400, 10196, "consumer can not have priority groups when policy is none"}
+	errPinnedTTLNoPolicy      = &ApiError{400, 10197, "PinnedTTL cannot be set when PriorityPolicy is none"}
 )
 
 func errConsumerPolicy(format string, a ...any) *ApiError {

@@ -443,6 +443,7 @@ var responseTypes = []struct{ prefix, typ string }{
 	{"CONSUMER.INFO.", "consumer_info_response"}, {"CONSUMER.DELETE.", "consumer_delete_response"},
 	{"CONSUMER.NAMES.", "consumer_names_response"}, {"CONSUMER.LIST.", "consumer_list_response"},
 	{"CONSUMER.PAUSE.", "consumer_pause_response"}, {"CONSUMER.UNPIN.", "consumer_unpin_response"},
+	{"CONSUMER.RESET.", "consumer_reset_response"},
 }
 
 // responseType is the type of the answer to API op (its subject after

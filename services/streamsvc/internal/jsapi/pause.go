@@ -36,6 +36,19 @@ func (c *consumer) resumeWhenDue(now time.Time) {
 	c.advisePause(c.pub, until)
 }
 
+// lookupConsumer finds a consumer for a consumer API request.
+func (e *Engine) lookupConsumer(account, streamName, name string) (*consumer, *ApiError) {
+	s := e.lookup(account, streamName)
+	if s == nil {
+		return nil, errStreamNotFound
+	}
+	c := s.consumer(name)
+	if c == nil {
+		return nil, errConsumerNotFound
+	}
+	return c, nil
+}
+
 // pauseConsumer serves CONSUMER.PAUSE.<stream>.<consumer>: pause until
 // the time given, or resume at once without one.
 func (e *Engine) pauseConsumer(account, streamName, name string, data []byte) []byte {
@@ -48,13 +61,9 @@ func (e *Engine) pauseConsumer(account, streamName, name string, data []byte) []
 			return response(typ, nil, errInvalidJSON(err))
 		}
 	}
-	s := e.lookup(account, streamName)
-	if s == nil {
-		return response(typ, nil, errStreamNotFound)
-	}
-	c := s.consumer(name)
-	if c == nil {
-		return response(typ, nil, errConsumerNotFound)
+	c, apiErr := e.lookupConsumer(account, streamName, name)
+	if apiErr != nil {
+		return response(typ, nil, apiErr)
 	}
 	cfg := c.config()
 	cfg.PauseUntil = nil

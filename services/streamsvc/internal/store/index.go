@@ -106,8 +106,18 @@ func (x *liveIndex[L]) find(seq uint64) int {
 
 // lowerBound returns the index of the first slot with a sequence >= seq.
 func (x *liveIndex[L]) lowerBound(seq uint64) int {
-	if len(x.slots) == 0 || seq <= x.slots[0].seq {
+	n := len(x.slots)
+	switch {
+	case n == 0 || seq <= x.slots[0].seq:
 		return 0
+	case seq > x.slots[n-1].seq:
+		return n
+	}
+	// As in find: without holes below it, seq sits at its offset (the
+	// common case of a consumer reading on, which a binary search over a
+	// large stream made cost a cache miss per step).
+	if i := seq - x.slots[0].seq; i < uint64(n) && x.slots[i].seq == seq {
+		return int(i)
 	}
 	i, _ := slices.BinarySearchFunc(x.slots, seq, cmpSlot[L])
 	return i

@@ -117,6 +117,12 @@ func TestAtomicBatch(t *testing.T) {
 	requireBatchError(t, batchMsg(t, nc, "atom.s", "lastseq2", 2, true, "Nats-Expected-Last-Sequence", "6", "Nats-Batch-Commit", "1"), 10164, "wrong last sequence")
 	batchMsg(t, nc, "atom.w", "wrong", 1, true, "Nats-Expected-Last-Sequence", "1")
 	requireBatchError(t, batchMsg(t, nc, "atom.w", "wrong", 2, true, "Nats-Batch-Commit", "1"), 10071, "wrong last sequence: 5")
+	batchMsg(t, nc, "atom.m", "lastmsgid", 1, true, "Nats-Expected-Last-Msg-Id", "z")
+	requireBatchError(t, batchMsg(t, nc, "atom.m", "lastmsgid", 2, true, "Nats-Batch-Commit", "1"), 10177, "atomic publish unsupported header used: Nats-Expected-Last-Msg-Id")
+	for i := 1; i <= 1000; i++ {
+		batchMsg(t, nc, "atom.big", "big", i, false)
+	}
+	requireBatchError(t, batchMsg(t, nc, "atom.big", "big", 1001, true, "Nats-Batch-Commit", "1"), 10199, "atomic publish batch is too large: 1000")
 	info, err := st.Info(ctx(t))
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), info.State.LastSeq, "a refused batch stored something")
@@ -126,6 +132,11 @@ func TestAtomicBatch(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(batchMsg(t, nc, "atom.one", "one", 1, true, "Nats-Expected-Last-Sequence", "5", "Nats-Batch-Commit", "1")), &ack))
 	require.Equal(t, uint64(6), ack.Seq)
 	require.Equal(t, 1, ack.Count)
+	// At most 50 batches are staged per stream.
+	for i := range 50 {
+		require.Equal(t, "", batchMsg(t, nc, "atom.f", "inflight-"+strconv.Itoa(i), 1, true))
+	}
+	requireBatchError(t, batchMsg(t, nc, "atom.f", "inflight-50", 1, true), 10210, "atomic publish too many inflight")
 }
 
 // natscli's atomic batch benchmark publishes through Switchyard.

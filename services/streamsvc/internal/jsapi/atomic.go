@@ -1,6 +1,7 @@
 package jsapi
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -35,10 +36,10 @@ var (
 	errAtomicIncomplete   = &ApiError{400, 10176, "atomic publish batch is incomplete"}
 	errAtomicUnsupHeader  = &ApiError{400, 10177, "atomic publish unsupported header used: Nats-Expected-Last-Msg-Id"}
 	errAtomicInvalidID    = &ApiError{400, 10179, "atomic publish batch ID is invalid"}
-	errAtomicTooLarge     = &ApiError{400, 10199, "atomic publish batch is too large"}
+	errAtomicTooLarge     = &ApiError{400, 10199, fmt.Sprintf("atomic publish batch is too large: %d", maxBatchMsgs)}
 	errAtomicBadCommit    = &ApiError{400, 10200, "atomic publish batch commit is invalid"}
 	errAtomicDuplicateID  = &ApiError{400, 10201, "atomic publish batch contains duplicate message id"}
-	errAtomicTooMany      = &ApiError{400, 10180, "atomic publish too many inflight batches"}
+	errAtomicTooMany      = &ApiError{429, 10210, "atomic publish too many inflight"}
 	errAtomicLastSeqLater = &ApiError{400, 10164, "wrong last sequence"}
 )
 

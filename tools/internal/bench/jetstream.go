@@ -47,11 +47,10 @@ const jsSubject = "bench.js"
 // directory (for Switchyard: router, frontdoor and streamsvc) and returns once
 // a JetStream API request through the client port succeeds.
 func StartJetStreamSingle(ctx context.Context, side string, bins Binaries, mode JetStreamMode) (*Topology, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-js-")
+	t, dir, err := scratchTopology(side, "js")
 	if err != nil {
 		return nil, err
 	}
-	t := &Topology{Side: side, cleanup: func() { os.RemoveAll(dir) }}
 	store := filepath.Join(dir, "store")
 	if err := t.startJetStream(ctx, bins, mode, dir, store); err != nil {
 		t.Stop()

@@ -13,11 +13,10 @@ import (
 // fresh CA and server certificate (ECDSA P-256, TLS 1.3 negotiated by
 // both sides); Topology.CA is what clients trust.
 func StartTLSSingle(ctx context.Context, side string, bin string) (*Topology, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-tls-")
+	t, dir, err := scratchTopology(side, "tls")
 	if err != nil {
 		return nil, err
 	}
-	t := &Topology{Side: side, cleanup: func() { os.RemoveAll(dir) }}
 	set, err := certs.Write(dir, "bench")
 	if err != nil {
 		t.Stop()

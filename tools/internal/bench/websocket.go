@@ -12,11 +12,10 @@ import (
 // are that listener (natscli connects with a ws:// URL), while probes and
 // monitoring use the server's client and monitoring ports as usual.
 func StartWebSocketSingle(ctx context.Context, side string, bin string) (*Topology, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-ws-")
+	t, dir, err := scratchTopology(side, "ws")
 	if err != nil {
 		return nil, err
 	}
-	t := &Topology{Side: side, cleanup: func() { os.RemoveAll(dir) }}
 	ports, err := freePorts(3)
 	if err != nil {
 		t.Stop()
@@ -36,6 +35,16 @@ func StartWebSocketSingle(ctx context.Context, side string, bin string) (*Topolo
 	t.Pub, t.Sub = s, s
 	t.WebSocketURL = fmt.Sprintf("ws://127.0.0.1:%d", ports[2])
 	return t, nil
+}
+
+// scratchTopology is an empty topology with a temporary directory of its
+// own (config files, certificates, stores), removed when it stops.
+func scratchTopology(side, name string) (*Topology, string, error) {
+	dir, err := os.MkdirTemp("", "switchyard-bench-"+name+"-")
+	if err != nil {
+		return nil, "", err
+	}
+	return &Topology{Side: side, cleanup: func() { os.RemoveAll(dir) }}, dir, nil
 }
 
 // overWebSocket is t with its clients' URL the WebSocket listener's.

@@ -42,15 +42,20 @@ func (m *memStore) Append(msgs []Msg) error {
 			msg.Time = now
 		}
 		msg.Seq = m.idx.lastSeq + 1
-		// Copy: the caller may reuse its buffers once Append returns.
-		body := memBody{hdrLen: len(msg.Header)}
-		if n := len(msg.Header) + len(msg.Data); n > 0 {
-			body.buf = make([]byte, 0, n)
-			body.buf = append(append(body.buf, msg.Header...), msg.Data...)
-		}
-		m.idx.add(msg.Seq, msg.Subject, Size(msg.Subject, msg.Header, msg.Data), msg.Time, body)
+		m.keep(msg)
 	}
 	return nil
+}
+
+// keep adds msg (its Seq above every sequence held) to the index with a
+// copy of its bytes: the caller may reuse its buffers once it returns.
+func (m *memStore) keep(msg *Msg) {
+	body := memBody{hdrLen: len(msg.Header)}
+	if n := len(msg.Header) + len(msg.Data); n > 0 {
+		body.buf = make([]byte, 0, n)
+		body.buf = append(append(body.buf, msg.Header...), msg.Data...)
+	}
+	m.idx.add(msg.Seq, msg.Subject, Size(msg.Subject, msg.Header, msg.Data), msg.Time, body)
 }
 
 // checkMsg refuses what neither store can hold.

@@ -48,14 +48,7 @@ func (m *memStore) AppendAt(msgs []Msg) error {
 		return err
 	}
 	for i := range msgs {
-		msg := &msgs[i]
-		body := memBody{hdrLen: len(msg.Header)}
-		if n := len(msg.Header) + len(msg.Data); n > 0 {
-			body.buf = make([]byte, 0, n)
-			body.buf = append(append(body.buf, msg.Header...), msg.Data...)
-		}
-		// The index takes any ascending sequence: a gap is a deleted run.
-		m.idx.add(msg.Seq, msg.Subject, Size(msg.Subject, msg.Header, msg.Data), msg.Time, body)
+		m.keep(&msgs[i]) // the index takes any ascending sequence: a gap is a deleted run
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (c *atomicCommit) refuse(s *stream, ack []byte) {
 // atomicMsg takes one message of an atomic batch: it starts, extends,
 // commits or abandons its batch.
 func (s *stream) atomicMsg(cfg StreamConfig, in *inbound) {
-	id, reply := header(in.hdr, hdrBatchID), in.reply
+	id, reply := in.js.batchID, in.reply
 	refuse := func(e *ApiError) {
 		if reply != "" {
 			s.pub.Publish(s.account, reply, "", nil, pubAckError(cfg.Name, e))

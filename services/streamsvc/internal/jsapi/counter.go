@@ -24,10 +24,7 @@ var (
 
 // checkCounter applies the counter rules to a published message.
 func checkCounter(cfg StreamConfig, in *inbound) *ApiError {
-	incr := ""
-	if in.hdr != nil {
-		incr = header(in.hdr, hdrIncr)
-	}
+	incr := in.js.incr
 	if !cfg.AllowMsgCounter {
 		if incr != "" {
 			return errCounterDisabled
@@ -39,7 +36,7 @@ func checkCounter(cfg StreamConfig, in *inbound) *ApiError {
 		return errCounterMissing
 	case len(in.data) > 0:
 		return errCounterPayload
-	case header(in.hdr, "Nats-Expected-Last-Subject-Sequence") != "", header(in.hdr, "Nats-Rollup") != "":
+	case in.js.expLastSubjSeq != "", in.js.rollup != "":
 		return errCounterInvalid
 	}
 	if _, ok := new(big.Int).SetString(incr, 10); !ok {
@@ -51,7 +48,7 @@ func checkCounter(cfg StreamConfig, in *inbound) *ApiError {
 // counterTotal is a subject's total after adding the message's increment:
 // totals holds the batch's totals so far; otherwise the subject's last
 // stored message has it.
-func (s *stream) counterTotal(subj string, hdr []byte, totals map[string]*big.Int) *big.Int {
+func (s *stream) counterTotal(subj, incrBy string, totals map[string]*big.Int) *big.Int {
 	cur, ok := totals[subj]
 	if !ok {
 		cur = new(big.Int)
@@ -66,7 +63,7 @@ func (s *stream) counterTotal(subj string, hdr []byte, totals map[string]*big.In
 			}
 		}
 	}
-	incr, _ := new(big.Int).SetString(header(hdr, hdrIncr), 10) // checked
+	incr, _ := new(big.Int).SetString(incrBy, 10) // checked
 	return new(big.Int).Add(cur, incr)
 }
 

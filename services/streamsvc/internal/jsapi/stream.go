@@ -81,6 +81,7 @@ type inbound struct {
 	hdr     []byte // nil: none
 	data    []byte
 	src     *sourceMark // from a mirror's or a source's origin
+	js      jsHeaders   // its JetStream headers (store1 reads them)
 }
 
 // ingestQueue bounds the messages waiting for a stream's ingest goroutine.
@@ -414,7 +415,11 @@ func (s *stream) store1(batch []inbound) {
 	}
 	start := 0
 	for i := range batch {
-		if batch[i].hdr == nil || batch[i].src != nil || header(batch[i].hdr, hdrBatchID) == "" {
+		if batch[i].hdr == nil {
+			continue
+		}
+		batch[i].js = readJSHeaders(batch[i].hdr)
+		if batch[i].src != nil || batch[i].js.batchID == "" {
 			continue
 		}
 		s.storeRun(cfg, batch[start:i], nil)
@@ -458,7 +463,7 @@ func (s *stream) storeRun(cfg StreamConfig, batch []inbound, commit *atomicCommi
 			in.subject = xf.transformIn(in.subject)
 		}
 		ack, msgID := s.check(cfg, in, lastSeq, pending)
-		if ack == nil && commit != nil && i > 0 && header(in.hdr, "Nats-Expected-Last-Sequence") != "" {
+		if ack == nil && commit != nil && i > 0 && in.js.expLastSeq != "" {
 			ack = pubAckError(cfg.Name, errAtomicLastSeqLater) // only the first may expect, as nats-server has it
 		}
 		if ack != nil {
@@ -469,10 +474,10 @@ func (s *stream) storeRun(cfg StreamConfig, batch []inbound, commit *atomicCommi
 			acks[i] = ack
 			continue
 		}
-		rollup := header(in.hdr, "Nats-Rollup")
+		rollup := in.js.rollup
 		var total *big.Int
 		if cfg.AllowMsgCounter && in.src == nil {
-			total = s.counterTotal(in.subject, in.hdr, totals)
+			total = s.counterTotal(in.subject, in.js.incr, totals)
 			in.data = counterBody(total)
 		}
 		size := store.Size(in.subject, in.hdr, in.data)
@@ -603,18 +608,18 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 		// From a source: its origin checked what the publisher expected.
 		return nil, ""
 	}
-	if apiErr := checkMsgTTL(cfg, in.hdr); apiErr != nil {
+	if apiErr := checkMsgTTL(cfg, in.js.ttl); apiErr != nil {
 		return pubAckError(cfg.Name, apiErr), ""
 	}
-	if v := header(in.hdr, "Nats-Expected-Stream"); v != "" && v != cfg.Name {
+	if v := in.js.expStream; v != "" && v != cfg.Name {
 		return pubAckError(cfg.Name, errExpectedStream), ""
 	}
-	if v := header(in.hdr, "Nats-Expected-Last-Sequence"); v != "" {
+	if v := in.js.expLastSeq; v != "" {
 		if want, err := strconv.ParseUint(v, 10, 64); err != nil || want != lastSeq {
 			return pubAckError(cfg.Name, errWrongLastSeq(lastSeq)), ""
 		}
 	}
-	if v := header(in.hdr, "Nats-Expected-Last-Subject-Sequence"); v != "" {
+	if v := in.js.expLastSubjSeq; v != "" {
 		want, err := strconv.ParseUint(v, 10, 64)
 		var have uint64
 		if m, err := s.store.LoadLast(in.subject); err == nil {
@@ -624,10 +629,10 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 			return pubAckError(cfg.Name, errWrongLastSeq(have)), ""
 		}
 	}
-	if v := header(in.hdr, "Nats-Expected-Last-Msg-Id"); v != "" && v != s.lastMsgID {
+	if v := in.js.expLastMsgID; v != "" && v != s.lastMsgID {
 		return pubAckError(cfg.Name, errWrongLastMsgID(s.lastMsgID)), ""
 	}
-	msgID = header(in.hdr, "Nats-Msg-Id")
+	msgID = in.js.msgID
 	if msgID != "" {
 		if d, ok := s.msgIDs[msgID]; ok {
 			b, _ := json.Marshal(PubAck{Stream: cfg.Name, Seq: d.seq, Duplicate: true, Domain: s.e.domain})
@@ -642,7 +647,7 @@ func (s *stream) check(cfg StreamConfig, in *inbound, lastSeq uint64, pending ma
 	}
 	// After the duplicate check, as nats-server: a duplicate is
 	// acknowledged whatever its rollup.
-	if v := header(in.hdr, "Nats-Rollup"); v != "" {
+	if v := in.js.rollup; v != "" {
 		if !cfg.AllowRollup || cfg.DenyPurge {
 			return pubAckError(cfg.Name, errRollupFailed("rollup not permitted")), ""
 		}

@@ -57,8 +57,7 @@ func parseMsgTTL(v string) (time.Duration, error) {
 }
 
 // checkMsgTTL applies the stream's TTL rules to a message's Nats-TTL.
-func checkMsgTTL(cfg StreamConfig, hdr []byte) *ApiError {
-	v := header(hdr, hdrTTL)
+func checkMsgTTL(cfg StreamConfig, v string) *ApiError {
 	if v == "" {
 		return nil
 	}

@@ -37,9 +37,7 @@ type consumer struct {
 	// that order (nats-server handles both inline on the connection).
 	events chan consumerEvent
 	notify chan struct{} // new messages, or messages removed
-	infoCh chan chan ConsumerInfo
-	state  chan chan consumerState // the live positions (a backup takes them)
-	calls  chan func()             // run on the goroutine (consumer reset)
+	calls  chan func()   // run on the goroutine (info, reset, a backup's positions)
 	quit   chan struct{}
 	done   chan struct{}
 	unsub  []func()
@@ -132,7 +130,7 @@ const stateFlush = 100 * time.Millisecond
 func newConsumer(s *stream, name string, cfg ConsumerConfig, created time.Time, ephemeral bool) *consumer {
 	c := &consumer{s: s, name: name, cfg: cfg, created: created, ephemeral: ephemeral,
 		events: make(chan consumerEvent, 1024), notify: make(chan struct{}, 1),
-		infoCh: make(chan chan ConsumerInfo), state: make(chan chan consumerState), calls: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
+		calls: make(chan func()), quit: make(chan struct{}), done: make(chan struct{}),
 		pub: s.e.srv.NewPublisher(), pending: map[uint64]*pendingAck{}, deliveries: map[uint64]int{},
 		lastActive: time.Now()}
 	if cfg.FilterSubject != "" {
@@ -301,14 +299,8 @@ func (c *consumer) run() {
 					break drain
 				}
 			}
-		case ch := <-c.infoCh:
-			ch <- c.info()
-			continue
-		case ch := <-c.state:
-			ch <- c.positions()
-			continue
 		case fn := <-c.calls:
-			fn()
+			fn() // then pump: an unpin or a reset may let messages go
 		case now := <-tick.C:
 			if c.cfgChanged.Swap(false) {
 				c.dirty = true
@@ -775,7 +767,10 @@ func (c *consumer) timeouts(now time.Time) {
 		kept = append(kept, r)
 	}
 	c.waiting = kept
-	if cfg.DeliverSubject != "" && cfg.Heartbeat > 0 && now.After(c.pushNextHB) {
+	if cfg.DeliverSubject != "" && cfg.Heartbeat > 0 && now.After(c.pushNextHB) && c.pushActive(cfg) {
+		// Only while someone subscribes, as deliveries: a heartbeat must
+		// not reach a subscriber whose interest has not reached
+		// streamsvc yet before the messages it names.
 		c.heartbeat(cfg.DeliverSubject, c.stalledHeader())
 		c.pushNextHB = now.Add(cfg.Heartbeat)
 	}
@@ -906,12 +901,20 @@ func (c *consumer) info() ConsumerInfo {
 
 // snapshot asks the goroutine for the info.
 func (c *consumer) snapshot() (ConsumerInfo, bool) {
-	ch := make(chan ConsumerInfo, 1)
+	var info ConsumerInfo
+	ok := c.call(func() { info = c.info() })
+	return info, ok
+}
+
+// call runs fn on the consumer's goroutine and waits (false: it stopped).
+func (c *consumer) call(fn func()) bool {
+	done := make(chan struct{})
 	select {
-	case c.infoCh <- ch:
-		return <-ch, true
+	case c.calls <- func() { fn(); close(done) }:
+		<-done
+		return true
 	case <-c.done:
-		return ConsumerInfo{}, false
+		return false
 	}
 }
 
@@ -953,13 +956,9 @@ func (c *consumer) positions() consumerState {
 // livePositions asks the consumer's goroutine for its state now (false:
 // the consumer stopped).
 func (c *consumer) livePositions() (consumerState, bool) {
-	ch := make(chan consumerState, 1)
-	select {
-	case c.state <- ch:
-		return <-ch, true
-	case <-c.done:
-		return consumerState{}, false
-	}
+	var st consumerState
+	ok := c.call(func() { st = c.positions() })
+	return st, ok
 }
 
 // restore loads a durable consumer's saved state: pending messages are

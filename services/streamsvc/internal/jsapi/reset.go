@@ -10,18 +10,6 @@ import "encoding/json"
 // dropped and the consumer sequence starts again at 1. The answer is the
 // consumer's info with the sequence it resets to, reset_seq.
 
-// call runs fn on the consumer's goroutine and waits (false: it stopped).
-func (c *consumer) call(fn func()) bool {
-	done := make(chan struct{})
-	select {
-	case c.calls <- func() { fn(); close(done) }:
-		<-done
-		return true
-	case <-c.done:
-		return false
-	}
-}
-
 // reset moves the consumer before stream sequence seq (0: after its ack
 // floor) and returns the sequence it delivers next.
 func (c *consumer) reset(seq uint64) uint64 {

@@ -62,12 +62,7 @@ func (l *loader) tlsBlock(v value) *TLS {
 		case "verify_and_map":
 			t.VerifyAndMap, _ = l.boolean(e)
 		case "timeout":
-			switch r := e.raw.(type) {
-			case float64:
-				t.Timeout = time.Duration(r * float64(time.Second))
-			default:
-				t.Timeout, _ = l.duration(e)
-			}
+			t.Timeout, _ = l.fractionalDuration(e)
 		case "handshake_first", "first", "immediate":
 			t.HandshakeFirst, _ = l.boolean(e)
 		case "min_version":

@@ -159,6 +159,15 @@ func parseSize(s string) (int64, error) {
 
 // duration accepts whole seconds (nats-server's older form) or a Go
 // duration string ("2m", "1h30m").
+// fractionalDuration is duration that also takes fractional seconds
+// (timeout: 0.5), as nats-server's TLS and WebSocket timeouts do.
+func (l *loader) fractionalDuration(v value) (time.Duration, bool) {
+	if r, ok := v.raw.(float64); ok {
+		return time.Duration(r * float64(time.Second)), true
+	}
+	return l.duration(v)
+}
+
 func (l *loader) duration(v value) (time.Duration, bool) {
 	switch r := v.raw.(type) {
 	case string:

@@ -101,12 +101,7 @@ func applyWebSocket(l *loader, s *Server, v value) {
 		case "token_cookie":
 			w.TokenCookie, _ = l.str(e)
 		case "handshake_timeout":
-			switch r := e.raw.(type) {
-			case float64:
-				w.HandshakeTimeout = time.Duration(r * float64(time.Second))
-			default:
-				w.HandshakeTimeout, _ = l.duration(e)
-			}
+			w.HandshakeTimeout, _ = l.fractionalDuration(e)
 		case "no_auth_user", "authorization", "authentication", "headers", "no_auth_timeout":
 			l.bad(e, " is not supported in websocket {} yet: WebSocket clients authenticate like the client port's (authorization {}, no_auth_user); remove it")
 		default:

@@ -45,7 +45,7 @@ func TestJetStreamPushIdleHeartbeat(t *testing.T) {
 	for i := range 3 {
 		m, err := sub.NextMsg(wait)
 		require.NoError(t, err)
-		require.Equal(t, fmt.Sprint(i), string(m.Data))
+		require.Equal(t, fmt.Sprint(i), string(m.Data), "%s %v %q", m.Subject, m.Header, m.Reply)
 		require.Empty(t, m.Header.Get("Status"))
 	}
 	hb, err := sub.NextMsg(wait)
@@ -99,7 +99,7 @@ func TestJetStreamSubscribeIdleHeartbeat(t *testing.T) {
 	for i := range 5 {
 		select {
 		case m := <-got:
-			require.Equal(t, fmt.Sprint(i), string(m.Data))
+			require.Equal(t, fmt.Sprint(i), string(m.Data), "%s %v %q", m.Subject, m.Header, m.Reply)
 			require.Empty(t, m.Header.Get("Status"), "a status message reached the handler")
 		case <-time.After(wait):
 			t.Fatalf("only %d of 5 messages arrived", i)
@@ -230,7 +230,7 @@ func TestJetStreamSubscribeStoredMessages(t *testing.T) {
 		for i := range 3 {
 			m, err := sub.NextMsg(wait)
 			require.NoError(t, err, "round %d: message %d of 3 did not arrive", round, i+1)
-			require.Equal(t, fmt.Sprint(i), string(m.Data))
+			require.Equal(t, fmt.Sprint(i), string(m.Data), "%s %v %q", m.Subject, m.Header, m.Reply)
 			require.NoError(t, m.Ack())
 		}
 		require.NoError(t, sub.Unsubscribe())

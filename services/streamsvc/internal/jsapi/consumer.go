@@ -277,6 +277,7 @@ func (c *consumer) run() {
 	tick := time.NewTicker(consumerTick)
 	defer tick.Stop()
 	lastFlush := time.Now()
+	var ticked time.Time // the tick this turn of the loop handles (zero: none)
 	for {
 		select {
 		case <-c.quit:
@@ -302,6 +303,7 @@ func (c *consumer) run() {
 		case fn := <-c.calls:
 			fn() // then pump: an unpin or a reset may let messages go
 		case now := <-tick.C:
+			ticked = now
 			if c.cfgChanged.Swap(false) {
 				c.dirty = true
 			}
@@ -319,6 +321,10 @@ func (c *consumer) run() {
 			}
 		}
 		c.pump()
+		if !ticked.IsZero() {
+			c.idleHeartbeat(c.config(), ticked)
+			ticked = time.Time{}
+		}
 	}
 }
 
@@ -752,7 +758,6 @@ func (c *consumer) timeouts(now time.Time) {
 		slices.Sort(due)
 		c.redeliver = append(c.redeliver, due...)
 	}
-	cfg := c.config()
 	kept := c.waiting[:0]
 	for _, r := range c.waiting {
 		switch {
@@ -767,10 +772,16 @@ func (c *consumer) timeouts(now time.Time) {
 		kept = append(kept, r)
 	}
 	c.waiting = kept
+}
+
+// idleHeartbeat sends a push consumer's idle heartbeat when it delivered
+// nothing for its interval. The run loop calls it after the tick's pump,
+// so what can be delivered goes first (a delivery restarts the interval):
+// a subscriber whose interest just reached streamsvc gets its messages,
+// not a heartbeat naming none. Only while someone subscribes, as
+// deliveries.
+func (c *consumer) idleHeartbeat(cfg ConsumerConfig, now time.Time) {
 	if cfg.DeliverSubject != "" && cfg.Heartbeat > 0 && now.After(c.pushNextHB) && c.pushActive(cfg) {
-		// Only while someone subscribes, as deliveries: a heartbeat must
-		// not reach a subscriber whose interest has not reached
-		// streamsvc yet before the messages it names.
 		c.heartbeat(cfg.DeliverSubject, c.stalledHeader())
 		c.pushNextHB = now.Add(cfg.Heartbeat)
 	}

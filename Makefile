@@ -104,10 +104,10 @@ postgres: ## Make sure PostgreSQL's binaries are installed (tests start throwawa
 
 .PHONY: fuzz
 fuzz: ## Fuzz the client-protocol parser, the mesh frame decoder, the WebSocket frame reader and the stream backup reader, FUZZTIME each (default 15s; e.g. FUZZTIME=10m)
-	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) ./protocol
-	cd pkg && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./mesh
-	cd pkg && go test -run '^$$' -fuzz '^FuzzWebSocketFrames$$' -fuzztime $(FUZZTIME) ./node
-	cd services/streamsvc && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/archive
+	cd pkg && go test -run '^$$' -fuzz '^FuzzParser$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./protocol
+	cd pkg && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./mesh
+	cd pkg && go test -run '^$$' -fuzz '^FuzzWebSocketFrames$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./node
+	cd services/streamsvc && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/archive
 
 .PHONY: bench
 bench: build ## Compare Switchyard with nats-server v2.15.2 using nats bench (natscli v0.5.1); writes docs/benchmarks.md

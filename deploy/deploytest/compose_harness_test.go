@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +35,8 @@ type composeSuite struct {
 	env     []string
 	// Host ports of the two fixed frontdoors.
 	clientPort, wsPort, monitorPort [2]int
+	// The range the scalable frontdoor's client ports are published on.
+	scalePorts [2]int
 }
 
 // composeCommand finds Compose v2 (docker compose) or the older
@@ -68,6 +71,10 @@ func requireImages(t testing.TB) {
 	}
 }
 
+// scaleRange is how many client ports the scalable frontdoor may take: the
+// test scales it to 3.
+const scaleRange = 5
+
 func startCompose(t *testing.T) *composeSuite {
 	t.Helper()
 	cmd := composeCommand(t)
@@ -81,7 +88,11 @@ func startCompose(t *testing.T) *composeSuite {
 	for i := range 2 {
 		s.clientPort[i], s.wsPort[i], s.monitorPort[i] = testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	}
+	s.scalePorts[0] = testkit.FreePortRange(t, scaleRange)
+	s.scalePorts[1] = s.scalePorts[0] + scaleRange - 1
 	s.env = append(os.Environ(),
+		fmt.Sprintf("SWITCHYARD_SCALE_PORTS=%d-%d", s.scalePorts[0], s.scalePorts[1]),
+		"SWITCHYARD_SCALE_PUBLISH_IP=0.0.0.0",
 		"SWITCHYARD_FRONTDOOR1_PORT="+strconv.Itoa(s.clientPort[0]),
 		"SWITCHYARD_FRONTDOOR1_MONITOR_PORT="+strconv.Itoa(s.monitorPort[0]),
 		"SWITCHYARD_FRONTDOOR1_WS_PORT="+strconv.Itoa(s.wsPort[0]),
@@ -183,6 +194,30 @@ func (s *composeSuite) containers() map[string]string {
 		states[name] = health
 	}
 	return states
+}
+
+// replicas lists the container ids of a service's replicas, by number.
+func (s *composeSuite) replicas(service string) []string {
+	s.t.Helper()
+	out, err := exec.Command("docker", "ps", "-q",
+		"--filter", "label=com.docker.compose.project="+s.project,
+		"--filter", "label=com.docker.compose.service="+service).Output()
+	require.NoError(s.t, err, "docker ps")
+	ids := strings.Fields(string(out))
+	require.NotEmpty(s.t, ids, "no running replica of %s", service)
+	out, err = exec.Command("docker", append([]string{"inspect", "-f",
+		`{{index .Config.Labels "com.docker.compose.container-number"}} {{.Id}}`}, ids...)...).Output()
+	require.NoError(s.t, err, "docker inspect")
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	slices.SortFunc(lines, func(a, b string) int {
+		na, _ := strconv.Atoi(strings.Fields(a)[0])
+		nb, _ := strconv.Atoi(strings.Fields(b)[0])
+		return na - nb
+	})
+	for i, l := range lines {
+		lines[i] = strings.Fields(l)[1]
+	}
+	return lines
 }
 
 // waitHealthy waits until every container of the project reports healthy

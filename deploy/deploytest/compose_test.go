@@ -2,7 +2,7 @@ package deploytest
 
 import (
 	"fmt"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,11 +81,20 @@ func TestComposeSuite(t *testing.T) {
 	}{
 		{"AdvertisesHostAddresses", func(t *testing.T) {
 			// INFO's connect_urls lead to the host ports, never to a
-			// container address; the scalable frontdoor is not in them.
-			want := []string{fmt.Sprintf("127.0.0.1:%d", s.clientPort[0]), fmt.Sprintf("127.0.0.1:%d", s.clientPort[1])}
-			require.Eventually(t, func() bool { return len(sub.DiscoveredServers()) > 0 }, 10*time.Second, 50*time.Millisecond)
-			for _, u := range append(sub.Servers(), pub.Servers()...) {
-				require.Contains(t, want, strings.TrimPrefix(u, "nats://"), "advertised %s", u)
+			// container address: the fixed frontdoors' and the one the
+			// scalable frontdoor found it was published on.
+			want := []string{
+				fmt.Sprintf("nats://127.0.0.1:%d", s.clientPort[0]),
+				fmt.Sprintf("nats://127.0.0.1:%d", s.clientPort[1]),
+				fmt.Sprintf("nats://127.0.0.1:%d", s.hostPort("frontdoor", 1, 4222)),
+			}
+			slices.Sort(want)
+			for _, nc := range []*nats.Conn{sub, pub} {
+				require.Eventually(t, func() bool {
+					got := nc.Servers()
+					slices.Sort(got)
+					return slices.Equal(got, want)
+				}, 30*time.Second, 50*time.Millisecond, "%s knows %v, want %v", nc.Opts.Name, nc.Servers(), want)
 			}
 		}},
 		{"PubSubAcrossFrontdoors", func(t *testing.T) {
@@ -135,9 +144,11 @@ func TestComposeSuite(t *testing.T) {
 			select {
 			case <-reconnected:
 			case <-time.After(15 * time.Second):
-				t.Fatal("the client of frontdoor1 did not reconnect to frontdoor2")
+				t.Fatal("the client of frontdoor1 did not reconnect to another frontdoor")
 			}
-			require.Equal(t, s.url(1), sub.ConnectedUrl())
+			// To frontdoor2 or the scaled replica: it knows both from INFO.
+			require.Contains(t, []string{s.url(1), fmt.Sprintf("nats://127.0.0.1:%d", s.hostPort("frontdoor", 1, 4222))},
+				sub.ConnectedUrl())
 			flowing(t, pub, sub, "compose.after.kill", 15*time.Second)
 			js, err := jetstream.New(pub)
 			require.NoError(t, err)
@@ -167,15 +178,34 @@ func TestComposeSuite(t *testing.T) {
 				}
 				return up >= len(before.Peers)+3
 			}, 30*time.Second, 200*time.Millisecond, "frontdoor2 does not peer with the scaled frontdoors")
-			// A host client reaches a scaled replica on its ephemeral port
-			// and exchanges messages with clients of the fixed frontdoors.
-			third := connect(t, fmt.Sprintf("nats://127.0.0.1:%d", s.hostPort("frontdoor", 3, 4222)), nats.Name("scaled"))
+			// Each replica found the port of the range Docker gave it and
+			// advertises it: the clients of the fixed frontdoors learn all
+			// three, and no container address.
+			var scaled []string
+			for i := 1; i <= 3; i++ {
+				port := s.hostPort("frontdoor", i, 4222)
+				require.True(t, port >= s.scalePorts[0] && port <= s.scalePorts[1], "replica %d published on %d, outside %v", i, port, s.scalePorts)
+				scaled = append(scaled, fmt.Sprintf("nats://127.0.0.1:%d", port))
+			}
+			for _, nc := range []*nats.Conn{pub, sub} {
+				require.Eventually(t, func() bool {
+					known := nc.Servers()
+					for _, u := range scaled {
+						if !slices.Contains(known, u) {
+							return false
+						}
+					}
+					return true
+				}, 30*time.Second, 200*time.Millisecond, "%s does not learn of the scaled frontdoors %v: knows %v", nc.Opts.Name, scaled, nc.Servers())
+				for _, u := range nc.Servers() {
+					require.NotContains(t, u, "172.", "a container address was advertised: %s", u)
+				}
+			}
+			// What a client learnt leads to a working frontdoor: a client
+			// of the third replica exchanges messages with the others.
+			third := connect(t, scaled[2], nats.Name("scaled"))
 			flowing(t, pub, third, "compose.scaled.in", 15*time.Second)
 			flowing(t, third, sub, "compose.scaled.out", 15*time.Second)
-			// Its INFO still lists only addresses a host client can reach.
-			for _, u := range third.Servers() {
-				require.NotContains(t, u, "172.", "a container address was advertised: %s", u)
-			}
 		}},
 		{"RollingRestart", func(t *testing.T) { rollingRestart(t, s) }},
 		{"DownLeavesNothing", func(t *testing.T) {

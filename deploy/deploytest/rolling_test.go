@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,9 +74,10 @@ func (w *coreWatch) received() {
 	w.mu.Unlock()
 }
 
-// rollingRestart restarts the two fixed frontdoors one at a time with
-// `compose restart` (stop_signal SIGUSR2: lame duck) while a JetStream
-// publisher that retries and core subscribers on both frontdoors run. No
+// rollingRestart restarts every frontdoor one at a time, the two fixed ones
+// and each replica of the scaled one, with stop_signal SIGUSR2 (lame duck),
+// while a JetStream publisher that retries and core subscribers on the
+// fixed frontdoors run (they learn of the replicas and may move there). No
 // acknowledged message may be missing from the stream, and no subscriber
 // may stay disconnected for maxDisconnected. The figures go to the log
 // (docs/benchmarks.md quotes them); throughput is not asserted.
@@ -180,14 +183,33 @@ func rollingRestart(t *testing.T, s *composeSuite) {
 	time.Sleep(time.Second)
 	var perFrontdoor []time.Duration
 	started := time.Now()
-	for _, fd := range []string{"frontdoor1", "frontdoor2"} {
+	// The fixed two by service name; a scaled replica by container (a
+	// service restart would stop all its replicas at once). A replica may
+	// come back on another port of the range and advertises that one.
+	restarts := [][]string{{"frontdoor1"}, {"frontdoor2"}}
+	for _, id := range s.replicas("frontdoor") {
+		restarts = append(restarts, []string{"", id})
+	}
+	for _, r := range restarts {
 		t0 := time.Now()
 		// stop_signal SIGUSR2: lame duck (5 s), then the container starts
 		// again; the next one waits until this one is healthy.
-		s.compose("restart", "-t", "15", fd)
+		var logs string
+		if r[0] != "" {
+			s.compose("restart", "-t", "15", r[0])
+		} else {
+			out, err := exec.Command("docker", "restart", "-t", "15", r[1]).CombinedOutput()
+			require.NoError(t, err, "docker restart %s: %s", r[1], out)
+		}
 		s.waitHealthy(60 * time.Second)
 		perFrontdoor = append(perFrontdoor, time.Since(t0))
-		require.Contains(t, s.logs(fd), "Entering lame duck mode", "%s was not restarted through lame duck", fd)
+		if r[0] != "" {
+			logs = s.logs(r[0])
+		} else {
+			out, _ := exec.Command("docker", "logs", r[1]).CombinedOutput()
+			logs = string(out)
+		}
+		require.Contains(t, logs, "Entering lame duck mode", "%v was not restarted through lame duck", r)
 	}
 	total := time.Since(started)
 	time.Sleep(time.Second) // traffic after the last restart
@@ -242,10 +264,14 @@ func rollingRestart(t *testing.T, s *composeSuite) {
 		lameDucks += w.lameDuck
 		w.mu.Unlock()
 	}
-	t.Logf("rolling restart of 2 frontdoors: %v in all (%v, %v per frontdoor, lame_duck_duration 5s); "+
+	each := make([]string, len(perFrontdoor))
+	for i, d := range perFrontdoor {
+		each[i] = d.Round(100 * time.Millisecond).String()
+	}
+	t.Logf("rolling restart of %d frontdoors: %v in all (%s per frontdoor, lame_duck_duration 5s); "+
 		"JetStream: %d acknowledged, %d retries, %d acknowledged as duplicates, %d stored (stream says %d), %d missing; "+
 		"core: %d subscribers, %d reconnects, %d lame-duck INFOs, longest disconnection %v, longest silence between messages %v",
-		total.Round(100*time.Millisecond), perFrontdoor[0].Round(100*time.Millisecond), perFrontdoor[1].Round(100*time.Millisecond),
+		len(perFrontdoor), total.Round(100*time.Millisecond), strings.Join(each, ", "),
 		acked, retries, duplicates, stored, info.State.Msgs, len(missing),
 		subscribers, reconnects, lameDucks, longestDown.Round(time.Millisecond), longestGap.Round(time.Millisecond))
 
@@ -254,4 +280,12 @@ func rollingRestart(t *testing.T, s *composeSuite) {
 	require.Equal(t, uint64(acked), info.State.Msgs, "the stream holds each acknowledged message once")
 	require.GreaterOrEqual(t, reconnects, subscribers, "every subscriber moves at least once (each frontdoor restarted)")
 	require.Less(t, longestDown, maxDisconnected, "a core subscriber stayed disconnected too long")
+
+	// Each restarted replica advertises the port it has now (Docker may
+	// have given it another one of the range).
+	for i := 1; i < len(restarts)-1; i++ {
+		u := fmt.Sprintf("nats://127.0.0.1:%d", s.hostPort("frontdoor", i, 4222))
+		require.Eventually(t, func() bool { return slices.Contains(corePub.Servers(), u) },
+			15*time.Second, 100*time.Millisecond, "replica %d (%s) is not advertised after its restart: %v", i, u, corePub.Servers())
+	}
 }

@@ -72,6 +72,12 @@ type Server struct {
 	LameDuckDuration    time.Duration // "lame_duck_duration"
 	LameDuckGracePeriod time.Duration // "lame_duck_grace_period"
 
+	// "client_advertise_probe" (Switchyard's own): host:lo-hi, the range of
+	// host ports one of which publishes this frontdoor's client port (a
+	// scaled compose replica). The frontdoor dials each to find its own and
+	// advertises that port (AdvertiseProbe).
+	ClientAdvertiseProbe string
+
 	Mappings []Mapping // "mappings"/"maps"/"subject_mappings", sorted by Source
 
 	JetStream JetStream // "jetstream", "store_dir": applied by streamsvc

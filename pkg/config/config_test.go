@@ -537,3 +537,21 @@ func TestConfigIncludeKeepsFileAndLine(t *testing.T) {
 	_, err = Load(path)
 	requireErrLines(t, err, inc+`:3: "max_connections": 0 must be at least 1`)
 }
+
+func TestConfigAdvertiseProbe(t *testing.T) {
+	for in, want := range map[string][3]any{
+		"host.docker.internal:4230-4239": {"host.docker.internal", 4230, 4239},
+		"10.0.0.1:4222":                  {"10.0.0.1", 4222, 4222},
+		"[::1]:1-1024":                   {"::1", 1, 1024},
+	} {
+		s := Server{ClientAdvertiseProbe: in}
+		host, lo, hi, err := s.AdvertiseProbe()
+		require.NoError(t, err, in)
+		require.Equal(t, want, [3]any{host, lo, hi}, in)
+	}
+	for _, in := range []string{"4230-4239", ":4230", "h:0-5", "h:5-4", "h:1-1025", "h:x-5", "h:4230-"} {
+		s := Server{ClientAdvertiseProbe: in}
+		_, _, _, err := s.AdvertiseProbe()
+		require.Error(t, err, in)
+	}
+}

@@ -52,6 +52,7 @@ var keys = table(
 	apply("server_name", stringKey(func(s *Server) *string { return &s.ServerName })),
 	apply("client_advertise", stringKey(func(s *Server) *string { return &s.ClientAdvertise })),
 	apply("no_advertise", boolKey(func(s *Server) *bool { return &s.NoAdvertise })),
+	apply("client_advertise_probe", stringKey(func(s *Server) *string { return &s.ClientAdvertiseProbe })),
 
 	// Monitoring.
 	apply("http", applyHTTP),

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -25,6 +26,14 @@ func (s *Server) check() []problem {
 	}
 	if strings.ContainsAny(s.ClientAdvertise, " \t\r\n") {
 		bad("client_advertise", "%q contains white space: give host or host:port", s.ClientAdvertise)
+	}
+	if s.ClientAdvertiseProbe != "" {
+		if _, _, _, err := s.AdvertiseProbe(); err != nil {
+			bad("client_advertise_probe", "%v", err)
+		}
+		if _, _, err := net.SplitHostPort(s.ClientAdvertise); err == nil {
+			bad("client_advertise", "%q names a port, but client_advertise_probe finds the port: give the host only", s.ClientAdvertise)
+		}
 	}
 	for _, r := range s.Routers {
 		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
@@ -124,4 +133,33 @@ func (s *Server) hasAccount(name string) bool {
 		}
 	}
 	return false
+}
+
+// maxProbePorts bounds client_advertise_probe's range: each port is dialled
+// in every probe round.
+const maxProbePorts = 1024
+
+// AdvertiseProbe parses client_advertise_probe, "host:lo-hi" (or
+// "host:port"): the host to dial from inside the container (a name such as
+// host.docker.internal, or an address) and the range of host ports.
+func (s *Server) AdvertiseProbe() (host string, lo, hi int, err error) {
+	host, ports, err := net.SplitHostPort(s.ClientAdvertiseProbe)
+	if err != nil || host == "" {
+		return "", 0, 0, fmt.Errorf("%q is not host:port or host:lo-hi (e.g. host.docker.internal:4230-4239)", s.ClientAdvertiseProbe)
+	}
+	first, last, isRange := strings.Cut(ports, "-")
+	if !isRange {
+		last = first
+	}
+	lo, err1 := strconv.Atoi(first)
+	hi, err2 := strconv.Atoi(last)
+	switch {
+	case err1 != nil || err2 != nil:
+		return "", 0, 0, fmt.Errorf("%q: the ports %q are not a number or lo-hi", s.ClientAdvertiseProbe, ports)
+	case lo < 1 || hi > 65535 || lo > hi:
+		return "", 0, 0, fmt.Errorf("%q: the ports must run up within 1..65535", s.ClientAdvertiseProbe)
+	case hi-lo+1 > maxProbePorts:
+		return "", 0, 0, fmt.Errorf("%q: %d ports are more than the %d a probe round dials", s.ClientAdvertiseProbe, hi-lo+1, maxProbePorts)
+	}
+	return host, lo, hi, nil
 }

@@ -72,6 +72,7 @@ func (s *Server) Reload(next Config) error {
 		{"http_port", cur.HTTPPort, next.HTTPPort},
 		{"prof_port", cur.ProfPort, next.ProfPort},
 		{"server_name", cur.ServerName, next.ServerName},
+		{"client_advertise_probe", cur.ClientAdvertiseProbe, next.ClientAdvertiseProbe},
 		{"websocket", wsListenKey(cur.WebSocket), wsListenKey(next.WebSocket)},
 	} {
 		if f.was != f.now {
@@ -82,6 +83,9 @@ func (s *Server) Reload(next Config) error {
 		return err
 	}
 	s.cfgGen.Add(1)
+	if s.routing != nil && (cur.ClientAdvertise != next.ClientAdvertise || cur.NoAdvertise != next.NoAdvertise) {
+		s.routing.readvertise()
+	}
 	s.log.SetLevels(next.Debug, next.Trace)
 	s.log.Infof("Reloaded server configuration")
 	return nil

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,10 @@ type routing struct {
 	inbound sync.Map                         // *inboundPeer, for monitoring
 	replies replyRoutes
 	hints   interestHints // subscriptions other nodes announced over the mesh
+
+	// advertiseGen counts changes of ownClientURLs; a router stream that
+	// sent an older generation sends Advertise.
+	advertiseGen atomic.Uint64
 
 	// Interest this node has on behalf of local stream importers (guarded
 	// by mu): counted into snapshots like subscriptions.
@@ -326,6 +331,7 @@ func (l *routerLink) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	advertised := l.rt.advertiseGen.Load()
 	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: l.rt.srv.kind,
 		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}, MeshUrl: l.rt.meshURL}
 	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
@@ -356,6 +362,13 @@ func (l *routerLink) session(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.wake:
+		}
+		if gen := l.rt.advertiseGen.Load(); gen != advertised {
+			advertised = gen
+			adv := &routerv1.Advertise{ClientUrls: l.rt.srv.ownClientURLs()}
+			if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Advertise{Advertise: adv}}); err != nil {
+				return err
+			}
 		}
 		if err := l.sendPending(stream); err != nil {
 			return err
@@ -437,19 +450,47 @@ func (rt *routing) setMembers(urls []string) {
 }
 
 // ownClientURLs is what this frontdoor advertises to clients of the others.
+// client_advertise without a port takes the client port, as in
+// nats-server; with client_advertise_probe the port is the one the probe
+// found, and nothing is advertised before it has.
 func (s *Server) ownClientURLs() []string {
 	cfg := s.Config()
 	if cfg.NoAdvertise || s.isNode() {
 		return nil
 	}
-	if cfg.ClientAdvertise != "" {
-		return []string{cfg.ClientAdvertise}
-	}
 	host, port := s.advertise()
+	if cfg.ClientAdvertiseProbe != "" {
+		p := s.probedPort.Load()
+		if p == 0 {
+			return nil
+		}
+		port = int(p)
+		if cfg.ClientAdvertise == "" {
+			host, _, _, _ = cfg.AdvertiseProbe()
+		}
+	}
+	if cfg.ClientAdvertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.ClientAdvertise); err == nil {
+			return []string{cfg.ClientAdvertise}
+		}
+		host = strings.Trim(cfg.ClientAdvertise, "[]")
+	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = firstNonLoopbackIP()
 	}
 	return []string{net.JoinHostPort(host, strconv.Itoa(port))}
+}
+
+// readvertise has every router link send this frontdoor's client URLs
+// again (they changed: a reload, or the advertise probe found the port).
+func (rt *routing) readvertise() {
+	rt.advertiseGen.Add(1)
+	rt.mu.Lock()
+	links := rt.links
+	rt.mu.Unlock()
+	for _, l := range links {
+		l.signal()
+	}
 }
 
 func firstNonLoopbackIP() string {

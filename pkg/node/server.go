@@ -7,6 +7,7 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ type Server struct {
 	tls       atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
 	tlsStamp  atomic.Pointer[string]     // the TLS files as last loaded (tlsFilesStamp)
 	wsTLS     atomic.Pointer[tls.Config] // websocket {}'s, from cfg.WebSocket.TLS; nil: ws://
-	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS
+	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS and the advertise probe
 	staplers  staplers                   // OCSP staples of tls and wss's certificates
 	done      chan struct{}              // closed when Shutdown is complete
 	id        string
@@ -76,9 +77,10 @@ type Server struct {
 	slowConsumers    atomic.Int64
 	staleConnections atomic.Int64
 	totals           totals
-	routing          *routing  // nil without routers
-	auth             *authLink // nil without authsvc: no authentication
-	kind             string    // "frontdoor", or the service embedding a node (NewNode)
+	routing          *routing     // nil without routers
+	probedPort       atomic.Int32 // client_advertise_probe's find; 0: not yet
+	auth             *authLink    // nil without authsvc: no authentication
+	kind             string       // "frontdoor", or the service embedding a node (NewNode)
 }
 
 // totals keeps the traffic of closed connections so /varz counts all time.
@@ -243,6 +245,12 @@ func (s *Server) Start() error {
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l, s.accept)
+	if cfg.ClientAdvertiseProbe != "" && !cfg.NoAdvertise {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.wg.Add(2)
+		go func() { defer s.wg.Done(); <-s.stopWatch; cancel() }()
+		go func() { defer s.wg.Done(); s.runAdvertiseProbe(ctx) }()
+	}
 	close(s.ready)
 	return nil
 }

@@ -74,33 +74,60 @@ func Binary(tb testing.TB, name string) string {
 // their ports, so none of those can take it before the server binds it.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	return FreePortRange(tb, 1)
+}
+
+// FreePortRange returns the first of n consecutive ports, each free and
+// reserved as FreePort's are (a range Docker publishes a scaled service
+// on, a proxy standing in for it).
+func FreePortRange(tb testing.TB, n int) int {
+	tb.Helper()
 	dir := filepath.Join(os.TempDir(), "switchyard-test-ports")
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		tb.Fatalf("testkit: free port: %v", err)
 	}
 	for range 2000 {
-		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
-		lock := filepath.Join(dir, strconv.Itoa(port))
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			// Taken by a running test, or left by one that crashed.
-			if info, err := os.Stat(lock); err == nil && time.Since(info.ModTime()) > staleReservation {
-				os.Remove(lock)
-			}
-			continue
+		lo := freePortLow + rand.IntN(freePortHigh-freePortLow-n)
+		var held []int
+		for p := lo; p < lo+n && reservePort(dir, p); p++ {
+			held = append(held, p)
 		}
-		f.Close()
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			os.Remove(lock)
-			continue
+		if len(held) == n {
+			tb.Cleanup(func() {
+				for _, p := range held {
+					os.Remove(filepath.Join(dir, strconv.Itoa(p)))
+				}
+			})
+			return lo
 		}
-		l.Close()
-		tb.Cleanup(func() { os.Remove(lock) })
-		return port
+		for _, p := range held {
+			os.Remove(filepath.Join(dir, strconv.Itoa(p)))
+		}
 	}
-	tb.Fatalf("testkit: no free port in %d-%d", freePortLow, freePortHigh)
+	tb.Fatalf("testkit: no %d free ports in a row in %d-%d", n, freePortLow, freePortHigh)
 	return 0
+}
+
+// reservePort takes port's lock file in dir if no test holds it and the
+// port can be bound now.
+func reservePort(dir string, port int) bool {
+	lock := filepath.Join(dir, strconv.Itoa(port))
+	f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		// Taken by a running test, or left by one that crashed.
+		if info, err := os.Stat(lock); err == nil && time.Since(info.ModTime()) > staleReservation {
+			os.Remove(lock)
+		}
+		return false
+	}
+	f.Close()
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		os.Remove(lock)
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // The range FreePort picks from, and when a reservation left by a

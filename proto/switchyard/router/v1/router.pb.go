@@ -39,6 +39,7 @@ type NodeFrame struct {
 	//
 	//	*NodeFrame_Hello
 	//	*NodeFrame_Interest
+	//	*NodeFrame_Advertise
 	Frame         isNodeFrame_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -99,6 +100,15 @@ func (x *NodeFrame) GetInterest() *Interest {
 	return nil
 }
 
+func (x *NodeFrame) GetAdvertise() *Advertise {
+	if x != nil {
+		if x, ok := x.Frame.(*NodeFrame_Advertise); ok {
+			return x.Advertise
+		}
+	}
+	return nil
+}
+
 type isNodeFrame_Frame interface {
 	isNodeFrame_Frame()
 }
@@ -111,9 +121,15 @@ type NodeFrame_Interest struct {
 	Interest *Interest `protobuf:"bytes,2,opt,name=interest,proto3,oneof"`
 }
 
+type NodeFrame_Advertise struct {
+	Advertise *Advertise `protobuf:"bytes,4,opt,name=advertise,proto3,oneof"`
+}
+
 func (*NodeFrame_Hello) isNodeFrame_Frame() {}
 
 func (*NodeFrame_Interest) isNodeFrame_Frame() {}
+
+func (*NodeFrame_Advertise) isNodeFrame_Frame() {}
 
 type RouterFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -220,7 +236,8 @@ type Hello struct {
 	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"` // server_name, for operators
 	Kind     string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`                         // "frontdoor"
 	// Client URLs this node advertises (nats://host:port), empty when it
-	// does not take clients or sets no_advertise.
+	// does not take clients, sets no_advertise, or has not yet found its
+	// published port (client_advertise_probe; Advertise follows).
 	ClientUrls []string `protobuf:"bytes,4,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
 	// The router API versions this node speaks ("v1"). A router that shares
 	// none refuses the stream with FAILED_PRECONDITION naming both sides'.
@@ -304,6 +321,56 @@ func (x *Hello) GetMeshUrl() string {
 	return ""
 }
 
+// Advertise replaces the client URLs a node named in Hello, when they
+// change while it stays attached: a frontdoor that found its published
+// port (client_advertise_probe) or reloaded client_advertise. The router
+// tells every node the new membership. A router older than this frame
+// drops the stream as unknown; the node attaches again, and its new Hello
+// carries the URLs.
+type Advertise struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientUrls    []string               `protobuf:"bytes,1,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Advertise) Reset() {
+	*x = Advertise{}
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Advertise) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Advertise) ProtoMessage() {}
+
+func (x *Advertise) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Advertise.ProtoReflect.Descriptor instead.
+func (*Advertise) Descriptor() ([]byte, []int) {
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Advertise) GetClientUrls() []string {
+	if x != nil {
+		return x.ClientUrls
+	}
+	return nil
+}
+
 // Welcome answers Hello.
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -315,7 +382,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[3]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +394,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[3]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +407,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Welcome) GetRouterId() string {
@@ -371,7 +438,7 @@ type Interest struct {
 
 func (x *Interest) Reset() {
 	*x = Interest{}
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[4]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +450,7 @@ func (x *Interest) String() string {
 func (*Interest) ProtoMessage() {}
 
 func (x *Interest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[4]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +463,7 @@ func (x *Interest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interest.ProtoReflect.Descriptor instead.
 func (*Interest) Descriptor() ([]byte, []int) {
-	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Interest) GetSnapshot() bool {
@@ -428,7 +495,7 @@ type InterestEntry struct {
 
 func (x *InterestEntry) Reset() {
 	*x = InterestEntry{}
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[5]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +507,7 @@ func (x *InterestEntry) String() string {
 func (*InterestEntry) ProtoMessage() {}
 
 func (x *InterestEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[5]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +520,7 @@ func (x *InterestEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterestEntry.ProtoReflect.Descriptor instead.
 func (*InterestEntry) Descriptor() ([]byte, []int) {
-	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InterestEntry) GetAccount() string {
@@ -503,7 +570,7 @@ type Members struct {
 
 func (x *Members) Reset() {
 	*x = Members{}
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[6]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +582,7 @@ func (x *Members) String() string {
 func (*Members) ProtoMessage() {}
 
 func (x *Members) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[6]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +595,7 @@ func (x *Members) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Members.ProtoReflect.Descriptor instead.
 func (*Members) Descriptor() ([]byte, []int) {
-	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Members) GetClientUrls() []string {
@@ -556,7 +623,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[7]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +635,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_router_v1_router_proto_msgTypes[7]
+	mi := &file_switchyard_router_v1_router_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +648,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_router_v1_router_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Node) GetNodeId() string {
@@ -609,10 +676,11 @@ var File_switchyard_router_v1_router_proto protoreflect.FileDescriptor
 
 const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\n" +
-	"!switchyard/router/v1/router.proto\x12\x14switchyard.router.v1\"\x8d\x01\n" +
+	"!switchyard/router/v1/router.proto\x12\x14switchyard.router.v1\"\xce\x01\n" +
 	"\tNodeFrame\x123\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1b.switchyard.router.v1.HelloH\x00R\x05hello\x12<\n" +
-	"\binterest\x18\x02 \x01(\v2\x1e.switchyard.router.v1.InterestH\x00R\binterestB\a\n" +
+	"\binterest\x18\x02 \x01(\v2\x1e.switchyard.router.v1.InterestH\x00R\binterest\x12?\n" +
+	"\tadvertise\x18\x04 \x01(\v2\x1f.switchyard.router.v1.AdvertiseH\x00R\tadvertiseB\a\n" +
 	"\x05frameJ\x04\b\x03\x10\x04\"\xd0\x01\n" +
 	"\vRouterFrame\x129\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1d.switchyard.router.v1.WelcomeH\x00R\awelcome\x12<\n" +
@@ -626,7 +694,10 @@ const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\vclient_urls\x18\x04 \x03(\tR\n" +
 	"clientUrls\x12!\n" +
 	"\fapi_versions\x18\x05 \x03(\tR\vapiVersions\x12\x19\n" +
-	"\bmesh_url\x18\x06 \x01(\tR\ameshUrl\"G\n" +
+	"\bmesh_url\x18\x06 \x01(\tR\ameshUrl\",\n" +
+	"\tAdvertise\x12\x1f\n" +
+	"\vclient_urls\x18\x01 \x03(\tR\n" +
+	"clientUrls\"G\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
 	"\vapi_version\x18\x02 \x01(\tR\n" +
@@ -663,32 +734,34 @@ func file_switchyard_router_v1_router_proto_rawDescGZIP() []byte {
 	return file_switchyard_router_v1_router_proto_rawDescData
 }
 
-var file_switchyard_router_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_switchyard_router_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_switchyard_router_v1_router_proto_goTypes = []any{
 	(*NodeFrame)(nil),     // 0: switchyard.router.v1.NodeFrame
 	(*RouterFrame)(nil),   // 1: switchyard.router.v1.RouterFrame
 	(*Hello)(nil),         // 2: switchyard.router.v1.Hello
-	(*Welcome)(nil),       // 3: switchyard.router.v1.Welcome
-	(*Interest)(nil),      // 4: switchyard.router.v1.Interest
-	(*InterestEntry)(nil), // 5: switchyard.router.v1.InterestEntry
-	(*Members)(nil),       // 6: switchyard.router.v1.Members
-	(*Node)(nil),          // 7: switchyard.router.v1.Node
+	(*Advertise)(nil),     // 3: switchyard.router.v1.Advertise
+	(*Welcome)(nil),       // 4: switchyard.router.v1.Welcome
+	(*Interest)(nil),      // 5: switchyard.router.v1.Interest
+	(*InterestEntry)(nil), // 6: switchyard.router.v1.InterestEntry
+	(*Members)(nil),       // 7: switchyard.router.v1.Members
+	(*Node)(nil),          // 8: switchyard.router.v1.Node
 }
 var file_switchyard_router_v1_router_proto_depIdxs = []int32{
 	2, // 0: switchyard.router.v1.NodeFrame.hello:type_name -> switchyard.router.v1.Hello
-	4, // 1: switchyard.router.v1.NodeFrame.interest:type_name -> switchyard.router.v1.Interest
-	3, // 2: switchyard.router.v1.RouterFrame.welcome:type_name -> switchyard.router.v1.Welcome
-	4, // 3: switchyard.router.v1.RouterFrame.interest:type_name -> switchyard.router.v1.Interest
-	6, // 4: switchyard.router.v1.RouterFrame.members:type_name -> switchyard.router.v1.Members
-	5, // 5: switchyard.router.v1.Interest.entries:type_name -> switchyard.router.v1.InterestEntry
-	7, // 6: switchyard.router.v1.Members.nodes:type_name -> switchyard.router.v1.Node
-	0, // 7: switchyard.router.v1.Router.Attach:input_type -> switchyard.router.v1.NodeFrame
-	1, // 8: switchyard.router.v1.Router.Attach:output_type -> switchyard.router.v1.RouterFrame
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 1: switchyard.router.v1.NodeFrame.interest:type_name -> switchyard.router.v1.Interest
+	3, // 2: switchyard.router.v1.NodeFrame.advertise:type_name -> switchyard.router.v1.Advertise
+	4, // 3: switchyard.router.v1.RouterFrame.welcome:type_name -> switchyard.router.v1.Welcome
+	5, // 4: switchyard.router.v1.RouterFrame.interest:type_name -> switchyard.router.v1.Interest
+	7, // 5: switchyard.router.v1.RouterFrame.members:type_name -> switchyard.router.v1.Members
+	6, // 6: switchyard.router.v1.Interest.entries:type_name -> switchyard.router.v1.InterestEntry
+	8, // 7: switchyard.router.v1.Members.nodes:type_name -> switchyard.router.v1.Node
+	0, // 8: switchyard.router.v1.Router.Attach:input_type -> switchyard.router.v1.NodeFrame
+	1, // 9: switchyard.router.v1.Router.Attach:output_type -> switchyard.router.v1.RouterFrame
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_router_v1_router_proto_init() }
@@ -699,6 +772,7 @@ func file_switchyard_router_v1_router_proto_init() {
 	file_switchyard_router_v1_router_proto_msgTypes[0].OneofWrappers = []any{
 		(*NodeFrame_Hello)(nil),
 		(*NodeFrame_Interest)(nil),
+		(*NodeFrame_Advertise)(nil),
 	}
 	file_switchyard_router_v1_router_proto_msgTypes[1].OneofWrappers = []any{
 		(*RouterFrame_Welcome)(nil),
@@ -711,7 +785,7 @@ func file_switchyard_router_v1_router_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_router_v1_router_proto_rawDesc), len(file_switchyard_router_v1_router_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -228,6 +228,8 @@ func (h *Hub) read(n *attachedNode, stream routerv1.Router_AttachServer) error {
 		switch fr := f.Frame.(type) {
 		case *routerv1.NodeFrame_Interest:
 			h.updateInterest(n, fr.Interest)
+		case *routerv1.NodeFrame_Advertise:
+			h.advertise(n, fr.Advertise.GetClientUrls())
 		case *routerv1.NodeFrame_Hello:
 			return status.Error(codes.InvalidArgument, "router: Hello sent twice on one Attach stream")
 		default:
@@ -278,6 +280,18 @@ func (h *Hub) detachLocked(n *attachedNode) {
 		delete(h.nodes, n.id)
 	}
 	h.forwardLocked(n, h.graph.removeAll(n))
+	h.broadcastMembersLocked()
+}
+
+// advertise replaces the client URLs n advertises and tells everyone.
+func (h *Hub) advertise(n *attachedNode, urls []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n.detached {
+		return
+	}
+	h.log.Infof("Node %q (%s) advertises client URLs %v (was %v)", n.id, n.name, urls, n.clientURLs)
+	n.clientURLs = slices.Clone(urls)
 	h.broadcastMembersLocked()
 }
 

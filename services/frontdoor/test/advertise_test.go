@@ -28,11 +28,16 @@ type publishedPort struct {
 	wg      sync.WaitGroup
 }
 
-func publishPort(t *testing.T, port int) *publishedPort {
+func publishPort(t *testing.T, port int) *publishedPort { return publish(t, port, false) }
+
+// publishGarbage stands in for another service on a port of the range.
+func publishGarbage(t *testing.T, port int) *publishedPort { return publish(t, port, true) }
+
+func publish(t *testing.T, port int, garbage bool) *publishedPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	require.NoError(t, err)
-	pp := &publishedPort{ln: ln}
+	pp := &publishedPort{ln: ln, garbage: garbage}
 	pp.wg.Add(1)
 	go pp.serve()
 	t.Cleanup(func() { ln.Close(); pp.wg.Wait() })
@@ -98,7 +103,7 @@ func TestAdvertiseProbeFindsPublishedPort(t *testing.T) {
 	aPort, bPort := testkit.FreePort(t), testkit.FreePort(t)
 	publishPort(t, lo)                                          // Docker's proxy, nothing behind it yet
 	bPub := publishPort(t, lo+1)                                // b's, switched on later
-	publishPort(t, lo+2).garbage = true                         // something else on the host
+	publishGarbage(t, lo+2)                                     // something else on the host
 	publishPort(t, lo+3).to(fmt.Sprintf("127.0.0.1:%d", aPort)) // a's
 	conf := probeConf(router, lo, lo+3)
 	a := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: conf, Port: aPort})

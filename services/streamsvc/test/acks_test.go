@@ -376,3 +376,41 @@ func TestJetStreamFilterSubjects(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	require.Equal(t, jetstream.ErrorCode(10138), apiErr.ErrorCode)
 }
+
+// A pull request whose client stopped listening (its inbox unsubscribed:
+// a worker that quit, a Fetch given up) takes no more messages: they go to
+// a live request at once, not after the ack wait, as on nats-server.
+func TestJetStreamPullRequestWithoutInterestDropped(t *testing.T) {
+	tg := startTarget(t)
+	gone, js := tg.connect(t, 0)
+	createStream(t, js, jetstream.StreamConfig{Name: "GONE", Subjects: []string{"gone"}})
+	cons, err := js.CreateOrUpdateConsumer(ctx(t), "GONE", jetstream.ConsumerConfig{
+		Durable: "w", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
+	require.NoError(t, err)
+
+	// A worker asks for 10 with a long expiry, then goes away.
+	inbox := gone.NewInbox()
+	sub, err := gone.SubscribeSync(inbox)
+	require.NoError(t, err)
+	require.NoError(t, gone.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.GONE.w", inbox, []byte(`{"batch":10,"expires":60000000000}`)))
+	require.NoError(t, gone.Flush())
+	require.NoError(t, sub.Unsubscribe())
+	require.NoError(t, gone.Flush())
+	// Longer than the grace a fresh request gets while its interest is on
+	// its way (pullInterestGrace).
+	time.Sleep(1500 * time.Millisecond)
+
+	_, err = js.Publish(ctx(t), "gone", []byte("work"))
+	require.NoError(t, err)
+	_, js2 := tg.connect(t, 1)
+	cons2, err := js2.Consumer(ctx(t), "GONE", "w")
+	require.NoError(t, err)
+	m, err := cons2.Next(jetstream.FetchMaxWait(5 * time.Second))
+	require.NoError(t, err, "the message went to the request nobody listens to")
+	require.Equal(t, "work", string(m.Data()))
+	require.Equal(t, uint64(1), metadata(t, m).NumDelivered)
+	require.NoError(t, m.Ack())
+	info, err := cons.Info(ctx(t))
+	require.NoError(t, err)
+	require.Zero(t, info.NumWaiting, "the abandoned request still waits")
+}

@@ -84,6 +84,7 @@ type pendingAck struct {
 
 type pullRequest struct {
 	reply     string
+	received  time.Time
 	batch     int
 	maxBytes  int
 	noWait    bool
@@ -398,11 +399,28 @@ func (c *consumer) addPull(r pullRequest) {
 		c.status(r.reply, "404 No Messages", "")
 		return
 	}
+	r.received = c.lastActive
 	if r.heartbeat > 0 {
-		r.nextHB = time.Now().Add(r.heartbeat)
+		r.nextHB = r.received.Add(r.heartbeat)
 	}
 	rr := r
 	c.waiting = append(c.waiting, &rr)
+}
+
+// pullInterestGrace is how long a pull request counts as listened to
+// before its client's interest in the reply subject has reached streamsvc:
+// the subscription travels through the router tier, the request straight
+// over the mesh, and may arrive first. Well above that trip (under a
+// millisecond on one host), and short, because a request whose client
+// left meanwhile takes messages until it passes.
+const pullInterestGrace = time.Second
+
+// replyGone reports whether nobody listens any more on a pull request's
+// reply subject (its client unsubscribed or left). nats-server drops such
+// requests, so their messages go to live ones, not to nobody until the
+// ack wait ends.
+func (c *consumer) replyGone(r *pullRequest, now time.Time) bool {
+	return now.Sub(r.received) > pullInterestGrace && !c.pub.HasInterest(c.s.account, r.reply)
 }
 
 // status sends a status message (no payload) to subj.
@@ -427,6 +445,8 @@ func (c *consumer) pump() {
 	}
 	rate := c.rateLimit(cfg)
 	sent := false
+	now := time.Now()
+	var listened *pullRequest // the last request found still listened to
 	for {
 		var req *pullRequest
 		at := 0 // req's place in c.waiting
@@ -466,6 +486,15 @@ func (c *consumer) pump() {
 			}
 			req = c.waiting[at]
 			target = req.reply
+		}
+		if req != nil && req != listened {
+			if c.replyGone(req, now) {
+				// The pin stays: its client may ask again within pinned_ttl.
+				c.removeWaiting(at)
+				c.unread(m, again)
+				continue
+			}
+			listened = req
 		}
 		size := int(store.Size(m.Subject, m.Header, m.Data))
 		if req != nil && req.maxBytes > 0 && size > req.maxBytes {
@@ -765,6 +794,8 @@ func (c *consumer) timeouts(now time.Time) {
 			c.status(r.reply, "408 Request Timeout",
 				fmt.Sprintf("Nats-Pending-Messages: %d\r\nNats-Pending-Bytes: %d\r\n", r.batch, max(r.maxBytes, 0)))
 			continue
+		case c.replyGone(r, now):
+			continue // dropped without a word, as nats-server does
 		case r.heartbeat > 0 && now.After(r.nextHB):
 			c.heartbeat(r.reply, "")
 			r.nextHB = now.Add(r.heartbeat)

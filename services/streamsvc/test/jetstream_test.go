@@ -368,3 +368,39 @@ func TestJetStreamCreateThenPublishElsewhere(t *testing.T) {
 		require.Equal(t, uint64(1), ack.Sequence)
 	}
 }
+
+// A message delivered and not acknowledged before streamsvc restarts is
+// due again its ack wait after it was delivered, as on nats-server: not at
+// once when streamsvc is back, nor a whole ack wait after that.
+func TestJetStreamPendingDueByDeliveryTimeAfterRestart(t *testing.T) {
+	s := startSuite(t)
+	_, js := connect(t, s.fds[0])
+	createStream(t, js, jetstream.StreamConfig{Name: "DUE", Subjects: []string{"due"}})
+	const ackWait = 6 * time.Second
+	cons, err := js.CreateOrUpdateConsumer(ctx(t), "DUE", jetstream.ConsumerConfig{
+		Durable: "d", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx(t), "due", []byte("once"))
+	require.NoError(t, err)
+	first, err := cons.Next(jetstream.FetchMaxWait(wait))
+	require.NoError(t, err)
+	delivered := time.Now()
+
+	time.Sleep(3 * time.Second) // the state is saved; half the ack wait gone
+	s.streamsvc.Stop()
+	s.startStreamsvc(t)
+	var again jetstream.Consumer
+	require.Eventually(t, func() bool {
+		again, err = js.Consumer(attempt(t), "DUE", "d")
+		return err == nil
+	}, wait, 50*time.Millisecond)
+	m, err := again.Next(jetstream.FetchMaxWait(10 * time.Second))
+	require.NoError(t, err)
+	since := time.Since(delivered)
+	require.Equal(t, first.Data(), m.Data())
+	require.Equal(t, uint64(2), metadata(t, m).NumDelivered)
+	// Due at 6 s; a restarted wait would make it 9 s or more.
+	require.Greater(t, since, ackWait-500*time.Millisecond, "redelivered before its ack wait")
+	require.Less(t, since, ackWait+2500*time.Millisecond, "the ack wait started again at the restart")
+	require.NoError(t, m.Ack())
+}

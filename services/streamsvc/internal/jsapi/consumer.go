@@ -1003,14 +1003,20 @@ func (c *consumer) livePositions() (consumerState, bool) {
 	return st, ok
 }
 
-// restore loads a durable consumer's saved state: pending messages are
-// due again at once (their ack wait restarted when the service stopped).
+// restore loads a durable consumer's saved state: a pending message is due
+// again its ack wait after it was delivered, as on nats-server (at once
+// when that passed while the service was down).
 func (c *consumer) restore(st consumerState) {
 	c.sseq, c.dseq = st.Delivered[0], st.Delivered[1]
 	c.ackFloorS, c.ackFloorD = st.AckFloor[0], st.AckFloor[1]
 	c.npTo = c.sseq
+	now := time.Now()
 	for s, p := range st.Pending {
-		c.pending[s] = &pendingAck{dseq: uint64(p[0]), ts: p[1], deadline: time.Now().Add(c.ackWait(st.Config, max(st.Counts[s], 1)))}
+		delivered := now
+		if p[1] > 0 {
+			delivered = time.Unix(0, p[1])
+		}
+		c.pending[s] = &pendingAck{dseq: uint64(p[0]), ts: p[1], deadline: delivered.Add(c.ackWait(st.Config, max(st.Counts[s], 1)))}
 	}
 	c.publishPositions()
 	for s, n := range st.Counts {

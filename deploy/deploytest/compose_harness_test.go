@@ -35,8 +35,9 @@ type composeSuite struct {
 	env     []string
 	// Host ports of the two fixed frontdoors.
 	clientPort, wsPort, monitorPort [2]int
-	// The range the scalable frontdoor's client ports are published on.
-	scalePorts [2]int
+	// The ranges the scalable frontdoor's client and WebSocket ports are
+	// published on.
+	scalePorts, scaleWSPorts [2]int
 }
 
 // composeCommand finds Compose v2 (docker compose) or the older
@@ -90,8 +91,11 @@ func startCompose(t *testing.T) *composeSuite {
 	}
 	s.scalePorts[0] = testkit.FreePortRange(t, scaleRange)
 	s.scalePorts[1] = s.scalePorts[0] + scaleRange - 1
+	s.scaleWSPorts[0] = testkit.FreePortRange(t, scaleRange)
+	s.scaleWSPorts[1] = s.scaleWSPorts[0] + scaleRange - 1
 	s.env = append(os.Environ(),
 		fmt.Sprintf("SWITCHYARD_SCALE_PORTS=%d-%d", s.scalePorts[0], s.scalePorts[1]),
+		fmt.Sprintf("SWITCHYARD_SCALE_WS_PORTS=%d-%d", s.scaleWSPorts[0], s.scaleWSPorts[1]),
 		"SWITCHYARD_SCALE_PUBLISH_IP=0.0.0.0",
 		"SWITCHYARD_FRONTDOOR1_PORT="+strconv.Itoa(s.clientPort[0]),
 		"SWITCHYARD_FRONTDOOR1_MONITOR_PORT="+strconv.Itoa(s.monitorPort[0]),

@@ -116,6 +116,19 @@ func TestComposeSuite(t *testing.T) {
 			ws := connect(t, fmt.Sprintf("ws://127.0.0.1:%d", s.wsPort[0]), nats.Name("ws"))
 			flowing(t, pub, ws, "compose.ws.in", 15*time.Second)
 			flowing(t, ws, pub, "compose.ws.out", 15*time.Second)
+			// It learns the other frontdoors' WebSocket addresses on the
+			// host, never a container's.
+			want := []string{
+				fmt.Sprintf("ws://127.0.0.1:%d", s.wsPort[0]),
+				fmt.Sprintf("ws://127.0.0.1:%d", s.wsPort[1]),
+				fmt.Sprintf("ws://127.0.0.1:%d", s.hostPort("frontdoor", 1, 8080)),
+			}
+			slices.Sort(want)
+			require.Eventually(t, func() bool {
+				got := ws.Servers()
+				slices.Sort(got)
+				return slices.Equal(got, want)
+			}, 30*time.Second, 50*time.Millisecond, "the WebSocket client knows %v, want %v", ws.Servers(), want)
 			ws.Close()
 		}},
 		{"JetStream", func(t *testing.T) {

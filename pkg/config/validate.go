@@ -143,9 +143,14 @@ const maxProbePorts = 1024
 // "host:port"): the host to dial from inside the container (a name such as
 // host.docker.internal, or an address) and the range of host ports.
 func (s *Server) AdvertiseProbe() (host string, lo, hi int, err error) {
-	host, ports, err := net.SplitHostPort(s.ClientAdvertiseProbe)
+	return ParseProbe(s.ClientAdvertiseProbe)
+}
+
+// ParseProbe reads an advertise probe, "host:lo-hi" or "host:port".
+func ParseProbe(spec string) (host string, lo, hi int, err error) {
+	host, ports, err := net.SplitHostPort(spec)
 	if err != nil || host == "" {
-		return "", 0, 0, fmt.Errorf("%q is not host:port or host:lo-hi (e.g. host.docker.internal:4230-4239)", s.ClientAdvertiseProbe)
+		return "", 0, 0, fmt.Errorf("%q is not host:port or host:lo-hi (e.g. host.docker.internal:4230-4239)", spec)
 	}
 	first, last, isRange := strings.Cut(ports, "-")
 	if !isRange {
@@ -155,11 +160,11 @@ func (s *Server) AdvertiseProbe() (host string, lo, hi int, err error) {
 	hi, err2 := strconv.Atoi(last)
 	switch {
 	case err1 != nil || err2 != nil:
-		return "", 0, 0, fmt.Errorf("%q: the ports %q are not a number or lo-hi", s.ClientAdvertiseProbe, ports)
+		return "", 0, 0, fmt.Errorf("%q: the ports %q are not a number or lo-hi", spec, ports)
 	case lo < 1 || hi > 65535 || lo > hi:
-		return "", 0, 0, fmt.Errorf("%q: the ports must run up within 1..65535", s.ClientAdvertiseProbe)
+		return "", 0, 0, fmt.Errorf("%q: the ports must run up within 1..65535", spec)
 	case hi-lo+1 > maxProbePorts:
-		return "", 0, 0, fmt.Errorf("%q: %d ports are more than the %d a probe round dials", s.ClientAdvertiseProbe, hi-lo+1, maxProbePorts)
+		return "", 0, 0, fmt.Errorf("%q: %d ports are more than the %d a probe round dials", spec, hi-lo+1, maxProbePorts)
 	}
 	return host, lo, hi, nil
 }

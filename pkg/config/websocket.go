@@ -13,6 +13,10 @@ type WebSocket struct {
 	Host      string // "host", or the host of "listen"; empty: the client port's host
 	Port      int    // "port", or the port of "listen"; 0: no listener, -1: a free port
 	Advertise string // "advertise": host:port shown to clients instead of the listener's
+	// AdvertiseProbe ("advertise_probe", Switchyard's own) is
+	// client_advertise_probe for the WebSocket port: host:lo-hi, the range
+	// one port of which publishes it (a scaled compose replica).
+	AdvertiseProbe string
 	// TLS ("tls") makes the listener wss://; nats-server requires it
 	// unless NoTLS ("no_tls") says plain ws:// is meant.
 	TLS   *TLS
@@ -74,6 +78,8 @@ func applyWebSocket(l *loader, s *Server, v value) {
 			}
 		case "advertise":
 			w.Advertise, _ = l.str(e)
+		case "advertise_probe":
+			w.AdvertiseProbe, _ = l.str(e)
 		case "tls":
 			w.TLS = l.tlsBlock(e)
 		case "no_tls":
@@ -141,6 +147,14 @@ func (s *Server) checkWebSocket(bad func(key, format string, args ...any)) {
 	if w.Advertise != "" {
 		if _, _, err := splitAdvertise(w.Advertise); err != nil {
 			bad("websocket", " advertise %q: %v", w.Advertise, err)
+		}
+	}
+	if w.AdvertiseProbe != "" {
+		if _, _, _, err := ParseProbe(w.AdvertiseProbe); err != nil {
+			bad("websocket", " advertise_probe: %v", err)
+		}
+		if _, port, _ := splitAdvertise(w.Advertise); port != "" {
+			bad("websocket", " advertise %q names a port, but advertise_probe finds the port: give the host only", w.Advertise)
 		}
 	}
 }

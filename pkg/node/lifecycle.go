@@ -74,6 +74,7 @@ func (s *Server) Reload(next Config) error {
 		{"server_name", cur.ServerName, next.ServerName},
 		{"client_advertise_probe", cur.ClientAdvertiseProbe, next.ClientAdvertiseProbe},
 		{"websocket", wsListenKey(cur.WebSocket), wsListenKey(next.WebSocket)},
+		{"websocket advertise_probe", wsProbeKey(cur.WebSocket), wsProbeKey(next.WebSocket)},
 	} {
 		if f.was != f.now {
 			return fmt.Errorf("config reload: %q cannot change from %v to %v without a restart", f.key, f.was, f.now)
@@ -83,12 +84,29 @@ func (s *Server) Reload(next Config) error {
 		return err
 	}
 	s.cfgGen.Add(1)
-	if s.routing != nil && (cur.ClientAdvertise != next.ClientAdvertise || cur.NoAdvertise != next.NoAdvertise) {
+	if s.routing != nil && (cur.ClientAdvertise != next.ClientAdvertise || cur.NoAdvertise != next.NoAdvertise ||
+		wsAdvertiseKey(cur.WebSocket) != wsAdvertiseKey(next.WebSocket)) {
 		s.routing.readvertise()
 	}
 	s.log.SetLevels(next.Debug, next.Trace)
 	s.log.Infof("Reloaded server configuration")
 	return nil
+}
+
+// wsAdvertiseKey is websocket {}'s advertise, which a reload may change.
+func wsAdvertiseKey(w *config.WebSocket) string {
+	if w == nil {
+		return ""
+	}
+	return w.Advertise
+}
+
+// wsProbeKey is websocket {}'s advertise_probe, which needs a restart.
+func wsProbeKey(w *config.WebSocket) string {
+	if w == nil {
+		return ""
+	}
+	return w.AdvertiseProbe
 }
 
 // wsListenKey is what of websocket {} needs a restart to change: whether

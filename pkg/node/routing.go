@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/switchyard-io/switchyard/pkg/config"
 	"github.com/switchyard-io/switchyard/pkg/subject"
 	routerv1 "github.com/switchyard-io/switchyard/proto/switchyard/router/v1"
 )
@@ -32,7 +34,7 @@ type routing struct {
 	mu      sync.Mutex
 	links   []*routerLink
 	primary atomic.Pointer[routerLink]
-	members atomic.Pointer[[]string]
+	members atomic.Pointer[memberURLs]
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -333,7 +335,7 @@ func (l *routerLink) session(ctx context.Context) error {
 	}
 	advertised := l.rt.advertiseGen.Load()
 	hello := &routerv1.Hello{NodeId: l.rt.nodeID, NodeName: l.rt.srv.name, Kind: l.rt.srv.kind,
-		ClientUrls: l.rt.srv.ownClientURLs(), ApiVersions: []string{"v1"}, MeshUrl: l.rt.meshURL}
+		ClientUrls: l.rt.srv.ownClientURLs(), WsUrls: l.rt.srv.ownWSURLs(), ApiVersions: []string{"v1"}, MeshUrl: l.rt.meshURL}
 	if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Hello{Hello: hello}}); err != nil {
 		return err
 	}
@@ -365,7 +367,7 @@ func (l *routerLink) session(ctx context.Context) error {
 		}
 		if gen := l.rt.advertiseGen.Load(); gen != advertised {
 			advertised = gen
-			adv := &routerv1.Advertise{ClientUrls: l.rt.srv.ownClientURLs()}
+			adv := &routerv1.Advertise{ClientUrls: l.rt.srv.ownClientURLs(), WsUrls: l.rt.srv.ownWSURLs()}
 			if err := stream.Send(&routerv1.NodeFrame{Frame: &routerv1.NodeFrame_Advertise{Advertise: adv}}); err != nil {
 				return err
 			}
@@ -409,7 +411,7 @@ func (l *routerLink) receive(stream grpc.BidiStreamingClient[routerv1.NodeFrame,
 			l.nodes = fr.Members.Nodes
 			l.rt.mu.Unlock()
 			l.rt.syncPeers()
-			l.rt.setMembers(fr.Members.ClientUrls)
+			l.rt.setMembers(fr.Members)
 		}
 	}
 }
@@ -443,9 +445,12 @@ func (l *routerLink) clearRemote() {
 	}
 }
 
-func (rt *routing) setMembers(urls []string) {
-	cp := append([]string(nil), urls...)
-	rt.members.Store(&cp)
+// memberURLs are the URLs of every frontdoor, as the primary router
+// lists them: for TCP clients and for WebSocket clients.
+type memberURLs struct{ client, ws []string }
+
+func (rt *routing) setMembers(m *routerv1.Members) {
+	rt.members.Store(&memberURLs{client: slices.Clone(m.ClientUrls), ws: slices.Clone(m.WsUrls)})
 	rt.srv.sendInfoToClients()
 }
 
@@ -475,10 +480,38 @@ func (s *Server) ownClientURLs() []string {
 		}
 		host = strings.Trim(cfg.ClientAdvertise, "[]")
 	}
+	return []string{advertisable(host, port)}
+}
+
+// ownWSURLs is what this frontdoor advertises to WebSocket clients of the
+// others: websocket {}'s advertise, else its listener; with advertise_probe
+// the port found, and nothing before it is.
+func (s *Server) ownWSURLs() []string {
+	cfg := s.Config()
+	if cfg.NoAdvertise || s.isNode() || !cfg.WebSocket.Enabled() {
+		return nil
+	}
+	host, port := s.wsAdvertise()
+	if spec := cfg.WebSocket.AdvertiseProbe; spec != "" {
+		p := s.probedWSPort.Load()
+		if p == 0 {
+			return nil
+		}
+		port = int(p)
+		if cfg.WebSocket.Advertise == "" {
+			host, _, _, _ = config.ParseProbe(spec)
+		}
+	}
+	return []string{advertisable(host, port)}
+}
+
+// advertisable is host:port as other machines reach it: a listener on
+// every interface is shown at the first address that is not loopback.
+func advertisable(host string, port int) string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = firstNonLoopbackIP()
 	}
-	return []string{net.JoinHostPort(host, strconv.Itoa(port))}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // readvertise has every router link send this frontdoor's client URLs

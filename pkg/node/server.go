@@ -79,6 +79,7 @@ type Server struct {
 	totals           totals
 	routing          *routing     // nil without routers
 	probedPort       atomic.Int32 // client_advertise_probe's find; 0: not yet
+	probedWSPort     atomic.Int32 // websocket {} advertise_probe's find; 0: not yet
 	auth             *authLink    // nil without authsvc: no authentication
 	kind             string       // "frontdoor", or the service embedding a node (NewNode)
 }
@@ -245,11 +246,13 @@ func (s *Server) Start() error {
 	s.log.Infof("Server is ready")
 	s.wg.Add(1)
 	go s.acceptLoop(l, s.accept)
-	if cfg.ClientAdvertiseProbe != "" && !cfg.NoAdvertise {
+	if probes := s.advertiseProbes(cfg); len(probes) > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
-		s.wg.Add(2)
+		s.wg.Add(1 + len(probes))
 		go func() { defer s.wg.Done(); <-s.stopWatch; cancel() }()
-		go func() { defer s.wg.Done(); s.runAdvertiseProbe(ctx) }()
+		for _, p := range probes {
+			go func() { defer s.wg.Done(); s.runAdvertiseProbe(ctx, p) }()
+		}
 	}
 	close(s.ready)
 	return nil
@@ -383,9 +386,15 @@ func (c *client) adjustInfo(info *serverInfo) {
 	if c.ws == nil {
 		return
 	}
-	info.Host, info.Port = c.srv.wsAdvertise()
-	info.ConnectURLs = nil
-	info.TLSRequired, info.TLSVerify, info.TLSAvailable = c.ws.tls, false, c.ws.tls
+	c.srv.wsInfo(info, c.ws.tls)
+}
+
+// wsInfo makes info what a WebSocket client (over TLS or not) is sent.
+// It takes s.mu: not for callers holding it.
+func (s *Server) wsInfo(info *serverInfo, tls bool) {
+	info.Host, info.Port = s.wsAdvertise()
+	info.ConnectURLs = s.wsConnectURLs()
+	info.TLSRequired, info.TLSVerify, info.TLSAvailable = tls, false, tls
 }
 
 // startTLS makes a new connection a TLS one before its goroutines run:
@@ -536,13 +545,26 @@ func (s *Server) advertise() (string, int) {
 // connectURLs lists the client URLs of every frontdoor attached to the
 // router tier (nats.go learns the others from it); a lone frontdoor has none.
 func (s *Server) connectURLs() []string {
+	if m := s.memberURLs(); m != nil {
+		return m.client
+	}
+	return nil
+}
+
+// wsConnectURLs is connectURLs for WebSocket clients: every frontdoor's
+// WebSocket URL, as nats-server tells its WebSocket clients.
+func (s *Server) wsConnectURLs() []string {
+	if m := s.memberURLs(); m != nil {
+		return m.ws
+	}
+	return nil
+}
+
+func (s *Server) memberURLs() *memberURLs {
 	if s.routing == nil {
 		return nil
 	}
-	if m := s.routing.members.Load(); m != nil {
-		return *m
-	}
-	return nil
+	return s.routing.members.Load()
 }
 
 // trieInsert and trieRemove change the local subject trie, telling the
@@ -570,13 +592,24 @@ func (s *Server) trieRemove(sub *subscription) {
 func (s *Server) sendInfoToClients() {
 	info := s.baseInfo()
 	line := infoLine(&info)
+	var wsLine []byte
+	if s.Config().WebSocket.Enabled() {
+		wi := info
+		s.wsInfo(&wi, s.wsTLS.Load() != nil) // before s.mu, which it takes
+		wsLine = infoLine(&wi)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
-		if c.infoUpdates.Load() && c.ws == nil {
-			c.out.appendRaw(line)
-			c.flush()
+		if !c.infoUpdates.Load() {
+			continue
 		}
+		if c.ws == nil {
+			c.out.appendRaw(line)
+		} else {
+			c.out.appendRaw(wsLine)
+		}
+		c.flush()
 	}
 }
 

@@ -96,20 +96,20 @@ func (s *Server) wsAdvertise() (string, int) {
 	if w == nil {
 		return "", 0
 	}
-	if w.Advertise != "" {
-		host, port, _ := net.SplitHostPort(w.Advertise)
-		if host == "" {
-			host = w.Advertise
-		}
-		p, _ := strconv.Atoi(port)
-		return host, p
-	}
 	host, port := w.Host, w.Port
 	if host == "" {
 		host = s.Config().Host
 	}
 	if a, ok := s.WebSocketAddr().(*net.TCPAddr); ok {
 		port = a.Port
+	}
+	if w.Advertise != "" {
+		// "host" or "host:port"; without a port, the listener's.
+		if h, p, err := net.SplitHostPort(w.Advertise); err == nil {
+			n, _ := strconv.Atoi(p)
+			return h, n
+		}
+		return strings.Trim(w.Advertise, "[]"), port
 	}
 	return host, port
 }

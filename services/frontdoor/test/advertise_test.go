@@ -205,3 +205,31 @@ func TestAdvertiseProbeConfigRefused(t *testing.T) {
 		require.Contains(t, out, tc.want, tc.conf)
 	}
 }
+
+// websocket {}'s advertise_probe finds the published WebSocket port the
+// same way, through a WebSocket upgrade, and WebSocket clients of the
+// other frontdoors learn it.
+func TestAdvertiseProbeWebSocket(t *testing.T) {
+	router := testkit.StartRouter(t, 0)
+	lo := testkit.FreePortRange(t, 3)
+	aWS, bWS := testkit.FreePort(t), testkit.FreePort(t)
+	publishPort(t, lo)
+	publishGarbage(t, lo+1)
+	publishPort(t, lo+2).to(fmt.Sprintf("127.0.0.1:%d", aWS))
+	routers := fmt.Sprintf("routers: [%q]\n", router.Addr())
+	a := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers +
+		wsConf(aWS, fmt.Sprintf(`no_tls: true, advertise: "127.0.0.1", advertise_probe: "127.0.0.1:%d-%d"`, lo, lo+2))})
+	b := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers + wsConf(bWS, "no_tls: true")})
+	testkit.WaitForLog(t, a, fmt.Sprintf("websocket advertise_probe: 127.0.0.1:%d leads back to this frontdoor", lo+2), waitLong)
+
+	ws := wsConnect(t, wsServer{p: b, wsPort: bWS}.wsURL())
+	eventually(t, waitLong, func() error {
+		if got, want := ws.DiscoveredServers(), []string{fmt.Sprintf("ws://127.0.0.1:%d", lo+2)}; !slices.Equal(got, want) {
+			return fmt.Errorf("discovered %v, want %v", got, want)
+		}
+		return nil
+	})
+	// Through the published port, a WebSocket client reaches a.
+	viaA := wsConnect(t, fmt.Sprintf("ws://127.0.0.1:%d", lo+2))
+	exerciseCore(t, viaA, ws)
+}

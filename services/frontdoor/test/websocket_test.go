@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,6 +221,38 @@ func TestWebSocketAcrossFrontdoors(t *testing.T) {
 	tcp := wsConnect(t, b.URL())
 	exerciseCore(t, ws, tcp)
 	require.Empty(t, ws.DiscoveredServers(), "no TCP connect_urls given to a WebSocket client")
+}
+
+// WebSocket clients learn the other frontdoors' WebSocket URLs (INFO
+// connect_urls, and an INFO when one joins), TCP clients their client
+// URLs, as nats-server tells each kind of client; websocket {}'s advertise
+// without a port takes the listener's.
+func TestWebSocketConnectURLs(t *testing.T) {
+	router := testkit.StartRouter(t, 0)
+	routers := fmt.Sprintf("routers: [%q]\n", router.Addr())
+	aWS, bWS, cWS := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
+	a := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers + wsConf(aWS, "no_tls: true")})
+	b := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers + wsConf(bWS, "no_tls: true")})
+	ws := wsConnect(t, wsServer{p: a, wsPort: aWS}.wsURL())
+	tcp := wsConnect(t, a.URL())
+	learns := func(nc *nats.Conn, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		eventually(t, waitLong, func() error {
+			got := nc.DiscoveredServers()
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("%s discovered %v, want %v", nc.ConnectedUrl(), got, want)
+			}
+			return nil
+		})
+	}
+	learns(ws, fmt.Sprintf("ws://127.0.0.1:%d", bWS))
+	learns(tcp, "nats://"+b.Addr())
+
+	c := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: routers + wsConf(cWS, `no_tls: true, advertise: "ws-c.example"`)})
+	learns(ws, fmt.Sprintf("ws://127.0.0.1:%d", bWS), fmt.Sprintf("ws://ws-c.example:%d", cWS))
+	learns(tcp, "nats://"+b.Addr(), "nats://"+c.Addr())
 }
 
 // wss://: the TLS handshake, then the upgrade; INFO says tls_required

@@ -244,7 +244,10 @@ type Hello struct {
 	ApiVersions []string `protobuf:"bytes,5,rep,name=api_versions,json=apiVersions,proto3" json:"api_versions,omitempty"`
 	// host:port where this node accepts mesh connections (pkg/mesh): the
 	// other nodes send it the messages it has interest in there.
-	MeshUrl       string `protobuf:"bytes,6,opt,name=mesh_url,json=meshUrl,proto3" json:"mesh_url,omitempty"`
+	MeshUrl string `protobuf:"bytes,6,opt,name=mesh_url,json=meshUrl,proto3" json:"mesh_url,omitempty"`
+	// WebSocket URLs (host:port) this node advertises to WebSocket clients,
+	// empty without a websocket {} listener or under no_advertise.
+	WsUrls        []string `protobuf:"bytes,7,rep,name=ws_urls,json=wsUrls,proto3" json:"ws_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,7 +324,14 @@ func (x *Hello) GetMeshUrl() string {
 	return ""
 }
 
-// Advertise replaces the client URLs a node named in Hello, when they
+func (x *Hello) GetWsUrls() []string {
+	if x != nil {
+		return x.WsUrls
+	}
+	return nil
+}
+
+// Advertise replaces the client and WebSocket URLs a node named in Hello, when they
 // change while it stays attached: a frontdoor that found its published
 // port (client_advertise_probe) or reloaded client_advertise. The router
 // tells every node the new membership. A router older than this frame
@@ -330,6 +340,7 @@ func (x *Hello) GetMeshUrl() string {
 type Advertise struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientUrls    []string               `protobuf:"bytes,1,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	WsUrls        []string               `protobuf:"bytes,2,rep,name=ws_urls,json=wsUrls,proto3" json:"ws_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,6 +378,13 @@ func (*Advertise) Descriptor() ([]byte, []int) {
 func (x *Advertise) GetClientUrls() []string {
 	if x != nil {
 		return x.ClientUrls
+	}
+	return nil
+}
+
+func (x *Advertise) GetWsUrls() []string {
+	if x != nil {
+		return x.WsUrls
 	}
 	return nil
 }
@@ -561,9 +579,12 @@ func (x *InterestEntry) GetNodeId() string {
 // Members lists every attached node: frontdoors advertise the client URLs
 // to their clients, and every node learns where to send messages.
 type Members struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientUrls    []string               `protobuf:"bytes,1,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
-	Nodes         []*Node                `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ClientUrls []string               `protobuf:"bytes,1,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	Nodes      []*Node                `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The WebSocket URLs of all nodes: what WebSocket clients are told
+	// (INFO connect_urls), as client_urls is for the others.
+	WsUrls        []string `protobuf:"bytes,3,rep,name=ws_urls,json=wsUrls,proto3" json:"ws_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +629,13 @@ func (x *Members) GetClientUrls() []string {
 func (x *Members) GetNodes() []*Node {
 	if x != nil {
 		return x.Nodes
+	}
+	return nil
+}
+
+func (x *Members) GetWsUrls() []string {
+	if x != nil {
+		return x.WsUrls
 	}
 	return nil
 }
@@ -686,7 +714,7 @@ const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\awelcome\x18\x01 \x01(\v2\x1d.switchyard.router.v1.WelcomeH\x00R\awelcome\x12<\n" +
 	"\binterest\x18\x02 \x01(\v2\x1e.switchyard.router.v1.InterestH\x00R\binterest\x129\n" +
 	"\amembers\x18\x04 \x01(\v2\x1d.switchyard.router.v1.MembersH\x00R\amembersB\a\n" +
-	"\x05frameJ\x04\b\x03\x10\x04\"\xb0\x01\n" +
+	"\x05frameJ\x04\b\x03\x10\x04\"\xc9\x01\n" +
 	"\x05Hello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x12\n" +
@@ -694,10 +722,12 @@ const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\vclient_urls\x18\x04 \x03(\tR\n" +
 	"clientUrls\x12!\n" +
 	"\fapi_versions\x18\x05 \x03(\tR\vapiVersions\x12\x19\n" +
-	"\bmesh_url\x18\x06 \x01(\tR\ameshUrl\",\n" +
+	"\bmesh_url\x18\x06 \x01(\tR\ameshUrl\x12\x17\n" +
+	"\aws_urls\x18\a \x03(\tR\x06wsUrls\"E\n" +
 	"\tAdvertise\x12\x1f\n" +
 	"\vclient_urls\x18\x01 \x03(\tR\n" +
-	"clientUrls\"G\n" +
+	"clientUrls\x12\x17\n" +
+	"\aws_urls\x18\x02 \x03(\tR\x06wsUrls\"G\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\trouter_id\x18\x01 \x01(\tR\brouterId\x12\x1f\n" +
 	"\vapi_version\x18\x02 \x01(\tR\n" +
@@ -710,11 +740,12 @@ const file_switchyard_router_v1_router_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
 	"\x05queue\x18\x03 \x01(\tR\x05queue\x12\x14\n" +
 	"\x05delta\x18\x04 \x01(\x05R\x05delta\x12\x17\n" +
-	"\anode_id\x18\x05 \x01(\tR\x06nodeId\"\\\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\"u\n" +
 	"\aMembers\x12\x1f\n" +
 	"\vclient_urls\x18\x01 \x03(\tR\n" +
 	"clientUrls\x120\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x1a.switchyard.router.v1.NodeR\x05nodes\"W\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1a.switchyard.router.v1.NodeR\x05nodes\x12\x17\n" +
+	"\aws_urls\x18\x03 \x03(\tR\x06wsUrls\"W\n" +
 	"\x04Node\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x19\n" +

@@ -57,6 +57,8 @@ var envKeys = []struct{ env, flag string }{
 	{"SWITCHYARD_HTTP_PORT", "http_port"},
 	{"SWITCHYARD_CLIENT_ADVERTISE", "client_advertise"},
 	{"SWITCHYARD_CLIENT_ADVERTISE_PROBE", "client_advertise_probe"},
+	{"SWITCHYARD_WS_ADVERTISE", "ws_advertise"},
+	{"SWITCHYARD_WS_ADVERTISE_PROBE", "ws_advertise_probe"},
 	{"SWITCHYARD_LOG_FILE", "log"},
 	{"SWITCHYARD_DEBUG", "debug"},
 	{"SWITCHYARD_TRACE", "trace"},
@@ -78,6 +80,12 @@ var stringSettings = []struct {
 	{"server_name", []string{"n", "name", "server_name"}, "server name", func(c *config.Server) *string { return &c.ServerName }},
 	{"client_advertise", []string{"client_advertise"}, "client URL to advertise to other frontdoors", func(c *config.Server) *string { return &c.ClientAdvertise }},
 	{"client_advertise_probe", []string{"client_advertise_probe"}, "host:lo-hi: find the port of the range that publishes the client port at host (a scaled compose replica) and advertise it", func(c *config.Server) *string { return &c.ClientAdvertiseProbe }},
+	{"ws_advertise", []string{"ws_advertise"}, "websocket {} advertise: host[:port] shown to WebSocket clients (needs a websocket {} block)", func(c *config.Server) *string {
+		return wsField(c, func(w *config.WebSocket) *string { return &w.Advertise })
+	}},
+	{"ws_advertise_probe", []string{"ws_advertise_probe"}, "websocket {} advertise_probe: client_advertise_probe for the WebSocket port", func(c *config.Server) *string {
+		return wsField(c, func(w *config.WebSocket) *string { return &w.AdvertiseProbe })
+	}},
 	{"mesh_listen", []string{"mesh_listen"}, "host:port for messages from other nodes (default: client host, free port)", func(c *config.Server) *string { return &c.MeshListen }},
 	{"mesh_advertise", []string{"mesh_advertise"}, "host:port other nodes dial for mesh messages", func(c *config.Server) *string { return &c.MeshAdvertise }},
 	{"authsvc", []string{"authsvc"}, "authsvc host:port, which decides every CONNECT (default: no authentication)", func(c *config.Server) *string { return &c.AuthService }},
@@ -193,6 +201,15 @@ func Parse(args []string, getenv func(string) string) (*Options, error) {
 	}
 	o.Config = cfg
 	return o, nil
+}
+
+// wsField is a websocket {} setting; without the block there is no
+// WebSocket listener for it to apply to, and it goes nowhere.
+func wsField(c *config.Server, f func(*config.WebSocket) *string) *string {
+	if c.WebSocket == nil {
+		return new(string)
+	}
+	return f(c.WebSocket)
 }
 
 func applyEnv(cfg *config.Server, key, v string) error {

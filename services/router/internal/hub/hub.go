@@ -62,6 +62,7 @@ func New(opts Options, log *logging.Logger) *Hub {
 type attachedNode struct {
 	id, name, kind string
 	clientURLs     []string
+	wsURLs         []string
 	meshURL        string
 	since          time.Time
 
@@ -138,6 +139,7 @@ func (h *Hub) Attach(stream routerv1.Router_AttachServer) error {
 	n := &attachedNode{
 		id: hello.NodeId, name: hello.NodeName, kind: hello.Kind,
 		clientURLs: slices.Clone(hello.ClientUrls),
+		wsURLs:     slices.Clone(hello.WsUrls),
 		meshURL:    hello.MeshUrl,
 		since:      time.Now(),
 		interest:   map[interestKey]*interestEntry{},
@@ -229,7 +231,7 @@ func (h *Hub) read(n *attachedNode, stream routerv1.Router_AttachServer) error {
 		case *routerv1.NodeFrame_Interest:
 			h.updateInterest(n, fr.Interest)
 		case *routerv1.NodeFrame_Advertise:
-			h.advertise(n, fr.Advertise.GetClientUrls())
+			h.advertise(n, fr.Advertise)
 		case *routerv1.NodeFrame_Hello:
 			return status.Error(codes.InvalidArgument, "router: Hello sent twice on one Attach stream")
 		default:
@@ -283,15 +285,16 @@ func (h *Hub) detachLocked(n *attachedNode) {
 	h.broadcastMembersLocked()
 }
 
-// advertise replaces the client URLs n advertises and tells everyone.
-func (h *Hub) advertise(n *attachedNode, urls []string) {
+// advertise replaces the URLs n advertises and tells everyone.
+func (h *Hub) advertise(n *attachedNode, a *routerv1.Advertise) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if n.detached {
 		return
 	}
-	h.log.Infof("Node %q (%s) advertises client URLs %v (was %v)", n.id, n.name, urls, n.clientURLs)
-	n.clientURLs = slices.Clone(urls)
+	h.log.Infof("Node %q (%s) advertises client URLs %v, WebSocket URLs %v (was %v, %v)",
+		n.id, n.name, a.ClientUrls, a.WsUrls, n.clientURLs, n.wsURLs)
+	n.clientURLs, n.wsURLs = slices.Clone(a.ClientUrls), slices.Clone(a.WsUrls)
 	h.broadcastMembersLocked()
 }
 
@@ -344,21 +347,24 @@ func (h *Hub) forwardLocked(n *attachedNode, changes []*routerv1.InterestEntry) 
 }
 
 func (h *Hub) broadcastMembersLocked() {
-	var urls []string
+	var urls, wsURLs []string
 	var nodes []*routerv1.Node
 	var size int64
 	for _, o := range h.nodes {
 		urls = append(urls, o.clientURLs...)
+		wsURLs = append(wsURLs, o.wsURLs...)
 		nodes = append(nodes, &routerv1.Node{NodeId: o.id, NodeName: o.name, MeshUrl: o.meshURL})
 		size += int64(len(o.id)+len(o.name)+len(o.meshURL)) + 16
 	}
 	slices.Sort(urls)
 	urls = slices.Compact(urls)
+	slices.Sort(wsURLs)
+	wsURLs = slices.Compact(wsURLs)
 	slices.SortFunc(nodes, func(a, b *routerv1.Node) int { return strings.Compare(a.NodeId, b.NodeId) })
 	f := &routerv1.RouterFrame{Frame: &routerv1.RouterFrame_Members{
-		Members: &routerv1.Members{ClientUrls: urls, Nodes: nodes},
+		Members: &routerv1.Members{ClientUrls: urls, Nodes: nodes, WsUrls: wsURLs},
 	}}
-	for _, u := range urls {
+	for _, u := range append(urls, wsURLs...) {
 		size += int64(len(u))
 	}
 	for _, o := range h.nodes {

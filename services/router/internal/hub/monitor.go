@@ -12,6 +12,7 @@ type NodeInfo struct {
 	Name            string    `json:"name,omitempty"`
 	Kind            string    `json:"kind,omitempty"`
 	ClientURLs      []string  `json:"client_urls,omitempty"`
+	WSURLs          []string  `json:"ws_urls,omitempty"`
 	MeshURL         string    `json:"mesh_url,omitempty"`
 	Attached        time.Time `json:"attached"`
 	InterestEntries int       `json:"interest_entries"`
@@ -25,7 +26,7 @@ func (h *Hub) Nodes() []NodeInfo {
 	out := make([]NodeInfo, 0, len(h.nodes))
 	for _, n := range h.nodes {
 		out = append(out, NodeInfo{
-			ID: n.id, Name: n.name, Kind: n.kind, ClientURLs: n.clientURLs, MeshURL: n.meshURL,
+			ID: n.id, Name: n.name, Kind: n.kind, ClientURLs: n.clientURLs, WSURLs: n.wsURLs, MeshURL: n.meshURL,
 			Attached:        n.since,
 			InterestEntries: len(n.interest),
 			Subscriptions:   n.subscriptions,

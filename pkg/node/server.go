@@ -43,6 +43,7 @@ type Server struct {
 	cfg       atomic.Pointer[Config]
 	tls       atomic.Pointer[tls.Config] // the client port's, from cfg.TLS; nil: plain
 	tlsStamp  atomic.Pointer[string]     // the TLS files as last loaded (tlsFilesStamp)
+	wsStamp   atomic.Pointer[string]     // the same for websocket {}'s tls
 	wsTLS     atomic.Pointer[tls.Config] // websocket {}'s, from cfg.WebSocket.TLS; nil: ws://
 	stopWatch chan struct{}              // closed by Shutdown: ends watchTLS and the advertise probe
 	staplers  staplers                   // OCSP staples of tls and wss's certificates
@@ -150,9 +151,10 @@ func (s *Server) setConfig(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	stamp := ""
-	if cfg.TLS != nil {
-		stamp = tlsFilesStamp(cfg.TLS) // before reading: a change meanwhile is read again
+	// Stamps before reading: a change meanwhile is read again.
+	stamp, wsStamp := tlsFilesStamp(cfg.TLS), ""
+	if w := cfg.WebSocket; w.Enabled() {
+		wsStamp = tlsFilesStamp(w.TLS)
 	}
 	tc, st, err := s.loadTLS(cfg.TLS, cfg.OCSP)
 	if err != nil {
@@ -173,6 +175,7 @@ func (s *Server) setConfig(cfg *Config) error {
 	s.staplers.replace("client", st)
 	s.staplers.replace("websocket", wst)
 	s.tlsStamp.Store(&stamp)
+	s.wsStamp.Store(&wsStamp)
 	s.cfg.Store(cfg)
 	s.gacc.mappings.Store(m) // the top-level mappings are the global account's
 	now := time.Now()

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-io/switchyard/pkg/config"
@@ -141,6 +142,9 @@ const (
 // tlsFilesStamp identifies the TLS files' contents cheaply: each one's
 // size and modification time.
 func tlsFilesStamp(t *config.TLS) string {
+	if t == nil {
+		return ""
+	}
 	var b []byte
 	for _, f := range []string{t.CertFile, t.KeyFile, t.CAFile} {
 		if f == "" {
@@ -155,44 +159,73 @@ func tlsFilesStamp(t *config.TLS) string {
 	return string(b)
 }
 
-// watchTLS re-reads the certificate files when they change (a certificate
-// renewed in place, as cert-manager or certbot do), so new connections
-// get the new certificate without a SIGHUP; connected clients keep
-// theirs. A change that does not load (a key written after its
-// certificate) is retried at the next change or tick.
+// watchTLS re-reads the certificate files of the client port and of
+// websocket {} when they change (a certificate renewed in place, as
+// cert-manager or certbot do), so new connections get the new certificate
+// without a SIGHUP; connected clients keep theirs. A change that does not
+// load (a key written after its certificate) is retried at the next change
+// or tick.
 func (s *Server) watchTLS(stop <-chan struct{}) {
 	tick := time.NewTicker(tlsWatchInterval)
 	defer tick.Stop()
-	failed := ""
-	var failedAt time.Time
+	listeners := []*tlsWatch{
+		{name: "client", stamp: &s.tlsStamp, cert: &s.tls,
+			conf: func(c *Config) *config.TLS { return c.TLS }},
+		{name: "websocket", stamp: &s.wsStamp, cert: &s.wsTLS,
+			conf: func(c *Config) *config.TLS {
+				if c.WebSocket.Enabled() {
+					return c.WebSocket.TLS
+				}
+				return nil
+			}},
+	}
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
-		t := s.Config().TLS
-		if t == nil {
-			continue
+		for _, w := range listeners {
+			s.reloadChangedTLS(w)
 		}
-		now := tlsFilesStamp(t)
-		// Files that did not load are tried again after a while even if
-		// unchanged: with OCSP stapling, the responder may have been down.
-		if now == *s.tlsStamp.Load() || now == failed && time.Since(failedAt) < tlsRetryFailed {
-			continue
-		}
-		tc, st, err := s.loadTLS(t, s.Config().OCSP)
-		if err != nil {
-			if failed != now {
-				s.log.Errorf("TLS files changed but do not load (%v); new clients keep getting the previous certificate", err)
-			}
-			failed, failedAt = now, time.Now()
-			continue
-		}
-		s.tls.Store(tc)
-		s.staplers.replace("client", st)
-		s.tlsStamp.Store(&now)
-		failed = ""
-		s.log.Infof("TLS files changed: new clients get the new certificate (%s)", t.CertFile)
 	}
+}
+
+// tlsWatch is one TLS listener watchTLS follows.
+type tlsWatch struct {
+	name     string // the listener, as staplers and logs name it
+	conf     func(*Config) *config.TLS
+	stamp    *atomic.Pointer[string]
+	cert     *atomic.Pointer[tls.Config]
+	failed   string // the stamp of files that did not load
+	failedAt time.Time
+}
+
+// reloadChangedTLS loads w's files again if they changed since last
+// loaded.
+func (s *Server) reloadChangedTLS(w *tlsWatch) {
+	cfg := s.Config()
+	t := w.conf(cfg)
+	if t == nil {
+		return
+	}
+	now := tlsFilesStamp(t)
+	// Files that did not load are tried again after a while even if
+	// unchanged: with OCSP stapling, the responder may have been down.
+	if now == *w.stamp.Load() || now == w.failed && time.Since(w.failedAt) < tlsRetryFailed {
+		return
+	}
+	tc, st, err := s.loadTLS(t, cfg.OCSP)
+	if err != nil {
+		if w.failed != now {
+			s.log.Errorf("TLS files of the %s listener changed but do not load (%v); new clients keep getting the previous certificate", w.name, err)
+		}
+		w.failed, w.failedAt = now, time.Now()
+		return
+	}
+	w.cert.Store(tc)
+	s.staplers.replace(w.name, st)
+	w.stamp.Store(&now)
+	w.failed = ""
+	s.log.Infof("TLS files of the %s listener changed: new clients get the new certificate (%s)", w.name, t.CertFile)
 }

@@ -188,15 +188,27 @@ func TestTLSHandshakeFirst(t *testing.T) {
 // Certificates rotated in place are taken on SIGHUP, and without one
 // once the frontdoor notices the files changed: new clients get the new
 // certificate, connected ones stay.
+// The same holds for wss:// (websocket {}'s tls).
 func TestTLSCertificateReload(t *testing.T) {
-	t.Run("SIGHUP", func(t *testing.T) { testCertificateRotation(t, true) })
-	t.Run("files changed", func(t *testing.T) { testCertificateRotation(t, false) })
+	t.Run("SIGHUP", func(t *testing.T) { testCertificateRotation(t, true, false) })
+	t.Run("files changed", func(t *testing.T) { testCertificateRotation(t, false, false) })
+	t.Run("wss SIGHUP", func(t *testing.T) { testCertificateRotation(t, true, true) })
+	t.Run("wss files changed", func(t *testing.T) { testCertificateRotation(t, false, true) })
 }
 
-func testCertificateRotation(t *testing.T, hup bool) {
+func testCertificateRotation(t *testing.T, hup, ws bool) {
 	old := testkit.NewCerts(t, "old")
-	fd := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(old, "")})
-	url := "tls://" + fd.Addr()
+	var fd *testkit.Process
+	var url, listener string
+	if ws {
+		port := testkit.FreePort(t)
+		fd = testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: wsConf(port,
+			fmt.Sprintf("tls { cert_file: %q, key_file: %q }", old.ServerCert, old.ServerKey))})
+		url, listener = fmt.Sprintf("wss://127.0.0.1:%d", port), "websocket"
+	} else {
+		fd = testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: tlsConf(old, "")})
+		url, listener = "tls://"+fd.Addr(), "client"
+	}
 	kept, err := nats.Connect(url, nats.RootCAs(old.CA))
 	require.NoError(t, err)
 	defer kept.Close()
@@ -222,7 +234,7 @@ func testCertificateRotation(t *testing.T, hup bool) {
 	require.Error(t, err, "the old certificate is no longer served")
 	require.NoError(t, kept.Flush(), "a connected client stays")
 	if !hup {
-		require.Contains(t, fd.Log(), "TLS files changed: new clients get the new certificate")
+		require.Contains(t, fd.Log(), "TLS files of the "+listener+" listener changed: new clients get the new certificate")
 	}
 }
 

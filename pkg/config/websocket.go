@@ -35,6 +35,19 @@ type WebSocket struct {
 	// HandshakeTimeout ("handshake_timeout") bounds the TLS handshake and
 	// the HTTP upgrade request together; 0: DefaultWebSocketHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// WebSocket clients' own authentication, instead of the client port's
+	// (nats-server's override): "no_auth_user", and "authorization" {
+	// user, password, token, timeout }. The users lists still apply.
+	NoAuthUser        string
+	User, Pass, Token string
+	AuthTimeout       time.Duration
+}
+
+// AuthOverride reports whether WebSocket clients authenticate by this
+// block's settings rather than the client port's, as nats-server decides
+// it: a user, a token or a no_auth_user set here.
+func (w *WebSocket) AuthOverride() bool {
+	return w.Enabled() && (w.User != "" || w.Token != "" || w.NoAuthUser != "")
 }
 
 // DefaultWebSocketHandshakeTimeout bounds a WebSocket handshake when
@@ -108,13 +121,39 @@ func applyWebSocket(l *loader, s *Server, v value) {
 			w.TokenCookie, _ = l.str(e)
 		case "handshake_timeout":
 			w.HandshakeTimeout, _ = l.fractionalDuration(e)
-		case "no_auth_user", "authorization", "authentication", "headers", "no_auth_timeout":
-			l.bad(e, " is not supported in websocket {} yet: WebSocket clients authenticate like the client port's (authorization {}, no_auth_user); remove it")
+		case "no_auth_user":
+			w.NoAuthUser, _ = l.str(e)
+		case "authorization", "authentication":
+			l.wsAuthorization(w, e)
 		default:
-			l.bad(e, " is not a websocket {} setting: use host, port, listen, advertise, tls, no_tls, compression, same_origin, allowed_origins, jwt_cookie, user_cookie, pass_cookie, token_cookie or handshake_timeout")
+			l.bad(e, " is not a websocket {} setting: use host, port, listen, advertise, advertise_probe, tls, no_tls, compression, same_origin, allowed_origins, jwt_cookie, user_cookie, pass_cookie, token_cookie, handshake_timeout, no_auth_user or authorization")
 		}
 	}
 	s.WebSocket = w
+}
+
+// wsAuthorization reads websocket {}'s authorization block: one user or a
+// token (nats-server allows no users list here).
+func (l *loader) wsAuthorization(w *WebSocket, v value) {
+	m, ok := v.raw.(map[string]any)
+	if !ok {
+		l.bad(v, " expected a block { user: ..., password: ... } or { token: ... }, got %s", describe(v.raw))
+		return
+	}
+	for k, e := range v.keys(m) {
+		switch k {
+		case "user", "username":
+			w.User, _ = l.str(e)
+		case "pass", "password":
+			w.Pass, _ = l.str(e)
+		case "token":
+			w.Token, _ = l.str(e)
+		case "timeout":
+			w.AuthTimeout = l.seconds(e)
+		default:
+			l.bad(e, " is not a websocket authorization setting: use user, password, token or timeout (users lists go in the top-level authorization {} or accounts {})")
+		}
+	}
 }
 
 // checkWebSocket adds the websocket {} block's findings; nats-server's
@@ -148,6 +187,26 @@ func (s *Server) checkWebSocket(bad func(key, format string, args ...any)) {
 		if _, _, err := splitAdvertise(w.Advertise); err != nil {
 			bad("websocket", " advertise %q: %v", w.Advertise, err)
 		}
+	}
+	lists := len(s.Auth.Users) > 0
+	for _, a := range s.Accounts {
+		lists = lists || len(a.Users) > 0
+	}
+	if w.Enabled() && w.NoAuthUser != "" && !lists && len(s.Operators) == 0 {
+		bad("websocket", " no_auth_user: %q present, but users/nkeys are not defined: name a user of authorization { users } or accounts {}", w.NoAuthUser)
+	}
+	if w.Enabled() && (w.User != "" || w.Token != "") {
+		// nats-server's words: a client naming a user is looked up in the
+		// users lists first, so this user could never log in.
+		if lists && w.User != "" {
+			bad("websocket", " authentication username not compatible with presence of users/nkeys: give WebSocket clients a user in the users lists, or no_auth_user")
+		}
+		if lists && w.Token != "" {
+			bad("websocket", " authentication token not compatible with presence of users/nkeys: give WebSocket clients a user in the users lists, or no_auth_user")
+		}
+	}
+	if w.AuthOverride() && len(s.Operators) > 0 {
+		bad("websocket", " authorization and no_auth_user are not supported in operator mode yet: WebSocket clients present user JWTs (or jwt_cookie)")
 	}
 	if w.AdvertiseProbe != "" {
 		if _, _, _, err := ParseProbe(w.AdvertiseProbe); err != nil {

@@ -40,14 +40,16 @@ func TestConfigWebSocket(t *testing.T) {
 func TestConfigWebSocketRefusals(t *testing.T) {
 	for conf, want := range map[string]string{
 		`websocket { port: 8080 }`: `"websocket" requires TLS configuration (nats-server: "websocket requires TLS configuration")`,
-		`websocket { port: 8080, no_tls: true, allowed_origins: ["%zz"] }`: `"websocket" unable to parse allowed origin: parse "%zz": invalid URI for request`,
-		`websocket { port: 8080, no_tls: true, jwt_cookie: "jwt" }`:        `"websocket" trusted operators or trusted keys configuration is required for JWT authentication via cookie "jwt"`,
-		`websocket { port: 8080, no_tls: true, compression: "yes" }`:       `"websocket.compression": expected true or false, got the string "yes"`,
-		`websocket { port: 8080, no_tls: true, handshake_timeout: "abc" }`: `"websocket.handshake_timeout": "abc" is not a duration`,
-		`websocket { port: 8080, no_tls: true, foo: 1 }`:                   `"websocket.foo" is not a websocket {} setting`,
-		`websocket { port: 8080, no_tls: true, no_auth_user: "a" }`:        `"websocket.no_auth_user" is not supported in websocket {} yet`,
-		`websocket { port: 70000, no_tls: true }`:                          `"websocket" port 70000 is out of range`,
-		`websocket { port: 8080, tls { cert_file: "a" } }`:                 `"websocket.tls" needs cert_file and key_file`,
+		`websocket { port: 8080, no_tls: true, allowed_origins: ["%zz"] }`:                                                                  `"websocket" unable to parse allowed origin: parse "%zz": invalid URI for request`,
+		`websocket { port: 8080, no_tls: true, jwt_cookie: "jwt" }`:                                                                         `"websocket" trusted operators or trusted keys configuration is required for JWT authentication via cookie "jwt"`,
+		`websocket { port: 8080, no_tls: true, compression: "yes" }`:                                                                        `"websocket.compression": expected true or false, got the string "yes"`,
+		`websocket { port: 8080, no_tls: true, handshake_timeout: "abc" }`:                                                                  `"websocket.handshake_timeout": "abc" is not a duration`,
+		`websocket { port: 8080, no_tls: true, foo: 1 }`:                                                                                    `"websocket.foo" is not a websocket {} setting`,
+		`websocket { port: 8080, no_tls: true, no_auth_user: "a" }`:                                                                         `"websocket" no_auth_user: "a" present, but users/nkeys are not defined`,
+		`websocket { port: 8080, no_tls: true, authorization { users: [] } }`:                                                               `"websocket.authorization.users" is not a websocket authorization setting`,
+		"websocket { port: 8080, no_tls: true, authorization { user: w, password: p } }\nauthorization { users: [{user: a, password: b}] }": `"websocket" authentication username not compatible with presence of users/nkeys`,
+		`websocket { port: 70000, no_tls: true }`:                                                                                           `"websocket" port 70000 is out of range`,
+		`websocket { port: 8080, tls { cert_file: "a" } }`:                                                                                  `"websocket.tls" needs cert_file and key_file`,
 		`websocket: 8080`: `"websocket" expected a block`,
 	} {
 		_, err := Parse(conf)

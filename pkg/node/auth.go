@@ -236,10 +236,11 @@ func (a *authLink) recheckClients() {
 		c.mu.Unlock()
 		switch {
 		case acc != nil:
-			conns = append(conns, &authv1.Connection{Cid: c.id, Account: acc.name, Identity: identity, UserKey: userKey})
+			conns = append(conns, &authv1.Connection{Cid: c.id, Account: acc.name, Identity: identity, UserKey: userKey,
+				ConnectionType: c.connectionType()})
 		case !c.authRequired:
 			// Accepted while authentication was off.
-			conns = append(conns, &authv1.Connection{Cid: c.id, Account: config.GlobalAccount})
+			conns = append(conns, &authv1.Connection{Cid: c.id, Account: config.GlobalAccount, ConnectionType: c.connectionType()})
 		default:
 			continue // still authenticating: decided under the new policy
 		}
@@ -303,19 +304,30 @@ func (a *authLink) stop() {
 	a.conn.Close()
 }
 
-// required reports whether INFO must ask for authentication, and whether
-// with a nonce; unknown (authsvc not reached yet) means both.
-func (a *authLink) required() (auth, nonce bool) {
+// required reports whether INFO must ask a client (a WebSocket one: ws)
+// to authenticate, and whether with a nonce; unknown (authsvc not reached
+// yet) means both.
+func (a *authLink) required(ws bool) (auth, nonce bool) {
 	p := a.policy.Load()
 	if p == nil {
 		return true, true
 	}
+	if ws {
+		return p.WsAuthRequired, p.NonceRequired
+	}
 	return p.AuthRequired, p.NonceRequired
 }
 
-func (a *authLink) timeout() time.Duration {
-	if p := a.policy.Load(); p != nil && p.AuthTimeoutNanos > 0 {
-		return time.Duration(p.AuthTimeoutNanos)
+// timeout is how long a client (a WebSocket one: ws) has to authenticate.
+func (a *authLink) timeout(ws bool) time.Duration {
+	if p := a.policy.Load(); p != nil {
+		n := p.AuthTimeoutNanos
+		if ws {
+			n = p.WsAuthTimeoutNanos
+		}
+		if n > 0 {
+			return time.Duration(n)
+		}
 	}
 	return defaultAuthTimeout
 }

@@ -332,8 +332,8 @@ func (s *Server) Varz() *Varz {
 		HTTPReqStats: s.httpStats(),
 	}
 	if s.auth != nil {
-		v.AuthRequired, _ = s.auth.required()
-		v.AuthTimeout = s.auth.timeout().Seconds()
+		v.AuthRequired, _ = s.auth.required(false)
+		v.AuthTimeout = s.auth.timeout(false).Seconds()
 		if p := s.auth.policy.Load(); p != nil {
 			v.SystemAccount = p.SystemAccount
 		}

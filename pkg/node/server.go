@@ -139,9 +139,9 @@ func newServer(cfg Config, log *logging.Logger, kind string) (*Server, error) {
 		if s.auth, err = newAuthLink(s, cfg.AuthService); err != nil {
 			return nil, fmt.Errorf("authsvc %s: %w", cfg.AuthService, err)
 		}
-	} else if kind == "" && (cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 || len(cfg.Operators) > 0) {
+	} else if kind == "" && (cfg.Auth.Set || cfg.Auth.NoAuthUser != "" || len(cfg.Accounts) > 0 || len(cfg.Operators) > 0 || cfg.WebSocket.AuthOverride()) {
 		// Never serve open by mistake when the file asks for authorization.
-		return nil, fmt.Errorf("authorization {}, accounts {}, operator and no_auth_user are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
+		return nil, fmt.Errorf("authorization {}, accounts {}, operator and no_auth_user (and websocket {}'s) are enforced by authsvc: run authsvc with this configuration file and set authsvc: \"host:port\" (or --authsvc) for this frontdoor")
 	}
 	return s, nil
 }
@@ -332,13 +332,13 @@ func (s *Server) startClient(conn net.Conn, ws *wsConn, clientIP string) *client
 		upgradeTLS = true
 	}
 	if s.auth != nil {
-		if auth, wantNonce := s.auth.required(); auth {
+		if auth, wantNonce := s.auth.required(ws != nil); auth {
 			info.AuthRequired, c.authPending, c.authRequired = true, true, true
 			if wantNonce {
 				c.nonce = nonce.New()
 				info.Nonce = c.nonce
 			}
-			c.authTimer = time.AfterFunc(s.auth.timeout(), func() {
+			c.authTimer = time.AfterFunc(s.auth.timeout(ws != nil), func() {
 				if !c.authDone.Load() {
 					c.sendErrAndClose("Authentication Timeout", "Authentication Timeout")
 				}

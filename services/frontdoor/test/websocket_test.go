@@ -71,6 +71,12 @@ func onBoth(t *testing.T, conf func(wsPort int) string, body func(t *testing.T, 
 		p := testkit.StartFrontdoor(t, testkit.FrontdoorOptions{Config: conf(port)})
 		body(t, wsServer{"switchyard", p, port})
 	})
+	onReference(t, conf, body)
+}
+
+// onReference runs body against nats-server (with conf) when it is
+// installed.
+func onReference(t *testing.T, conf func(wsPort int) string, body func(t *testing.T, s wsServer)) {
 	bin := wsReferenceBin(t)
 	if bin == "" {
 		return

@@ -350,13 +350,14 @@ func (x *RecheckRequest) GetConnections() []*Connection {
 // Connection is what a frontdoor knows of an authenticated client; never
 // a secret.
 type Connection struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cid           uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
-	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
-	Identity      string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`              // as Authenticate named it
-	UserKey       string                 `protobuf:"bytes,4,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"` // JWT users: the key Authenticate returned
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Cid            uint64                 `protobuf:"varint,1,opt,name=cid,proto3" json:"cid,omitempty"`
+	Account        string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	Identity       string                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`                                   // as Authenticate named it
+	UserKey        string                 `protobuf:"bytes,4,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`                      // JWT users: the key Authenticate returned
+	ConnectionType string                 `protobuf:"bytes,5,opt,name=connection_type,json=connectionType,proto3" json:"connection_type,omitempty"` // STANDARD or WEBSOCKET, as in ClientInfo
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -413,6 +414,13 @@ func (x *Connection) GetIdentity() string {
 func (x *Connection) GetUserKey() string {
 	if x != nil {
 		return x.UserKey
+	}
+	return ""
+}
+
+func (x *Connection) GetConnectionType() string {
+	if x != nil {
+		return x.ConnectionType
 	}
 	return ""
 }
@@ -1119,8 +1127,13 @@ type PolicyResponse struct {
 	// in operator mode its public key): frontdoors answer the $SYS.REQ.SERVER
 	// requests and send connection events in it.
 	SystemAccount string `protobuf:"bytes,5,opt,name=system_account,json=systemAccount,proto3" json:"system_account,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// WebSocket clients' own: websocket {} may set a no_auth_user, a user or
+	// a token for them (nats-server's override), which makes them
+	// authenticate even where TCP clients need not, with their own timeout.
+	WsAuthRequired     bool  `protobuf:"varint,6,opt,name=ws_auth_required,json=wsAuthRequired,proto3" json:"ws_auth_required,omitempty"`
+	WsAuthTimeoutNanos int64 `protobuf:"varint,7,opt,name=ws_auth_timeout_nanos,json=wsAuthTimeoutNanos,proto3" json:"ws_auth_timeout_nanos,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PolicyResponse) Reset() {
@@ -1186,6 +1199,20 @@ func (x *PolicyResponse) GetSystemAccount() string {
 		return x.SystemAccount
 	}
 	return ""
+}
+
+func (x *PolicyResponse) GetWsAuthRequired() bool {
+	if x != nil {
+		return x.WsAuthRequired
+	}
+	return false
+}
+
+func (x *PolicyResponse) GetWsAuthTimeoutNanos() int64 {
+	if x != nil {
+		return x.WsAuthTimeoutNanos
+	}
+	return 0
 }
 
 // Credentials are the CONNECT fields that prove identity. They are
@@ -1832,13 +1859,14 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\x12max_bytes_required\x18\b \x01(\bR\x10maxBytesRequired\"k\n" +
 	"\x0eRecheckRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12@\n" +
-	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"o\n" +
+	"\vconnections\x18\x02 \x03(\v2\x1e.switchyard.auth.v1.ConnectionR\vconnections\"\x98\x01\n" +
 	"\n" +
 	"Connection\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\x04R\x03cid\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x1a\n" +
 	"\bidentity\x18\x03 \x01(\tR\bidentity\x12\x19\n" +
-	"\buser_key\x18\x04 \x01(\tR\auserKey\"J\n" +
+	"\buser_key\x18\x04 \x01(\tR\auserKey\x12'\n" +
+	"\x0fconnection_type\x18\x05 \x01(\tR\x0econnectionType\"J\n" +
 	"\x0fRecheckResponse\x127\n" +
 	"\bverdicts\x18\x01 \x03(\v2\x1b.switchyard.auth.v1.VerdictR\bverdicts\"\xb5\x01\n" +
 	"\aVerdict\x12\x10\n" +
@@ -1891,13 +1919,15 @@ const file_switchyard_auth_v1_auth_proto_rawDesc = "" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\"(\n" +
 	"\rPolicyRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xcd\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xaa\x02\n" +
 	"\x0ePolicyResponse\x12#\n" +
 	"\rauth_required\x18\x01 \x01(\bR\fauthRequired\x12%\n" +
 	"\x0enonce_required\x18\x02 \x01(\bR\rnonceRequired\x12,\n" +
 	"\x12auth_timeout_nanos\x18\x03 \x01(\x03R\x10authTimeoutNanos\x12\x1a\n" +
 	"\brevision\x18\x04 \x01(\tR\brevision\x12%\n" +
-	"\x0esystem_account\x18\x05 \x01(\tR\rsystemAccount\"\x8c\x01\n" +
+	"\x0esystem_account\x18\x05 \x01(\tR\rsystemAccount\x12(\n" +
+	"\x10ws_auth_required\x18\x06 \x01(\bR\x0ewsAuthRequired\x121\n" +
+	"\x15ws_auth_timeout_nanos\x18\a \x01(\x03R\x12wsAuthTimeoutNanos\"\x8c\x01\n" +
 	"\vCredentials\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04pass\x18\x02 \x01(\tR\x04pass\x12\x1d\n" +

@@ -42,9 +42,21 @@ type Policy struct {
 	op       *operatorMode // operator (JWT) mode; nil otherwise
 	system   string        // the system account
 	certMap  bool          // tls { verify_and_map }: the client certificate names the user
+	ws       wsAuth        // websocket {}'s override for WebSocket clients
+}
+
+// wsAuth is websocket {}'s authentication for WebSocket clients, in force
+// when override is set: its no_auth_user, or its one user or token (only
+// without users lists), as nats-server has it.
+type wsAuth struct {
+	override          bool
+	noAuth            *user
+	user, pass, token string
+	timeout           time.Duration
 }
 
 type user struct {
+	single         bool // authorization { user, password }, not a users list
 	name, password string
 	nkey           string
 	account        string
@@ -68,7 +80,7 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 		p.timeout = DefaultAuthTimeout
 	}
 	if a.User != "" {
-		p.users[a.User] = &user{name: a.User, password: a.Pass, account: config.GlobalAccount, perms: permissions(a.Default)}
+		p.users[a.User] = &user{single: true, name: a.User, password: a.Pass, account: config.GlobalAccount, perms: permissions(a.Default)}
 	}
 	p.addUsers(config.GlobalAccount, a.Users, a.Default)
 	exports := map[string][]config.Export{}
@@ -107,6 +119,17 @@ func New(c *config.Server, store resolver.Store) (*Policy, error) {
 		p.noAuth = p.users[a.NoAuthUser]
 		if p.noAuth == nil {
 			return nil, fmt.Errorf("no_auth_user %q (%s) is not a user with a password in authorization {} or accounts {}", a.NoAuthUser, a.NoAuthWhere)
+		}
+	}
+	if w := c.WebSocket; w.AuthOverride() {
+		p.ws = wsAuth{override: true, user: w.User, pass: w.Pass, token: w.Token, timeout: w.AuthTimeout}
+		if p.ws.timeout <= 0 {
+			p.ws.timeout = p.timeout
+		}
+		if w.NoAuthUser != "" {
+			if p.ws.noAuth = p.users[w.NoAuthUser]; p.ws.noAuth == nil || p.ws.noAuth.single {
+				return nil, fmt.Errorf("websocket {} no_auth_user %q is not a user with a password in authorization { users } or accounts {}", w.NoAuthUser)
+			}
 		}
 	}
 	p.revision = revision(c)
@@ -155,7 +178,11 @@ func accountConfig(acc config.Account, exports map[string][]config.Export) *auth
 
 // revision fingerprints the configuration so frontdoors can tell a change.
 func revision(c *config.Server) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%#v %#v %q %q %#v", c.Auth, c.Accounts, c.SystemAccount, c.Operators, c.Resolver))
+	var ws config.WebSocket // its authentication only: the rest is not authsvc's
+	if w := c.WebSocket; w.AuthOverride() {
+		ws = config.WebSocket{NoAuthUser: w.NoAuthUser, User: w.User, Pass: w.Pass, Token: w.Token, AuthTimeout: w.AuthTimeout}
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%#v %#v %q %q %#v %#v", c.Auth, c.Accounts, c.SystemAccount, c.Operators, c.Resolver, ws))
 	return base64.RawURLEncoding.EncodeToString(h[:9])
 }
 
@@ -191,6 +218,13 @@ func (p *Policy) Recheck(conns []*authv1.Connection) []*authv1.Verdict {
 	for _, c := range conns {
 		v := &authv1.Verdict{Cid: c.Cid}
 		var u *user
+		// A WebSocket client under websocket {}'s override: its token or
+		// user stand in for the client port's.
+		ws := c.ConnectionType == connTypeWebSocket && p.ws.override
+		token := p.token
+		if ws {
+			token = p.ws.token
+		}
 		switch {
 		case p.op != nil:
 			// JWT users: revocations and expiry are enforced per account.
@@ -198,15 +232,17 @@ func (p *Policy) Recheck(conns []*authv1.Connection) []*authv1.Verdict {
 			if !v.Keep {
 				v.Reason = "the suite is now in operator (JWT) mode"
 			}
-		case !p.required:
+		case !p.required && !ws:
 			v.Keep = true
 		case c.Identity == "":
 			v.Reason = "authentication is now required"
 		case c.Identity == "token":
-			v.Keep = p.token != ""
+			v.Keep = token != ""
 			if !v.Keep {
 				v.Reason = "token authentication was removed"
 			}
+		case ws && p.ws.user != "" && c.Identity == p.ws.user && p.users[c.Identity] == nil:
+			v.Keep = true
 		default:
 			if u = p.users[c.Identity]; u == nil {
 				u = p.nkeys[c.Identity]
@@ -278,8 +314,13 @@ func (p *Policy) Info() *authv1.PolicyResponse {
 		}
 		rev = fmt.Sprintf("%s.%d", rev, p.op.gen.Load())
 	}
-	return &authv1.PolicyResponse{AuthRequired: p.required, NonceRequired: p.nonce,
-		AuthTimeoutNanos: int64(p.timeout), Revision: rev, SystemAccount: p.system}
+	r := &authv1.PolicyResponse{AuthRequired: p.required, NonceRequired: p.nonce,
+		AuthTimeoutNanos: int64(p.timeout), Revision: rev, SystemAccount: p.system,
+		WsAuthRequired: p.required, WsAuthTimeoutNanos: int64(p.timeout)}
+	if p.ws.override {
+		r.WsAuthRequired, r.WsAuthTimeoutNanos = true, int64(p.ws.timeout)
+	}
+	return r
 }
 
 // Authenticate decides one CONNECT. A refusal's reason is for the
@@ -298,6 +339,9 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 	}
 	refuse := func(format string, a ...any) *authv1.AuthenticateResponse {
 		return &authv1.AuthenticateResponse{Reason: fmt.Sprintf(format, a...)}
+	}
+	if req.GetClient().GetConnectionType() == connTypeWebSocket && p.ws.override {
+		return p.authenticateWS(req, c, ok, refuse)
 	}
 	if !p.required {
 		return ok(nil, "")
@@ -338,27 +382,74 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		}
 		return ok(nil, "token")
 	case c.Nkey != "":
-		u := p.nkeys[c.Nkey]
-		if u == nil {
-			return refuse("nkey %s is not a configured user", c.Nkey)
-		}
-		if err := nonce.Verify(c.Nkey, req.GetNonce(), c.Sig); err != nil {
-			return refuse("nkey %s: %v", c.Nkey, err)
-		}
-		r := ok(u, c.Nkey)
-		r.VerifyKey = c.Nkey
-		return r
+		return p.nkeyLogin(req, c, ok, refuse)
 	case c.User != "":
-		u := p.users[c.User]
-		if u == nil {
-			return refuse("user %q is not configured", c.User)
-		}
-		if !secretMatches(u.password, c.Pass) {
-			return refuse("wrong password for user %q", c.User)
-		}
-		return ok(u, u.name)
+		return p.userLogin(p.users[c.User], c, ok, refuse)
 	}
 	return refuse("no credentials in CONNECT")
+}
+
+// connTypeWebSocket is a WebSocket client's connection type.
+const connTypeWebSocket = "WEBSOCKET"
+
+type (
+	admit   func(u *user, identity string) *authv1.AuthenticateResponse
+	refusal func(format string, a ...any) *authv1.AuthenticateResponse
+)
+
+// authenticateWS decides a WebSocket client's CONNECT under websocket {}'s
+// override: its no_auth_user for a client without credentials; the users
+// lists (nkeys, users) as for any client; else its token or its user.
+func (p *Policy) authenticateWS(req *authv1.AuthenticateRequest, c *authv1.Credentials, ok admit, refuse refusal) *authv1.AuthenticateResponse {
+	if c.User == "" && c.Pass == "" && c.AuthToken == "" && c.Nkey == "" && c.Jwt == "" && p.ws.noAuth != nil {
+		return ok(p.ws.noAuth, p.ws.noAuth.name)
+	}
+	switch {
+	case c.Jwt != "":
+		return refuse("a user JWT was presented, but no operator is configured")
+	case c.Nkey != "":
+		return p.nkeyLogin(req, c, ok, refuse)
+	case c.User != "" && p.users[c.User] != nil && !p.users[c.User].single:
+		return p.userLogin(p.users[c.User], c, ok, refuse)
+	case p.ws.token != "":
+		if !secretMatches(p.ws.token, c.AuthToken) {
+			return refuse("WebSocket client: wrong or missing token (websocket { authorization })")
+		}
+		return ok(nil, "token")
+	case p.ws.user != "":
+		if c.User != p.ws.user || !secretMatches(p.ws.pass, c.Pass) {
+			return refuse("WebSocket client: wrong user or password (websocket { authorization })")
+		}
+		return ok(nil, c.User)
+	case c.User != "":
+		return refuse("user %q is not configured", c.User)
+	}
+	return refuse("no credentials in CONNECT")
+}
+
+// nkeyLogin checks an nkey user's signature of the nonce.
+func (p *Policy) nkeyLogin(req *authv1.AuthenticateRequest, c *authv1.Credentials, ok admit, refuse refusal) *authv1.AuthenticateResponse {
+	u := p.nkeys[c.Nkey]
+	if u == nil {
+		return refuse("nkey %s is not a configured user", c.Nkey)
+	}
+	if err := nonce.Verify(c.Nkey, req.GetNonce(), c.Sig); err != nil {
+		return refuse("nkey %s: %v", c.Nkey, err)
+	}
+	r := ok(u, c.Nkey)
+	r.VerifyKey = c.Nkey
+	return r
+}
+
+// userLogin checks a configured user's password (u nil: no such user).
+func (p *Policy) userLogin(u *user, c *authv1.Credentials, ok admit, refuse refusal) *authv1.AuthenticateResponse {
+	if u == nil {
+		return refuse("user %q is not configured", c.User)
+	}
+	if !secretMatches(u.password, c.Pass) {
+		return refuse("wrong password for user %q", c.User)
+	}
+	return ok(u, u.name)
 }
 
 // secretMatches compares a presented secret with a configured one, plain

@@ -1,6 +1,9 @@
 package jsapi
 
-import "bytes"
+import (
+	"bytes"
+	"iter"
+)
 
 // jsHeaders are the JetStream headers of a published message, read from
 // its header block in one pass when the ingest goroutine takes it (the
@@ -21,18 +24,7 @@ type jsHeaders struct {
 // readJSHeaders reads hdr's JetStream headers.
 func readJSHeaders(hdr []byte) jsHeaders {
 	var h jsHeaders
-	for len(hdr) > 0 {
-		i := bytes.Index(hdr, []byte("\r\n"))
-		if i < 0 {
-			i = len(hdr)
-		}
-		line := hdr[:i]
-		hdr = hdr[min(i+2, len(hdr)):]
-		c := bytes.IndexByte(line, ':')
-		if c <= 0 {
-			continue
-		}
-		key := bytes.TrimSpace(line[:c])
+	for key, value := range headerFields(hdr) {
 		if len(key) < 5 || !bytes.EqualFold(key[:5], []byte("Nats-")) {
 			continue // not a JetStream header: no comparisons
 		}
@@ -60,8 +52,30 @@ func readJSHeaders(hdr []byte) jsHeaders {
 			continue
 		}
 		if *dst == "" {
-			*dst = string(bytes.TrimSpace(line[c+1:]))
+			*dst = string(value)
 		}
 	}
 	return h
+}
+
+// headerFields yields each field of a NATS header block (after the status
+// line, which has no colon), key and value trimmed.
+func headerFields(hdr []byte) iter.Seq2[[]byte, []byte] {
+	return func(yield func(key, value []byte) bool) {
+		for len(hdr) > 0 {
+			i := bytes.Index(hdr, []byte("\r\n"))
+			if i < 0 {
+				i = len(hdr)
+			}
+			line := hdr[:i]
+			hdr = hdr[min(i+2, len(hdr)):]
+			c := bytes.IndexByte(line, ':')
+			if c <= 0 {
+				continue
+			}
+			if !yield(bytes.TrimSpace(line[:c]), bytes.TrimSpace(line[c+1:])) {
+				return
+			}
+		}
+	}
 }

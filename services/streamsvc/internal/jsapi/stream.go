@@ -892,18 +892,10 @@ func (s *stream) infoRequest(data []byte) (any, *ApiError) {
 
 // header returns the first value of key in a NATS header block.
 func header(hdr []byte, key string) string {
-	for len(hdr) > 0 {
-		i := bytes.Index(hdr, []byte("\r\n"))
-		if i < 0 {
-			i = len(hdr)
+	for k, v := range headerFields(hdr) {
+		if bytes.EqualFold(k, []byte(key)) {
+			return string(v)
 		}
-		line := hdr[:i]
-		hdr = hdr[min(i+2, len(hdr)):]
-		c := bytes.IndexByte(line, ':')
-		if c <= 0 || !bytes.EqualFold(bytes.TrimSpace(line[:c]), []byte(key)) {
-			continue
-		}
-		return string(bytes.TrimSpace(line[c+1:]))
 	}
 	return ""
 }

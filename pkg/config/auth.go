@@ -66,15 +66,10 @@ func applyAuthorization(l *loader, s *Server, v value) {
 	a := &s.Auth
 	a.Set = true
 	for k, e := range v.keys(m) {
+		if l.simpleAuthKey(k, e, &a.User, &a.Pass, &a.Token, &a.Timeout) {
+			continue
+		}
 		switch k {
-		case "token":
-			a.Token, _ = l.str(e)
-		case "user", "username":
-			a.User, _ = l.str(e)
-		case "pass", "password":
-			a.Pass, _ = l.str(e)
-		case "timeout":
-			a.Timeout = l.seconds(e)
 		case "users":
 			a.Users = l.users(e)
 		case "default_permissions":
@@ -95,6 +90,24 @@ func applyAuthorization(l *loader, s *Server, v value) {
 	case a.User != "" && a.Pass == "":
 		l.bad(v, " has a user without a password")
 	}
+}
+
+// simpleAuthKey reads k if it is one of the keys the top-level and the
+// websocket {} authorization blocks share: user, password, token, timeout.
+func (l *loader) simpleAuthKey(k string, e value, user, pass, token *string, timeout *time.Duration) bool {
+	switch k {
+	case "token":
+		*token, _ = l.str(e)
+	case "user", "username":
+		*user, _ = l.str(e)
+	case "pass", "password":
+		*pass, _ = l.str(e)
+	case "timeout":
+		*timeout = l.seconds(e)
+	default:
+		return false
+	}
+	return true
 }
 
 func applyNoAuthUser(l *loader, s *Server, v value) {

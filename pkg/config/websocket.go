@@ -141,16 +141,7 @@ func (l *loader) wsAuthorization(w *WebSocket, v value) {
 		return
 	}
 	for k, e := range v.keys(m) {
-		switch k {
-		case "user", "username":
-			w.User, _ = l.str(e)
-		case "pass", "password":
-			w.Pass, _ = l.str(e)
-		case "token":
-			w.Token, _ = l.str(e)
-		case "timeout":
-			w.AuthTimeout = l.seconds(e)
-		default:
+		if !l.simpleAuthKey(k, e, &w.User, &w.Pass, &w.Token, &w.AuthTimeout) {
 			l.bad(e, " is not a websocket authorization setting: use user, password, token or timeout (users lists go in the top-level authorization {} or accounts {})")
 		}
 	}

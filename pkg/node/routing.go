@@ -464,15 +464,9 @@ func (s *Server) ownClientURLs() []string {
 		return nil
 	}
 	host, port := s.advertise()
-	if cfg.ClientAdvertiseProbe != "" {
-		p := s.probedPort.Load()
-		if p == 0 {
-			return nil
-		}
-		port = int(p)
-		if cfg.ClientAdvertise == "" {
-			host, _, _, _ = cfg.AdvertiseProbe()
-		}
+	host, port, known := probed(host, port, cfg.ClientAdvertise, cfg.ClientAdvertiseProbe, &s.probedPort)
+	if !known {
+		return nil
 	}
 	if cfg.ClientAdvertise != "" {
 		if _, _, err := net.SplitHostPort(cfg.ClientAdvertise); err == nil {
@@ -492,17 +486,28 @@ func (s *Server) ownWSURLs() []string {
 		return nil
 	}
 	host, port := s.wsAdvertise()
-	if spec := cfg.WebSocket.AdvertiseProbe; spec != "" {
-		p := s.probedWSPort.Load()
-		if p == 0 {
-			return nil
-		}
-		port = int(p)
-		if cfg.WebSocket.Advertise == "" {
-			host, _, _, _ = config.ParseProbe(spec)
-		}
+	host, port, known := probed(host, port, cfg.WebSocket.Advertise, cfg.WebSocket.AdvertiseProbe, &s.probedWSPort)
+	if !known {
+		return nil
 	}
 	return []string{advertisable(host, port)}
+}
+
+// probed applies an advertise probe (spec; none: host and port stand): the
+// port it found, and its host when advertise names none; known is false
+// until it has found one.
+func probed(host string, port int, advertise, spec string, found *atomic.Int32) (string, int, bool) {
+	if spec == "" {
+		return host, port, true
+	}
+	p := found.Load()
+	if p == 0 {
+		return "", 0, false
+	}
+	if advertise == "" {
+		host, _, _, _ = config.ParseProbe(spec)
+	}
+	return host, int(p), true
 }
 
 // advertisable is host:port as other machines reach it: a listener on

@@ -361,7 +361,7 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 		}
 		return refuse("verify_and_map: no configured user matches the client certificate (tried %s)", strings.Join(ids, ", "))
 	}
-	if c.User == "" && c.Pass == "" && c.AuthToken == "" && c.Nkey == "" && c.Jwt == "" && p.noAuth != nil {
+	if noCredentials(c) && p.noAuth != nil {
 		return ok(p.noAuth, p.noAuth.name)
 	}
 	switch {
@@ -389,6 +389,11 @@ func (p *Policy) Authenticate(req *authv1.AuthenticateRequest) *authv1.Authentic
 	return refuse("no credentials in CONNECT")
 }
 
+// noCredentials reports a CONNECT that proves nothing: no_auth_user's case.
+func noCredentials(c *authv1.Credentials) bool {
+	return c.User == "" && c.Pass == "" && c.AuthToken == "" && c.Nkey == "" && c.Jwt == ""
+}
+
 // connTypeWebSocket is a WebSocket client's connection type.
 const connTypeWebSocket = "WEBSOCKET"
 
@@ -401,7 +406,7 @@ type (
 // override: its no_auth_user for a client without credentials; the users
 // lists (nkeys, users) as for any client; else its token or its user.
 func (p *Policy) authenticateWS(req *authv1.AuthenticateRequest, c *authv1.Credentials, ok admit, refuse refusal) *authv1.AuthenticateResponse {
-	if c.User == "" && c.Pass == "" && c.AuthToken == "" && c.Nkey == "" && c.Jwt == "" && p.ws.noAuth != nil {
+	if noCredentials(c) && p.ws.noAuth != nil {
 		return ok(p.ws.noAuth, p.ws.noAuth.name)
 	}
 	switch {
